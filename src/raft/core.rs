@@ -1,0 +1,513 @@
+//! Raft's consensus logic as a plain synchronous state machine.
+//!
+//! Inputs: [`RaftCore::tick`], [`RaftCore::step_request`],
+//! [`RaftCore::step_response`], [`RaftCore::propose`]. Outputs, collected by
+//! [`RaftCore::take_ready`]: what to persist, the requests to send, and the
+//! newly committed entries to apply. The caller must persist a [`Ready`]'s
+//! state before it sends its messages or returns a response produced in the
+//! same step. No I/O, no clock, no global randomness: the core is tested
+//! without a network and can be driven by any transport.
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use super::message::*;
+
+/// Timing and batching parameters, in ticks of the driver's clock.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// A leader sends heartbeats every this many ticks.
+    pub heartbeat_ticks: u32,
+    /// A follower starts an election after a random number of ticks in this
+    /// range without hearing from a leader.
+    pub election_ticks: std::ops::Range<u32>,
+    /// At most this many entries in one AppendEntries.
+    pub max_batch: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        // With a 10 ms tick: heartbeats every 100 ms (the 6.5840 limit is 10/s)
+        // and elections after 300-600 ms of silence.
+        Config { heartbeat_ticks: 10, election_ticks: 30..60, max_batch: 1024 }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Follower,
+    Candidate,
+    Leader,
+}
+
+/// The leader's view of one follower.
+#[derive(Clone, Copy, Debug, Default)]
+struct Progress {
+    /// Next index to send.
+    next: Index,
+    /// Highest index known to be replicated there.
+    matched: Index,
+    /// An AppendEntries is outstanding: new proposals wait for its reply (or
+    /// the next heartbeat) and are then sent together, one batch per trip.
+    inflight: bool,
+}
+
+/// What the driver must do after a step, in this order: persist, send, apply.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Ready {
+    /// Persist this hard state.
+    pub hard_state: Option<HardState>,
+    /// Persisted log: keep entries with index < `truncate_from`…
+    pub truncate_from: Option<Index>,
+    /// …then append these, starting right after the kept prefix.
+    pub append: Vec<Entry>,
+    /// Requests to send.
+    pub messages: Vec<(PeerId, Request)>,
+    /// Newly committed entries to apply, in index order.
+    pub committed: Vec<ApplyMsg>,
+}
+
+impl Ready {
+    pub fn is_empty(&self) -> bool {
+        self.hard_state.is_none()
+            && self.truncate_from.is_none()
+            && self.append.is_empty()
+            && self.messages.is_empty()
+            && self.committed.is_empty()
+    }
+}
+
+pub struct RaftCore {
+    id: PeerId,
+    n: usize,
+    cfg: Config,
+    rng: StdRng,
+
+    // Persistent state.
+    term: Term,
+    voted_for: Option<PeerId>,
+    /// log[0] is a sentinel (term 0) so that index i lives at log[i].
+    log: Vec<Entry>,
+
+    // Volatile state.
+    role: Role,
+    leader: Option<PeerId>,
+    commit: Index,
+    applied: Index,
+    elapsed: u32,
+    election_timeout: u32,
+    votes: Vec<bool>,
+    progress: Vec<Progress>,
+
+    // Output not yet taken.
+    hard_dirty: bool,
+    /// Lowest log index changed since the last `take_ready`.
+    unstable_from: Option<Index>,
+    messages: Vec<(PeerId, Request)>,
+}
+
+impl RaftCore {
+    /// A server `id` of `n`, recovering `hard_state` and `log` (entries from
+    /// index 1). `seed` drives its randomized election timeouts.
+    pub fn new(id: PeerId, n: usize, cfg: Config, hard_state: HardState, log: Vec<Entry>, seed: u64) -> Self {
+        assert!(id < n, "server id {id} out of range for {n} servers");
+        let mut full = Vec::with_capacity(log.len() + 1);
+        full.push(Entry { term: 0, command: Vec::new() });
+        full.extend(log);
+        let mut core = RaftCore {
+            id,
+            n,
+            cfg,
+            rng: StdRng::seed_from_u64(seed),
+            term: hard_state.term,
+            voted_for: hard_state.voted_for,
+            log: full,
+            role: Role::Follower,
+            leader: None,
+            commit: 0,
+            applied: 0,
+            elapsed: 0,
+            election_timeout: 0,
+            votes: vec![false; n],
+            progress: vec![Progress::default(); n],
+            hard_dirty: false,
+            unstable_from: None,
+            messages: Vec::new(),
+        };
+        core.reset_election_timer();
+        core
+    }
+
+    // ----- queries -----
+
+    pub fn id(&self) -> PeerId {
+        self.id
+    }
+    pub fn term(&self) -> Term {
+        self.term
+    }
+    pub fn role(&self) -> Role {
+        self.role
+    }
+    pub fn is_leader(&self) -> bool {
+        self.role == Role::Leader
+    }
+    pub fn leader(&self) -> Option<PeerId> {
+        self.leader
+    }
+    pub fn voted_for(&self) -> Option<PeerId> {
+        self.voted_for
+    }
+    pub fn commit_index(&self) -> Index {
+        self.commit
+    }
+    pub fn last_index(&self) -> Index {
+        (self.log.len() - 1) as Index
+    }
+    pub fn last_term(&self) -> Term {
+        self.log.last().map_or(0, |e| e.term)
+    }
+    /// Term of the entry at `index`, if the log has it.
+    pub fn term_at(&self, index: Index) -> Option<Term> {
+        self.log.get(index as usize).map(|e| e.term)
+    }
+    pub fn entry(&self, index: Index) -> Option<&Entry> {
+        if index == 0 {
+            return None;
+        }
+        self.log.get(index as usize)
+    }
+    pub fn hard_state(&self) -> HardState {
+        HardState { term: self.term, voted_for: self.voted_for }
+    }
+
+    // ----- inputs -----
+
+    /// One tick of the driver's clock.
+    pub fn tick(&mut self) {
+        self.elapsed += 1;
+        match self.role {
+            Role::Leader => {
+                if self.elapsed >= self.cfg.heartbeat_ticks {
+                    self.elapsed = 0;
+                    // Heartbeats also retransmit whatever is unacknowledged,
+                    // which is how lost AppendEntries are recovered.
+                    for peer in self.peers() {
+                        self.send_append(peer);
+                    }
+                }
+            }
+            Role::Follower | Role::Candidate => {
+                if self.elapsed >= self.election_timeout {
+                    self.campaign();
+                }
+            }
+        }
+    }
+
+    /// Appends `command` if this server is leader and starts replicating it
+    /// at once. Returns its (index, term), or None if not leader.
+    pub fn propose(&mut self, command: Vec<u8>) -> Option<(Index, Term)> {
+        if self.role != Role::Leader {
+            return None;
+        }
+        self.log.push(Entry { term: self.term, command });
+        let index = self.last_index();
+        self.mark_unstable(index);
+        self.progress[self.id].matched = index;
+        self.progress[self.id].next = index + 1;
+        if self.n == 1 {
+            self.maybe_commit();
+        }
+        for peer in self.peers() {
+            if !self.progress[peer].inflight {
+                self.send_append(peer);
+            }
+        }
+        Some((index, self.term))
+    }
+
+    /// Handles a request from `from` and returns the response to send back
+    /// (after persisting the Ready of this step).
+    pub fn step_request(&mut self, from: PeerId, req: Request) -> Response {
+        match req {
+            Request::Vote(args) => Response::Vote(self.handle_vote(args)),
+            Request::Append(args) => Response::Append(self.handle_append(from, args)),
+        }
+    }
+
+    /// Handles the response `from` sent to one of our requests. Responses may
+    /// be late, duplicated or reordered: each is judged on its own content.
+    pub fn step_response(&mut self, from: PeerId, resp: Response) {
+        if from >= self.n || from == self.id {
+            return;
+        }
+        match resp {
+            Response::Vote(r) => {
+                if r.term > self.term {
+                    self.become_follower(r.term, None);
+                } else if self.role == Role::Candidate && r.term == self.term && r.granted {
+                    self.votes[from] = true;
+                    if self.votes.iter().filter(|v| **v).count() * 2 > self.n {
+                        self.become_leader();
+                    }
+                }
+            }
+            Response::Append(r) => {
+                if r.term > self.term {
+                    self.become_follower(r.term, None);
+                    return;
+                }
+                if self.role != Role::Leader || r.term != self.term {
+                    return;
+                }
+                let last = self.last_index();
+                let pr = &mut self.progress[from];
+                pr.inflight = false;
+                if r.success {
+                    if r.match_index > pr.matched {
+                        pr.matched = r.match_index.min(last);
+                    }
+                    pr.next = pr.next.max(pr.matched + 1);
+                    self.maybe_commit();
+                } else {
+                    let mut next = r.conflict_index;
+                    if let Some(ct) = r.conflict_term {
+                        // If we have entries of that term, skip to just after
+                        // our last one; otherwise skip the follower's whole term.
+                        if let Some(i) = self.last_index_of_term(ct) {
+                            next = i + 1;
+                        }
+                    }
+                    let pr = &mut self.progress[from];
+                    pr.next = next.clamp(pr.matched + 1, last + 1);
+                }
+                if self.progress[from].next <= last {
+                    self.send_append(from);
+                }
+            }
+        }
+    }
+
+    /// Takes the output accumulated since the last call.
+    pub fn take_ready(&mut self) -> Ready {
+        let mut ready = Ready::default();
+        if self.hard_dirty {
+            self.hard_dirty = false;
+            ready.hard_state = Some(self.hard_state());
+        }
+        if let Some(from) = self.unstable_from.take() {
+            ready.truncate_from = Some(from);
+            ready.append = self.log[from as usize..].to_vec();
+        }
+        ready.messages = std::mem::take(&mut self.messages);
+        if self.commit > self.applied {
+            ready.committed = (self.applied + 1..=self.commit)
+                .map(|i| {
+                    let e = &self.log[i as usize];
+                    ApplyMsg { index: i, term: e.term, command: e.command.clone() }
+                })
+                .collect();
+            self.applied = self.commit;
+        }
+        ready
+    }
+
+    // ----- handlers -----
+
+    fn handle_vote(&mut self, a: VoteArgs) -> VoteReply {
+        if a.term > self.term {
+            self.become_follower(a.term, None);
+        }
+        let up_to_date = a.last_log_term > self.last_term()
+            || (a.last_log_term == self.last_term() && a.last_log_index >= self.last_index());
+        let granted = a.term == self.term
+            && a.candidate < self.n
+            && self.voted_for.is_none_or(|v| v == a.candidate)
+            && up_to_date;
+        if granted {
+            if self.voted_for != Some(a.candidate) {
+                self.voted_for = Some(a.candidate);
+                self.hard_dirty = true;
+            }
+            self.elapsed = 0;
+        }
+        VoteReply { term: self.term, granted }
+    }
+
+    fn handle_append(&mut self, from: PeerId, a: AppendArgs) -> AppendReply {
+        let fail = |term, conflict_index, conflict_term| AppendReply {
+            term,
+            success: false,
+            match_index: 0,
+            conflict_index,
+            conflict_term,
+        };
+        if a.term < self.term {
+            return fail(self.term, 0, None);
+        }
+        if a.term > self.term || self.role != Role::Follower {
+            self.become_follower(a.term, Some(from));
+        }
+        self.leader = Some(from);
+        self.elapsed = 0;
+
+        if a.prev_log_index > self.last_index() {
+            return fail(self.term, self.last_index() + 1, None);
+        }
+        let prev_term = self.log[a.prev_log_index as usize].term;
+        if prev_term != a.prev_log_term {
+            let first = self.first_index_of_term_before(a.prev_log_index, prev_term);
+            return fail(self.term, first, Some(prev_term));
+        }
+        // Append what is new; truncate only at a real conflict, so a late or
+        // duplicated AppendEntries never removes entries a newer one added.
+        let mut index = a.prev_log_index;
+        for e in a.entries {
+            index += 1;
+            match self.log.get(index as usize) {
+                Some(existing) if existing.term == e.term => {}
+                Some(_) => {
+                    assert!(index > self.commit, "leader {from} conflicts with committed entry {index}");
+                    self.log.truncate(index as usize);
+                    self.log.push(e);
+                    self.mark_unstable(index);
+                }
+                None => {
+                    self.log.push(e);
+                    self.mark_unstable(index);
+                }
+            }
+        }
+        // `index` is the last entry this leader vouched for.
+        if a.leader_commit > self.commit {
+            self.commit = a.leader_commit.min(index).max(self.commit);
+        }
+        AppendReply { term: self.term, success: true, match_index: index, conflict_index: 0, conflict_term: None }
+    }
+
+    // ----- transitions -----
+
+    fn campaign(&mut self) {
+        self.term += 1;
+        self.role = Role::Candidate;
+        self.leader = None;
+        self.voted_for = Some(self.id);
+        self.hard_dirty = true;
+        self.votes = vec![false; self.n];
+        self.votes[self.id] = true;
+        self.reset_election_timer();
+        if self.n == 1 {
+            self.become_leader();
+            return;
+        }
+        let args = VoteArgs {
+            term: self.term,
+            candidate: self.id,
+            last_log_index: self.last_index(),
+            last_log_term: self.last_term(),
+        };
+        for peer in self.peers() {
+            self.messages.push((peer, Request::Vote(args.clone())));
+        }
+    }
+
+    fn become_follower(&mut self, term: Term, leader: Option<PeerId>) {
+        if term > self.term {
+            self.term = term;
+            self.voted_for = None;
+            self.hard_dirty = true;
+        }
+        if self.role != Role::Follower {
+            self.role = Role::Follower;
+            self.reset_election_timer();
+        }
+        self.leader = leader;
+    }
+
+    fn become_leader(&mut self) {
+        self.role = Role::Leader;
+        self.leader = Some(self.id);
+        self.elapsed = 0;
+        let last = self.last_index();
+        for (i, pr) in self.progress.iter_mut().enumerate() {
+            *pr = Progress { next: last + 1, matched: if i == self.id { last } else { 0 }, inflight: false };
+        }
+        tracing::debug!(id = self.id, term = self.term, "became leader");
+        // Announce leadership at once rather than at the next heartbeat.
+        for peer in self.peers() {
+            self.send_append(peer);
+        }
+    }
+
+    // ----- helpers -----
+
+    fn peers(&self) -> impl Iterator<Item = PeerId> {
+        let (id, n) = (self.id, self.n);
+        (0..n).filter(move |p| *p != id)
+    }
+
+    fn reset_election_timer(&mut self) {
+        self.elapsed = 0;
+        let r = self.cfg.election_ticks.clone();
+        self.election_timeout = if r.is_empty() { r.start.max(1) } else { self.rng.gen_range(r) };
+    }
+
+    fn mark_unstable(&mut self, index: Index) {
+        self.unstable_from = Some(self.unstable_from.map_or(index, |u| u.min(index)));
+    }
+
+    fn send_append(&mut self, peer: PeerId) {
+        let last = self.last_index();
+        let pr = &mut self.progress[peer];
+        let next = pr.next.clamp(1, last + 1);
+        let prev = next - 1;
+        let end = (last as usize + 1).min(next as usize + self.cfg.max_batch);
+        pr.inflight = true;
+        let args = AppendArgs {
+            term: self.term,
+            leader: self.id,
+            prev_log_index: prev,
+            prev_log_term: self.log[prev as usize].term,
+            entries: self.log[next as usize..end].to_vec(),
+            leader_commit: self.commit,
+        };
+        self.messages.push((peer, Request::Append(args)));
+    }
+
+    /// Commits the highest index replicated on a majority, if it is of the
+    /// current term (an older entry commits only beneath one of these:
+    /// Figure 8 of the Raft paper).
+    fn maybe_commit(&mut self) {
+        let mut matched: Vec<Index> = self.progress.iter().map(|p| p.matched).collect();
+        matched[self.id] = self.last_index();
+        matched.sort_unstable_by(|a, b| b.cmp(a));
+        let n = matched[self.n / 2];
+        if n > self.commit && self.log[n as usize].term == self.term {
+            self.commit = n;
+        }
+    }
+
+    fn last_index_of_term(&self, term: Term) -> Option<Index> {
+        // Terms are non-decreasing along the log: scan back from the end.
+        let mut i = self.last_index();
+        while i > 0 {
+            let t = self.log[i as usize].term;
+            if t == term {
+                return Some(i);
+            }
+            if t < term {
+                return None;
+            }
+            i -= 1;
+        }
+        None
+    }
+
+    fn first_index_of_term_before(&self, mut i: Index, term: Term) -> Index {
+        while i > 1 && self.log[(i - 1) as usize].term == term {
+            i -= 1;
+        }
+        i.max(1)
+    }
+}

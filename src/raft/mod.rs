@@ -1,0 +1,54 @@
+//! Consensus: the Raft state machine ([`core`]), its async driver ([`node`]),
+//! durable state ([`persister`]) and messages. The harness and the KV service
+//! reach Raft only through [`Consensus`] and [`make`], so another Raft can be
+//! plugged in behind the same interface.
+
+pub mod core;
+pub mod message;
+pub mod node;
+pub mod persister;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+pub use message::{ApplyMsg, Index, PeerId, Term};
+pub use node::{NodeConfig, RaftNode, RAFT_SERVICE};
+pub use persister::Persister;
+
+use crate::net::Transport;
+
+/// What the service and the tester need of a Raft server (6.5840's interface).
+pub trait Consensus: Send + Sync + 'static {
+    /// Proposes `command`; returns at once with (index, term) if this server
+    /// believes it is the leader, None otherwise. No promise it commits.
+    fn start(&self, command: Vec<u8>) -> Option<(Index, Term)>;
+    /// (current term, whether this server believes it is the leader).
+    fn state(&self) -> (Term, bool);
+    /// Stops the server: it answers nothing and applies nothing more.
+    fn kill(&self);
+}
+
+/// Everything a Raft implementation is given at boot.
+pub struct MakeArgs {
+    /// This node's RPC endpoint (Raft registers its service on it).
+    pub transport: Arc<Transport>,
+    /// The servers' addresses, indexed by server id.
+    pub peers: Vec<SocketAddr>,
+    pub me: PeerId,
+    pub persister: Persister,
+    pub apply_tx: mpsc::UnboundedSender<ApplyMsg>,
+}
+
+/// Builds a Raft server on the current node.
+pub type MakeRaft = Arc<dyn Fn(MakeArgs) -> Result<Arc<dyn Consensus>, String> + Send + Sync>;
+
+/// This crate's Raft as a [`MakeRaft`].
+pub fn make() -> MakeRaft {
+    Arc::new(|a: MakeArgs| {
+        RaftNode::make(a.transport, a.peers, a.me, a.persister, a.apply_tx, NodeConfig::default())
+            .map(|n| Arc::new(n) as Arc<dyn Consensus>)
+            .map_err(|e| format!("server {}: {e}", a.me))
+    })
+}
