@@ -6,4 +6,5 @@
 
 pub mod net;
 pub mod raft;
+pub mod kv;
 pub mod sim;

@@ -1,7 +1,12 @@
 //! The simulation harness: the simulated network and its faults, cluster
-//! control, and what runs print. Reaches Raft only through
+//! control (Raft alone, and the KV service), client histories and their
+//! linearizability checker, and what runs print. Reaches Raft only through
 //! [`crate::raft::Consensus`] and [`crate::raft::MakeRaft`].
 
+pub mod checker;
+pub mod history;
+pub mod kv_cluster;
 pub mod network;
 pub mod raft_cluster;
 pub mod report;
+pub mod timeline;

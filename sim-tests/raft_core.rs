@@ -1,0 +1,1682 @@
+//! Unit and property tests of the synchronous Raft state machine
+//! ([`kvraft::raft::core::RaftCore`]), with no network and no runtime.
+//!
+//! The unit tests drive one core (or a few) by hand and check each rule of the
+//! protocol. The property tests run a deterministic in-memory cluster of 3 or
+//! 5 cores under a random schedule of ticks, deliveries, drops, duplicates,
+//! reorderings, proposals, crashes and partitions, persisting every `Ready`
+//! before its messages leave (as `raft::node` does), and check Raft's safety
+//! invariants after every step and liveness once the faults stop.
+//!
+//! Run: `cargo test --release --test raft_core`.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+
+use kvraft::raft::core::{Config, RaftCore, Ready, Role};
+use kvraft::raft::message::*;
+use proptest::collection::vec;
+use proptest::prelude::*;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+// ===================================================================
+// Helpers
+// ===================================================================
+
+/// Deterministic timers: every election timeout is exactly 5 ticks.
+fn cfg_fixed() -> Config {
+    Config { heartbeat_ticks: 2, election_ticks: 5..6, max_batch: 64 }
+}
+
+/// Randomized timers and small batches, for the cluster property tests.
+fn cfg_random() -> Config {
+    Config { heartbeat_ticks: 2, election_ticks: 5..11, max_batch: 3 }
+}
+
+fn ent(term: Term, cmd: &str) -> Entry {
+    Entry { term, command: cmd.as_bytes().to_vec() }
+}
+
+/// A log with these terms; entry i (from 1) has command "c{i}".
+fn log_of(terms: &[Term]) -> Vec<Entry> {
+    terms.iter().enumerate().map(|(i, t)| Entry { term: *t, command: format!("c{}", i + 1).into_bytes() }).collect()
+}
+
+fn core_log(c: &RaftCore) -> Vec<Entry> {
+    (1..=c.last_index()).map(|i| c.entry(i).expect("entry within last_index").clone()).collect()
+}
+
+fn core_terms(c: &RaftCore) -> Vec<Term> {
+    (1..=c.last_index()).map(|i| c.term_at(i).unwrap()).collect()
+}
+
+fn terms(log: &[Entry]) -> Vec<Term> {
+    log.iter().map(|e| e.term).collect()
+}
+
+fn log_equals(c: &RaftCore, log: &[Entry]) -> bool {
+    c.last_index() == log.len() as Index && log.iter().enumerate().all(|(i, e)| c.entry(i as Index + 1) == Some(e))
+}
+
+fn fresh(id: PeerId, n: usize) -> RaftCore {
+    RaftCore::new(id, n, cfg_fixed(), HardState::default(), vec![], 1)
+}
+
+fn vote(term: Term, candidate: PeerId, last_log_index: Index, last_log_term: Term) -> Request {
+    Request::Vote(VoteArgs { term, candidate, last_log_index, last_log_term })
+}
+
+fn append(term: Term, leader: PeerId, prev: Index, prev_term: Term, entries: Vec<Entry>, commit: Index) -> Request {
+    Request::Append(AppendArgs {
+        term,
+        leader,
+        prev_log_index: prev,
+        prev_log_term: prev_term,
+        entries,
+        leader_commit: commit,
+    })
+}
+
+fn append_args(req: &Request) -> &AppendArgs {
+    match req {
+        Request::Append(a) => a,
+        other => panic!("expected AppendEntries, got {other:?}"),
+    }
+}
+
+fn vote_reply(r: Response) -> VoteReply {
+    match r {
+        Response::Vote(v) => v,
+        other => panic!("expected a vote reply, got {other:?}"),
+    }
+}
+
+fn append_reply(r: Response) -> AppendReply {
+    match r {
+        Response::Append(a) => a,
+        other => panic!("expected an append reply, got {other:?}"),
+    }
+}
+
+fn ack(c: &mut RaftCore, peer: PeerId, match_index: Index) {
+    let term = c.term();
+    c.step_response(
+        peer,
+        Response::Append(AppendReply { term, success: true, match_index, conflict_index: 0, conflict_term: None }),
+    );
+}
+
+fn nack(c: &mut RaftCore, peer: PeerId, conflict_index: Index, conflict_term: Option<Term>) {
+    let term = c.term();
+    c.step_response(
+        peer,
+        Response::Append(AppendReply { term, success: false, match_index: 0, conflict_index, conflict_term }),
+    );
+}
+
+fn grant(c: &mut RaftCore, peer: PeerId, term: Term, granted: bool) {
+    c.step_response(peer, Response::Vote(VoteReply { term, granted }));
+}
+
+/// Ticks `c` until its term grows (it campaigns); returns the Ready of that tick.
+fn tick_until_campaign(c: &mut RaftCore) -> Ready {
+    let term = c.term();
+    for _ in 0..1000 {
+        c.tick();
+        if c.term() > term {
+            return c.take_ready();
+        }
+    }
+    panic!("server {} never campaigned", c.id());
+}
+
+/// Server 0 of `n`, recovered with `hs_term` and `log`, elected leader of the
+/// next term by votes of servers 1..=n/2. Its Ready (heartbeats) is not taken.
+fn make_leader(n: usize, hs_term: Term, log: Vec<Entry>) -> RaftCore {
+    let mut c = RaftCore::new(0, n, cfg_fixed(), HardState { term: hs_term, voted_for: None }, log, 7);
+    tick_until_campaign(&mut c);
+    let t = c.term();
+    for p in 1..=n / 2 {
+        grant(&mut c, p, t, true);
+    }
+    assert!(c.is_leader());
+    c
+}
+
+fn apply_msgs(entries: &[(Index, Term, &str)]) -> Vec<ApplyMsg> {
+    entries.iter().map(|(i, t, c)| ApplyMsg { index: *i, term: *t, command: c.as_bytes().to_vec() }).collect()
+}
+
+/// A server's durable state, updated from each Ready the way `raft::node`
+/// updates its `Persister`: save the hard state, keep the first
+/// `truncate_from - 1` entries, then append.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Store {
+    hs: HardState,
+    log: Vec<Entry>,
+}
+
+impl Store {
+    fn persist(&mut self, r: &Ready) -> Result<(), String> {
+        if let Some(hs) = r.hard_state {
+            self.hs = hs;
+        }
+        match r.truncate_from {
+            Some(from) => {
+                if from == 0 || from as usize - 1 > self.log.len() {
+                    return Err(format!(
+                        "Ready truncates from {from} but only {} entries are persisted: appending would leave a gap",
+                        self.log.len()
+                    ));
+                }
+                self.log.truncate(from as usize - 1);
+                self.log.extend(r.append.iter().cloned());
+            }
+            None if !r.append.is_empty() => return Err("Ready appends entries without truncate_from".into()),
+            None => {}
+        }
+        Ok(())
+    }
+
+    fn boot(&self, id: PeerId, n: usize, cfg: Config, seed: u64) -> RaftCore {
+        RaftCore::new(id, n, cfg, self.hs, self.log.clone(), seed)
+    }
+}
+
+macro_rules! ensure {
+    ($cond:expr, $($arg:tt)+) => {
+        if !$cond {
+            return Err(format!($($arg)+));
+        }
+    };
+}
+
+// ===================================================================
+// The in-memory cluster
+// ===================================================================
+
+#[derive(Clone, Debug)]
+enum Payload {
+    Req(Request),
+    Resp(Response),
+}
+
+#[derive(Clone, Debug)]
+struct Msg {
+    from: PeerId,
+    to: PeerId,
+    payload: Payload,
+}
+
+struct Server {
+    core: RaftCore,
+    store: Store,
+    up: bool,
+    boot: u64,
+    /// What this server applied in its current boot (must be indices 1, 2, …).
+    applied: Vec<ApplyMsg>,
+}
+
+#[derive(Clone, Debug, Default)]
+struct Stats {
+    steps: u64,
+    delivered: u64,
+    proposals_accepted: u64,
+    crashes: u64,
+    restarts: u64,
+    /// Readys that removed persisted entries.
+    truncations: u64,
+    /// Entries applied by a server that had restarted at least once.
+    reapplied: u64,
+}
+
+/// A cluster of cores wired through an in-memory network that can lose,
+/// duplicate and reorder messages, with Raft's invariants checked as it runs.
+struct Cluster {
+    n: usize,
+    cfg: Config,
+    seed: u64,
+    servers: Vec<Server>,
+    net: VecDeque<Msg>,
+    /// Servers talk only within the same group.
+    group: Vec<u8>,
+
+    // ----- what the checker remembers -----
+    /// The leader seen in each term (Election Safety).
+    leader_of_term: HashMap<Term, PeerId>,
+    /// The committed log as applied anywhere: index i at [i - 1].
+    committed: Vec<Entry>,
+    /// For each committed index, the lowest term of a server seen with it
+    /// committed: the entry was committed in this term or earlier, so every
+    /// leader of this term or later must hold it (Leader Completeness).
+    commit_term: Vec<Term>,
+    committed_cmds: HashSet<Vec<u8>>,
+    /// The vote each server persisted in each term, across boots.
+    votes: HashMap<(PeerId, Term), PeerId>,
+    proposed: HashSet<Vec<u8>>,
+    next_cmd: u64,
+    stats: Stats,
+}
+
+fn boot_seed(seed: u64, s: PeerId, boot: u64) -> u64 {
+    seed ^ ((s as u64 + 1) << 40) ^ boot.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+impl Cluster {
+    fn new(n: usize, cfg: Config, seed: u64) -> Self {
+        let servers = (0..n)
+            .map(|s| Server {
+                core: RaftCore::new(s, n, cfg.clone(), HardState::default(), vec![], boot_seed(seed, s, 0)),
+                store: Store::default(),
+                up: true,
+                boot: 0,
+                applied: vec![],
+            })
+            .collect();
+        Cluster {
+            n,
+            cfg,
+            seed,
+            servers,
+            net: VecDeque::new(),
+            group: vec![0; n],
+            leader_of_term: HashMap::new(),
+            committed: vec![],
+            commit_term: vec![],
+            committed_cmds: HashSet::new(),
+            votes: HashMap::new(),
+            proposed: HashSet::new(),
+            next_cmd: 0,
+            stats: Stats::default(),
+        }
+    }
+
+    fn core(&self, s: PeerId) -> &RaftCore {
+        &self.servers[s].core
+    }
+
+    fn summary(&self) -> String {
+        (0..self.n)
+            .map(|s| {
+                let v = &self.servers[s];
+                let c = &v.core;
+                format!(
+                    "\n  s{s}: {} {:?} term {} voted {:?} log {:?} commit {}",
+                    if v.up { "up  " } else { "DOWN" },
+                    c.role(),
+                    c.term(),
+                    c.voted_for(),
+                    core_terms(c),
+                    c.commit_index()
+                )
+            })
+            .collect::<String>()
+            + &format!("\n  groups {:?}, {} messages in flight", self.group, self.net.len())
+    }
+
+    /// Carries out `s`'s Ready like the driver: persist, then send, then apply.
+    fn process(&mut self, s: PeerId) -> Result<(), String> {
+        let ready = self.servers[s].core.take_ready();
+        let hs_now = self.servers[s].core.hard_state();
+
+        // 1. Persist.
+        if let Some(hs) = ready.hard_state {
+            let old = self.servers[s].store.hs;
+            ensure!(hs == hs_now, "s{s}: Ready's hard state {hs:?} is not the current one {hs_now:?}");
+            ensure!(hs.term >= old.term, "s{s}: persisted term went back from {} to {}", old.term, hs.term);
+            ensure!(
+                hs.term > old.term || old.voted_for.is_none() || old.voted_for == hs.voted_for,
+                "s{s}: changed its vote within term {}: {:?} -> {:?}",
+                hs.term,
+                old.voted_for,
+                hs.voted_for
+            );
+            if let Some(v) = hs.voted_for {
+                let prev = *self.votes.entry((s, hs.term)).or_insert(v);
+                ensure!(prev == v, "s{s} voted for both s{prev} and s{v} in term {} (across boots)", hs.term);
+            }
+        }
+        if let Some(from) = ready.truncate_from {
+            if (from as usize) <= self.servers[s].store.log.len() {
+                self.stats.truncations += 1;
+            }
+        }
+        self.servers[s].store.persist(&ready).map_err(|e| format!("s{s}: {e}"))?;
+        let srv = &self.servers[s];
+        ensure!(
+            srv.store.hs == hs_now,
+            "s{s}: persisted hard state {:?} != in-memory {:?} (a change was not in the Ready)",
+            srv.store.hs,
+            hs_now
+        );
+        ensure!(
+            log_equals(&srv.core, &srv.store.log),
+            "s{s}: persisted log {:?} != in-memory log {:?}",
+            terms(&srv.store.log),
+            core_terms(&srv.core)
+        );
+
+        // 2. Send.
+        let c = &srv.core;
+        for (to, req) in ready.messages {
+            ensure!(to < self.n && to != s, "s{s} sends to s{to}");
+            match &req {
+                Request::Vote(a) => ensure!(
+                    a.candidate == s && a.term == c.term() && c.role() == Role::Candidate,
+                    "s{s} ({:?}, term {}) sent {a:?}",
+                    c.role(),
+                    c.term()
+                ),
+                Request::Append(a) => {
+                    ensure!(
+                        a.leader == s && a.term == c.term() && c.is_leader() && a.leader_commit <= c.commit_index(),
+                        "s{s} ({:?}, term {}, commit {}) sent {a:?}",
+                        c.role(),
+                        c.term(),
+                        c.commit_index()
+                    );
+                    ensure!(c.term_at(a.prev_log_index) == Some(a.prev_log_term), "s{s}: wrong prev_log_term in {a:?}");
+                    ensure!(a.entries.len() <= self.cfg.max_batch, "s{s}: batch of {} > max_batch", a.entries.len());
+                    for (k, e) in a.entries.iter().enumerate() {
+                        ensure!(c.entry(a.prev_log_index + 1 + k as Index) == Some(e), "s{s}: sent entries not in its log");
+                    }
+                }
+            }
+            self.net.push_back(Msg { from: s, to, payload: Payload::Req(req) });
+        }
+
+        // 3. Apply.
+        for m in ready.committed {
+            self.apply(s, m)?;
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, s: PeerId, m: ApplyMsg) -> Result<(), String> {
+        let srv = &self.servers[s];
+        let want = srv.applied.len() as Index + 1;
+        ensure!(m.index == want, "s{s} (boot {}) applied index {} but {want} was next", srv.boot, m.index);
+        ensure!(m.index <= srv.core.commit_index(), "s{s} applied {} beyond its commit index", m.index);
+        let e = Entry { term: m.term, command: m.command.clone() };
+        ensure!(srv.core.entry(m.index) == Some(&e), "s{s} applied {m:?}, which is not in its log");
+        let i = m.index as usize;
+        if i <= self.committed.len() {
+            ensure!(
+                self.committed[i - 1] == e,
+                "State Machine Safety: s{s} applied {e:?} at index {i}, where {:?} was applied before",
+                self.committed[i - 1]
+            );
+        } else {
+            ensure!(self.proposed.contains(&e.command), "s{s} applied a command never proposed: {e:?}");
+            ensure!(self.committed_cmds.insert(e.command.clone()), "command {e:?} committed at two indices");
+            self.committed.push(e);
+            self.commit_term.push(Term::MAX);
+        }
+        if srv.boot > 0 {
+            self.stats.reapplied += 1;
+        }
+        self.servers[s].applied.push(m);
+        Ok(())
+    }
+
+    /// The invariants that must hold between steps.
+    fn check(&mut self) -> Result<(), String> {
+        for s in 0..self.n {
+            let srv = &self.servers[s];
+            let c = &srv.core;
+            let mut prev = 0;
+            for i in 1..=c.last_index() {
+                let t = c.term_at(i).unwrap();
+                ensure!(t >= 1 && t >= prev, "s{s}: log terms not increasing: {:?}", core_terms(c));
+                prev = t;
+            }
+            ensure!(c.last_term() <= c.term(), "s{s}: log has term {} > current term {}", c.last_term(), c.term());
+            ensure!(c.commit_index() <= c.last_index(), "s{s}: commit {} beyond log end", c.commit_index());
+            if !srv.up {
+                continue; // a crashed server's last state stays in the log checks below
+            }
+            ensure!(
+                srv.applied.len() as Index == c.commit_index(),
+                "s{s}: commit index {} but {} applied after take_ready",
+                c.commit_index(),
+                srv.applied.len()
+            );
+            for i in 0..c.commit_index() as usize {
+                self.commit_term[i] = self.commit_term[i].min(c.term());
+            }
+            if c.is_leader() {
+                let t = c.term();
+                let l = *self.leader_of_term.entry(t).or_insert(s);
+                ensure!(l == s, "Election Safety: s{l} and s{s} both leader in term {t}");
+            }
+        }
+        // Log Matching: same index and term => identical logs up to there.
+        for a in 0..self.n {
+            for b in a + 1..self.n {
+                let (ca, cb) = (&self.servers[a].core, &self.servers[b].core);
+                let mut j = ca.last_index().min(cb.last_index());
+                while j > 0 && ca.term_at(j) != cb.term_at(j) {
+                    j -= 1;
+                }
+                for i in 1..=j {
+                    ensure!(
+                        ca.entry(i) == cb.entry(i),
+                        "Log Matching: s{a} and s{b} agree on the term at index {j} but differ at {i}: {:?} vs {:?}",
+                        ca.entry(i),
+                        cb.entry(i)
+                    );
+                }
+            }
+        }
+        // Leader Completeness.
+        for s in 0..self.n {
+            let srv = &self.servers[s];
+            if !srv.up || !srv.core.is_leader() {
+                continue;
+            }
+            let t = srv.core.term();
+            for (i, e) in self.committed.iter().enumerate() {
+                if self.commit_term[i] <= t {
+                    ensure!(
+                        srv.core.entry(i as Index + 1) == Some(e),
+                        "Leader Completeness: leader s{s} of term {t} lacks entry {} ({e:?}) committed by term {}",
+                        i + 1,
+                        self.commit_term[i]
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    // ----- actions -----
+
+    fn tick(&mut self, s: PeerId) -> Result<(), String> {
+        if !self.servers[s].up {
+            return Ok(());
+        }
+        self.servers[s].core.tick();
+        self.process(s)
+    }
+
+    fn propose(&mut self, s: PeerId) -> Result<Option<(Index, Term)>, String> {
+        if !self.servers[s].up {
+            return Ok(None);
+        }
+        let cmd = format!("cmd{}", self.next_cmd).into_bytes();
+        self.next_cmd += 1;
+        self.proposed.insert(cmd.clone());
+        let c = &mut self.servers[s].core;
+        let (was_leader, last, term) = (c.is_leader(), c.last_index(), c.term());
+        let r = c.propose(cmd.clone());
+        match r {
+            Some((i, t)) => {
+                ensure!(was_leader, "s{s} accepted a proposal while not leader");
+                ensure!(i == last + 1 && t == term, "s{s}: propose returned ({i}, {t}), expected ({}, {term})", last + 1);
+                ensure!(c.entry(i) == Some(&Entry { term: t, command: cmd }), "s{s}: proposal not in its log");
+                self.stats.proposals_accepted += 1;
+            }
+            None => ensure!(!was_leader && c.last_index() == last, "s{s}: leader refused a proposal"),
+        }
+        self.process(s)?;
+        Ok(r)
+    }
+
+    /// Proposes at a leader if there is one (the `k`th of them), else at `k % n`.
+    fn propose_any(&mut self, k: usize) -> Result<(), String> {
+        let leaders: Vec<PeerId> = (0..self.n).filter(|&s| self.servers[s].up && self.core(s).is_leader()).collect();
+        let s = if leaders.is_empty() { k % self.n } else { leaders[k % leaders.len()] };
+        self.propose(s).map(|_| ())
+    }
+
+    fn deliver_at(&mut self, k: usize, duplicate: bool) -> Result<(), String> {
+        if self.net.is_empty() {
+            return Ok(());
+        }
+        let k = k % self.net.len();
+        let m = if duplicate { self.net[k].clone() } else { self.net.remove(k).unwrap() };
+        self.deliver(m)
+    }
+
+    fn drop_at(&mut self, k: usize) {
+        if !self.net.is_empty() {
+            let k = k % self.net.len();
+            self.net.remove(k);
+        }
+    }
+
+    fn deliver(&mut self, m: Msg) -> Result<(), String> {
+        let (from, to) = (m.from, m.to);
+        if !self.servers[to].up || !self.servers[from].up || self.group[from] != self.group[to] {
+            return Ok(()); // lost
+        }
+        self.stats.delivered += 1;
+        match m.payload {
+            Payload::Req(req) => {
+                let resp = self.servers[to].core.step_request(from, req.clone());
+                self.process(to)?;
+                // A response may only promise what is already persisted.
+                let srv = &self.servers[to];
+                match (&req, &resp) {
+                    (Request::Vote(a), Response::Vote(r)) => {
+                        ensure!(r.term == srv.core.term() && r.term >= a.term, "s{to}: vote reply {r:?} to {a:?}");
+                        if r.granted {
+                            ensure!(
+                                r.term == a.term && srv.store.hs == HardState { term: a.term, voted_for: Some(from) },
+                                "s{to} granted {a:?} but persisted {:?}",
+                                srv.store.hs
+                            );
+                        }
+                    }
+                    (Request::Append(a), Response::Append(r)) => {
+                        ensure!(r.term == srv.core.term() && r.term >= a.term, "s{to}: append reply {r:?}");
+                        if r.success {
+                            let end = a.prev_log_index + a.entries.len() as Index;
+                            ensure!(r.match_index == end, "s{to}: match_index {} for an append ending at {end}", r.match_index);
+                            let log = &srv.store.log;
+                            ensure!(
+                                log.len() as Index >= end
+                                    && (a.prev_log_index == 0 || log[a.prev_log_index as usize - 1].term == a.prev_log_term)
+                                    && log[a.prev_log_index as usize..end as usize] == a.entries[..],
+                                "s{to} acknowledged entries it has not persisted"
+                            );
+                        }
+                    }
+                    _ => return Err(format!("s{to} answered {req:?} with {resp:?}")),
+                }
+                self.net.push_back(Msg { from: to, to: from, payload: Payload::Resp(resp) });
+            }
+            Payload::Resp(resp) => {
+                self.servers[to].core.step_response(from, resp);
+                self.process(to)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Delivers everything in flight, oldest first, including what that sends.
+    fn deliver_all(&mut self) -> Result<(), String> {
+        let mut budget = 100_000;
+        while let Some(m) = self.net.pop_front() {
+            self.deliver(m)?;
+            budget -= 1;
+            ensure!(budget > 0, "message storm: 100000 deliveries without quiescence{}", self.summary());
+        }
+        Ok(())
+    }
+
+    /// The server stops: volatile state and messages to/from it are lost.
+    fn crash(&mut self, s: PeerId) {
+        if self.servers[s].up {
+            self.servers[s].up = false;
+            self.net.retain(|m| m.from != s && m.to != s);
+            self.stats.crashes += 1;
+        }
+    }
+
+    /// Boots `s` again from its store (crashing it first if it is up).
+    fn restart(&mut self, s: PeerId) -> Result<(), String> {
+        self.crash(s);
+        let boot = self.servers[s].boot + 1;
+        let seed = boot_seed(self.seed, s, boot);
+        let srv = &mut self.servers[s];
+        srv.core = srv.store.boot(s, self.n, self.cfg.clone(), seed);
+        srv.boot = boot;
+        srv.applied.clear();
+        srv.up = true;
+        self.stats.restarts += 1;
+        let c = &srv.core;
+        ensure!(c.hard_state() == srv.store.hs, "s{s}: rebooted with {:?}, stored {:?}", c.hard_state(), srv.store.hs);
+        ensure!(log_equals(c, &srv.store.log), "s{s}: rebooted log differs from the stored one");
+        ensure!(c.role() == Role::Follower && c.commit_index() == 0, "s{s}: rebooted as {:?}", c.role());
+        self.process(s)
+    }
+
+    fn set_groups(&mut self, groups: &[u8]) {
+        self.group.copy_from_slice(groups);
+    }
+
+    fn heal(&mut self) {
+        self.group = vec![0; self.n];
+    }
+
+    fn act(&mut self, a: &Action) -> Result<(), String> {
+        let n = self.n;
+        match *a {
+            Action::Tick(s) => self.tick(s % n)?,
+            Action::TickAll => {
+                for s in 0..n {
+                    self.tick(s)?;
+                }
+            }
+            Action::Deliver(k) => self.deliver_at(k, false)?,
+            Action::Duplicate(k) => self.deliver_at(k, true)?,
+            Action::Drop(k) => self.drop_at(k),
+            Action::Propose(k) => self.propose_any(k)?,
+            Action::Crash(s) => self.crash(s % n),
+            Action::Restart(s) => self.restart(s % n)?,
+            Action::Partition(mask) => {
+                let groups: Vec<u8> = (0..n).map(|s| (mask >> s) & 1).collect();
+                self.set_groups(&groups);
+            }
+            Action::Heal => self.heal(),
+        }
+        self.stats.steps += 1;
+        Ok(())
+    }
+
+    /// Ends the faults: heals the network, restarts crashed servers, then
+    /// ticks everyone and delivers everything until one leader has committed
+    /// an entry of its term on every server, and checks all servers applied
+    /// the same commands.
+    fn settle(&mut self) -> Result<(), String> {
+        self.heal();
+        for s in 0..self.n {
+            if !self.servers[s].up {
+                self.restart(s)?;
+            }
+        }
+        self.check()?;
+        const ROUNDS: usize = 400;
+        for _ in 0..ROUNDS {
+            for s in 0..self.n {
+                self.tick(s)?;
+            }
+            self.deliver_all()?;
+            self.check()?;
+            let leaders: Vec<PeerId> = (0..self.n).filter(|&s| self.core(s).is_leader()).collect();
+            let &[l] = &leaders[..] else { continue };
+            let lc = self.core(l);
+            if lc.last_term() != lc.term() {
+                // Entries of earlier terms commit only beneath one of this term.
+                self.propose(l)?;
+                continue;
+            }
+            let last = lc.last_index();
+            if (0..self.n).all(|s| self.core(s).commit_index() == last && self.core(s).last_index() == last) {
+                ensure!(self.committed.len() as Index == last, "settled at {last} but {} committed", self.committed.len());
+                for s in 0..self.n {
+                    ensure!(log_equals(self.core(s), &self.committed), "s{s}'s log differs after settling");
+                    let cmds: Vec<&Vec<u8>> = self.servers[s].applied.iter().map(|m| &m.command).collect();
+                    let want: Vec<&Vec<u8>> = self.committed.iter().map(|e| &e.command).collect();
+                    ensure!(cmds == want, "s{s} applied different commands after settling");
+                }
+                return Ok(());
+            }
+        }
+        Err(format!("no agreement after {ROUNDS} rounds of reliable delivery:{}", self.summary()))
+    }
+}
+
+// ===================================================================
+// Unit tests: elections
+// ===================================================================
+
+#[test]
+fn single_server_elects_itself_and_commits_at_once() {
+    let mut c = fresh(0, 1);
+    assert_eq!(c.role(), Role::Follower);
+    assert!(c.take_ready().is_empty());
+    for _ in 0..4 {
+        c.tick();
+        assert_eq!(c.role(), Role::Follower);
+        assert!(c.take_ready().is_empty());
+    }
+    c.tick();
+    assert!(c.is_leader());
+    assert_eq!((c.term(), c.leader(), c.voted_for()), (1, Some(0), Some(0)));
+    let r = c.take_ready();
+    assert_eq!(r.hard_state, Some(HardState { term: 1, voted_for: Some(0) }));
+    assert!(r.messages.is_empty() && r.committed.is_empty() && r.truncate_from.is_none());
+
+    assert_eq!(c.propose(b"x".to_vec()), Some((1, 1)));
+    assert_eq!(c.commit_index(), 1);
+    let r = c.take_ready();
+    assert_eq!(r.hard_state, None);
+    assert_eq!(r.truncate_from, Some(1));
+    assert_eq!(r.append, vec![ent(1, "x")]);
+    assert_eq!(r.committed, apply_msgs(&[(1, 1, "x")]));
+    assert!(r.messages.is_empty());
+
+    assert_eq!(c.propose(b"y".to_vec()), Some((2, 1)));
+    assert_eq!(c.propose(b"z".to_vec()), Some((3, 1)));
+    let r = c.take_ready();
+    assert_eq!(r.truncate_from, Some(2));
+    assert_eq!(r.append, vec![ent(1, "y"), ent(1, "z")]);
+    assert_eq!(r.committed, apply_msgs(&[(2, 1, "y"), (3, 1, "z")]));
+    assert!(c.take_ready().is_empty());
+
+    for _ in 0..100 {
+        c.tick();
+    }
+    assert!(c.is_leader() && c.term() == 1);
+    assert!(c.take_ready().is_empty());
+}
+
+#[test]
+fn candidate_requests_votes_after_election_timeout() {
+    let mut c = RaftCore::new(0, 3, cfg_fixed(), HardState { term: 2, voted_for: None }, log_of(&[1, 1, 2]), 1);
+    for _ in 0..4 {
+        c.tick();
+        assert!(c.take_ready().is_empty(), "no messages before the timeout");
+    }
+    c.tick();
+    assert_eq!(c.role(), Role::Candidate);
+    assert_eq!((c.term(), c.voted_for(), c.leader()), (3, Some(0), None));
+    let r = c.take_ready();
+    assert_eq!(r.hard_state, Some(HardState { term: 3, voted_for: Some(0) }));
+    assert_eq!(r.messages, vec![(1, vote(3, 0, 3, 2)), (2, vote(3, 0, 3, 2))]);
+    // No votes: after another timeout it tries again in the next term.
+    for _ in 0..5 {
+        c.tick();
+    }
+    assert_eq!((c.role(), c.term()), (Role::Candidate, 4));
+    let r = c.take_ready();
+    assert_eq!(r.hard_state, Some(HardState { term: 4, voted_for: Some(0) }));
+    assert_eq!(r.messages, vec![(1, vote(4, 0, 3, 2)), (2, vote(4, 0, 3, 2))]);
+}
+
+#[test]
+fn vote_granted_at_most_once_per_term() {
+    let mut f = fresh(1, 3);
+    let r = vote_reply(f.step_request(0, vote(1, 0, 0, 0)));
+    assert_eq!(r, VoteReply { term: 1, granted: true });
+    assert_eq!(f.take_ready().hard_state, Some(HardState { term: 1, voted_for: Some(0) }));
+    // The same candidate again (a duplicated request): granted, nothing new to persist.
+    assert!(vote_reply(f.step_request(0, vote(1, 0, 0, 0))).granted);
+    assert_eq!(f.take_ready().hard_state, None);
+    // Another candidate in the same term: denied, even with a longer log.
+    let r = vote_reply(f.step_request(2, vote(1, 2, 5, 1)));
+    assert_eq!(r, VoteReply { term: 1, granted: false });
+    assert_eq!(f.voted_for(), Some(0));
+    assert!(f.take_ready().hard_state.is_none());
+    // A new term frees the vote.
+    assert!(vote_reply(f.step_request(2, vote(2, 2, 0, 0))).granted);
+    assert_eq!(f.take_ready().hard_state, Some(HardState { term: 2, voted_for: Some(2) }));
+}
+
+#[test]
+fn vote_denied_for_stale_term() {
+    let mut f = RaftCore::new(1, 3, cfg_fixed(), HardState { term: 5, voted_for: None }, vec![], 1);
+    let r = vote_reply(f.step_request(0, vote(4, 0, 10, 4)));
+    assert_eq!(r, VoteReply { term: 5, granted: false });
+    assert_eq!((f.term(), f.voted_for()), (5, None));
+    assert!(f.take_ready().is_empty());
+}
+
+#[test]
+fn vote_denied_if_candidate_log_not_up_to_date() {
+    let mut f = RaftCore::new(1, 3, cfg_fixed(), HardState { term: 3, voted_for: None }, log_of(&[1, 1, 3]), 1);
+    // Lower last term but a longer log: denied; the new term is adopted anyway.
+    let r = vote_reply(f.step_request(0, vote(4, 0, 10, 2)));
+    assert_eq!(r, VoteReply { term: 4, granted: false });
+    assert_eq!((f.term(), f.voted_for(), f.role()), (4, None, Role::Follower));
+    assert_eq!(f.take_ready().hard_state, Some(HardState { term: 4, voted_for: None }));
+    // Same last term, shorter log: denied.
+    assert!(!vote_reply(f.step_request(2, vote(4, 2, 2, 3))).granted);
+    // Same last term, same length: granted.
+    assert!(vote_reply(f.step_request(2, vote(4, 2, 3, 3))).granted);
+    assert_eq!(f.take_ready().hard_state, Some(HardState { term: 4, voted_for: Some(2) }));
+    // Higher last term, shorter log: granted (in a new term).
+    assert!(vote_reply(f.step_request(0, vote(5, 0, 1, 4))).granted);
+    assert_eq!(f.take_ready().hard_state, Some(HardState { term: 5, voted_for: Some(0) }));
+}
+
+#[test]
+fn candidate_becomes_leader_on_majority() {
+    let mut c = fresh(0, 3);
+    tick_until_campaign(&mut c);
+    assert_eq!((c.role(), c.term()), (Role::Candidate, 1));
+    grant(&mut c, 1, 1, false);
+    assert_eq!(c.role(), Role::Candidate, "a denial is not a vote");
+    grant(&mut c, 1, 1, true);
+    assert!(c.is_leader());
+    assert_eq!(c.leader(), Some(0));
+    let r = c.take_ready();
+    assert_eq!(r.hard_state, None, "the vote for itself was persisted when it campaigned");
+    // Leadership is announced at once with heartbeats.
+    assert_eq!(r.messages, vec![(1, append(1, 0, 0, 0, vec![], 0)), (2, append(1, 0, 0, 0, vec![], 0))]);
+    // A late vote changes nothing.
+    grant(&mut c, 2, 1, true);
+    assert!(c.is_leader() && c.take_ready().is_empty());
+}
+
+#[test]
+fn votes_counted_once_and_only_for_the_current_term() {
+    let mut c = fresh(0, 5);
+    tick_until_campaign(&mut c);
+    grant(&mut c, 1, 1, true);
+    grant(&mut c, 1, 1, true); // duplicated reply
+    assert_eq!(c.role(), Role::Candidate, "2 of 5 is no majority");
+    tick_until_campaign(&mut c);
+    assert_eq!(c.term(), 2);
+    grant(&mut c, 1, 1, true); // late replies from the previous election
+    grant(&mut c, 2, 1, true);
+    grant(&mut c, 3, 1, true);
+    assert_eq!(c.role(), Role::Candidate, "votes of term 1 do not count in term 2");
+    grant(&mut c, 1, 2, true);
+    assert_eq!(c.role(), Role::Candidate);
+    grant(&mut c, 2, 2, true);
+    assert!(c.is_leader());
+}
+
+#[test]
+fn steps_down_on_higher_term_in_any_message() {
+    type Input = Box<dyn Fn(&mut RaftCore)>;
+    let inputs: Vec<(&str, Input)> = vec![
+        ("vote reply", Box::new(|c| grant(c, 1, 5, false))),
+        (
+            "append reply",
+            Box::new(|c| {
+                c.step_response(
+                    1,
+                    Response::Append(AppendReply {
+                        term: 5,
+                        success: false,
+                        match_index: 0,
+                        conflict_index: 0,
+                        conflict_term: None,
+                    }),
+                )
+            }),
+        ),
+        ("vote request", Box::new(|c| assert!(!vote_reply(c.step_request(2, vote(5, 2, 0, 0))).granted))),
+        ("append request", Box::new(|c| assert!(append_reply(c.step_request(2, append(5, 2, 0, 0, vec![], 0))).success))),
+    ];
+    for (what, input) in &inputs {
+        // As leader (with an entry, so that the vote request's empty log is behind)…
+        let mut l = make_leader(3, 0, vec![]);
+        l.propose(b"a".to_vec()).unwrap();
+        l.take_ready();
+        input(&mut l);
+        assert_eq!(l.role(), Role::Follower, "leader did not step down on a {what}");
+        assert_eq!((l.term(), l.voted_for()), (5, None), "{what}");
+        assert_eq!(l.take_ready().hard_state, Some(HardState { term: 5, voted_for: None }), "{what}");
+        assert!(l.propose(b"b".to_vec()).is_none(), "{what}: a follower takes no proposals");
+        // …and as candidate.
+        let mut c = RaftCore::new(0, 3, cfg_fixed(), HardState::default(), log_of(&[1]), 3);
+        tick_until_campaign(&mut c);
+        input(&mut c);
+        assert_eq!((c.role(), c.term(), c.voted_for()), (Role::Follower, 5, None), "candidate, {what}");
+    }
+    // The leader of a higher term is recorded as leader.
+    let mut l = make_leader(3, 0, vec![]);
+    l.step_request(2, append(5, 2, 0, 0, vec![], 0));
+    assert_eq!(l.leader(), Some(2));
+}
+
+#[test]
+fn candidate_steps_down_for_a_leader_of_its_term_and_leader_ignores_stale_terms() {
+    let mut c = fresh(0, 3);
+    tick_until_campaign(&mut c);
+    let r = append_reply(c.step_request(1, append(1, 1, 0, 0, vec![], 0)));
+    assert!(r.success && r.term == 1);
+    assert_eq!((c.role(), c.leader(), c.voted_for()), (Role::Follower, Some(1), Some(0)));
+
+    let mut l = make_leader(3, 3, vec![]); // leader of term 4
+    l.take_ready();
+    let r = append_reply(l.step_request(1, append(3, 1, 0, 0, vec![ent(3, "old")], 0)));
+    assert_eq!((r.success, r.term), (false, 4));
+    let r = vote_reply(l.step_request(1, vote(4, 1, 9, 4)));
+    assert_eq!(r, VoteReply { term: 4, granted: false }, "the leader voted for itself in its term");
+    grant(&mut l, 1, 3, false);
+    assert!(l.is_leader() && l.term() == 4 && l.last_index() == 0);
+}
+
+// ===================================================================
+// Unit tests: AppendEntries
+// ===================================================================
+
+#[test]
+fn append_prev_mismatch_returns_conflict_info() {
+    let mut f = RaftCore::new(1, 3, cfg_fixed(), HardState { term: 3, voted_for: None }, log_of(&[1, 1, 2, 2, 2]), 1);
+    // prev beyond the end of the log: retry from just after it.
+    let r = append_reply(f.step_request(0, append(3, 0, 7, 3, vec![ent(3, "x")], 0)));
+    assert_eq!((r.success, r.term, r.conflict_index, r.conflict_term), (false, 3, 6, None));
+    // prev's term differs: report that term and its first index.
+    let r = append_reply(f.step_request(0, append(3, 0, 4, 3, vec![ent(3, "x")], 0)));
+    assert_eq!((r.success, r.conflict_index, r.conflict_term), (false, 3, Some(2)));
+    let r = append_reply(f.step_request(0, append(3, 0, 2, 3, vec![], 0)));
+    assert_eq!((r.success, r.conflict_index, r.conflict_term), (false, 1, Some(1)));
+    // A rejection changes nothing in the log.
+    assert_eq!(core_log(&f), log_of(&[1, 1, 2, 2, 2]));
+    assert!(f.take_ready().is_empty());
+}
+
+#[test]
+fn leader_backs_up_using_conflict_info() {
+    // Leader of term 5 with terms [1,1,3,3,4]; heartbeats start at next = 6.
+    let mut l = make_leader(3, 4, log_of(&[1, 1, 3, 3, 4]));
+    assert_eq!(l.term(), 5);
+    let r = l.take_ready();
+    assert_eq!(append_args(&r.messages[0].1).prev_log_index, 5);
+    let resend = |l: &mut RaftCore| {
+        let r = l.take_ready();
+        assert_eq!(r.messages.len(), 1, "the reply triggers exactly one resend: {:?}", r.messages);
+        let (to, req) = r.messages.into_iter().next().unwrap();
+        assert_eq!(to, 1);
+        let a = append_args(&req).clone();
+        assert_eq!(a.prev_log_term, l.term_at(a.prev_log_index).unwrap());
+        assert_eq!(a.entries, core_log(l)[a.prev_log_index as usize..]);
+        a.prev_log_index
+    };
+    // The follower's conflicting term 2 is unknown to the leader: skip it all.
+    nack(&mut l, 1, 3, Some(2));
+    assert_eq!(resend(&mut l), 2);
+    // Term 3 is known: resume right after the leader's last entry of term 3.
+    nack(&mut l, 1, 2, Some(3));
+    assert_eq!(resend(&mut l), 4);
+    // The follower's log is short: resume at its end.
+    nack(&mut l, 1, 2, None);
+    assert_eq!(resend(&mut l), 1);
+    // Never back up below what is known to match.
+    ack(&mut l, 1, 3);
+    assert_eq!(resend(&mut l), 3);
+    nack(&mut l, 1, 1, None);
+    assert_eq!(resend(&mut l), 3);
+}
+
+#[test]
+fn fast_backup_converges_in_two_round_trips() {
+    let mut l = make_leader(3, 4, log_of(&[1, 1, 3, 3, 4]));
+    let leader_log = vec![ent(1, "c1"), ent(1, "c2"), ent(3, "c3"), ent(3, "c4"), ent(4, "c5")];
+    assert_eq!(core_log(&l), leader_log);
+    let mut f = RaftCore::new(1, 3, cfg_fixed(), HardState { term: 4, voted_for: None }, log_of(&[1, 1, 2, 2, 2]), 2);
+    let mut msgs: Vec<Request> =
+        l.take_ready().messages.into_iter().filter(|(to, _)| *to == 1).map(|(_, r)| r).collect();
+    let mut trips = 0;
+    let mut truncated = None;
+    while let Some(req) = msgs.pop() {
+        trips += 1;
+        assert!(trips <= 2, "more than two round trips");
+        let resp = f.step_request(0, req);
+        let fr = f.take_ready();
+        truncated = truncated.or(fr.truncate_from);
+        l.step_response(1, resp);
+        msgs.extend(l.take_ready().messages.into_iter().filter(|(to, _)| *to == 1).map(|(_, r)| r));
+    }
+    assert_eq!(core_log(&f), leader_log);
+    assert_eq!(truncated, Some(3));
+}
+
+#[test]
+fn conflicting_suffix_is_truncated() {
+    let mut f = RaftCore::new(1, 3, cfg_fixed(), HardState { term: 2, voted_for: None }, log_of(&[1, 1, 2, 2]), 1);
+    let r = append_reply(f.step_request(0, append(3, 0, 2, 1, vec![ent(3, "a"), ent(3, "b")], 0)));
+    assert!(r.success);
+    assert_eq!(r.match_index, 4);
+    assert_eq!(core_log(&f), vec![ent(1, "c1"), ent(1, "c2"), ent(3, "a"), ent(3, "b")]);
+    let ready = f.take_ready();
+    assert_eq!(ready.hard_state, Some(HardState { term: 3, voted_for: None }));
+    assert_eq!(ready.truncate_from, Some(3));
+    assert_eq!(ready.append, vec![ent(3, "a"), ent(3, "b")]);
+
+    // Entries that match are kept; the log is cut at the first conflict only,
+    // and the whole stale tail goes even if longer than what is sent.
+    let mut f = RaftCore::new(1, 3, cfg_fixed(), HardState { term: 2, voted_for: None }, log_of(&[1, 1, 2, 2, 2]), 1);
+    let r = append_reply(f.step_request(0, append(3, 0, 1, 1, vec![ent(1, "c2"), ent(3, "x")], 0)));
+    assert_eq!((r.success, r.match_index), (true, 3));
+    assert_eq!(core_log(&f), vec![ent(1, "c1"), ent(1, "c2"), ent(3, "x")]);
+    let ready = f.take_ready();
+    assert_eq!((ready.truncate_from, ready.append), (Some(3), vec![ent(3, "x")]));
+}
+
+#[test]
+fn late_shorter_append_does_not_truncate() {
+    let mut f = fresh(1, 3);
+    let full = append(1, 0, 0, 0, vec![ent(1, "a"), ent(1, "b"), ent(1, "c")], 0);
+    let short = append(1, 0, 0, 0, vec![ent(1, "a")], 0);
+    assert_eq!(append_reply(f.step_request(0, full.clone())).match_index, 3);
+    f.take_ready();
+    // The older, shorter AppendEntries arrives late.
+    let r = append_reply(f.step_request(0, short));
+    assert_eq!((r.success, r.match_index), (true, 1), "match_index covers only what this request vouched for");
+    assert_eq!(f.last_index(), 3);
+    let ready = f.take_ready();
+    assert_eq!((ready.truncate_from, ready.append.len()), (None, 0));
+    // A duplicate of the full one, and one overlapping the middle.
+    assert_eq!(append_reply(f.step_request(0, full)).match_index, 3);
+    assert_eq!(append_reply(f.step_request(0, append(1, 0, 1, 1, vec![ent(1, "b")], 0))).match_index, 2);
+    assert_eq!(core_log(&f), vec![ent(1, "a"), ent(1, "b"), ent(1, "c")]);
+    assert!(f.take_ready().is_empty());
+}
+
+#[test]
+fn leader_commit_capped_at_last_new_entry() {
+    // Entry 3 (term 2) is stale: the new leader never vouched for it.
+    let mut f = RaftCore::new(1, 3, cfg_fixed(), HardState { term: 2, voted_for: None }, log_of(&[1, 1, 2]), 1);
+    let r = append_reply(f.step_request(0, append(3, 0, 1, 1, vec![], 3)));
+    assert_eq!((r.success, r.match_index), (true, 1));
+    assert_eq!(f.commit_index(), 1, "commit must not reach the unverified entries 2 and 3");
+    assert_eq!(f.take_ready().committed, apply_msgs(&[(1, 1, "c1")]));
+    let r = append_reply(f.step_request(0, append(3, 0, 2, 1, vec![], 3)));
+    assert_eq!((r.success, f.commit_index()), (true, 2));
+    assert_eq!(f.take_ready().committed, apply_msgs(&[(2, 1, "c2")]));
+    // The leader's entry replaces the stale one and only then commits.
+    append_reply(f.step_request(0, append(3, 0, 2, 1, vec![ent(3, "n")], 3)));
+    assert_eq!(f.commit_index(), 3);
+    assert_eq!(f.take_ready().committed, apply_msgs(&[(3, 3, "n")]));
+    // The commit index never goes back.
+    append_reply(f.step_request(0, append(3, 0, 0, 0, vec![], 1)));
+    assert_eq!(f.commit_index(), 3);
+    assert!(f.take_ready().committed.is_empty());
+
+    // A late short AppendEntries with a high leader_commit commits only its own entries.
+    let mut f = fresh(1, 3);
+    f.step_request(0, append(1, 0, 0, 0, vec![ent(1, "a"), ent(1, "b"), ent(1, "c")], 0));
+    f.step_request(0, append(1, 0, 0, 0, vec![ent(1, "a")], 3));
+    assert_eq!(f.commit_index(), 1);
+}
+
+// ===================================================================
+// Unit tests: commitment
+// ===================================================================
+
+#[test]
+fn leader_commits_only_current_term_entries_by_counting() {
+    // Leader of term 4 (of 5 servers) with index 1 of term 1 and index 2 of term 2.
+    let mut l = make_leader(5, 3, log_of(&[1, 2]));
+    assert_eq!(l.term(), 4);
+    l.take_ready();
+    ack(&mut l, 1, 2);
+    ack(&mut l, 2, 2);
+    assert_eq!(l.commit_index(), 0, "index 2 (term 2) is on 3 of 5 servers but is not of the current term");
+    assert!(l.take_ready().committed.is_empty());
+    assert_eq!(l.propose(b"x".to_vec()), Some((3, 4)));
+    ack(&mut l, 1, 3);
+    assert_eq!(l.commit_index(), 0, "index 3 is on 2 of 5 servers");
+    ack(&mut l, 2, 3);
+    assert_eq!(l.commit_index(), 3, "a current-term entry on a majority commits everything below it");
+    assert_eq!(l.take_ready().committed, apply_msgs(&[(1, 1, "c1"), (2, 2, "c2"), (3, 4, "x")]));
+}
+
+#[test]
+fn commit_needs_a_majority_counted_with_exact_match_indices() {
+    let mut l = make_leader(5, 0, vec![]);
+    l.take_ready();
+    for cmd in ["a", "b", "c"] {
+        l.propose(cmd.as_bytes().to_vec()).unwrap();
+    }
+    ack(&mut l, 1, 3);
+    ack(&mut l, 1, 3); // duplicated reply: still one server
+    assert_eq!(l.commit_index(), 0);
+    ack(&mut l, 2, 1);
+    assert_eq!(l.commit_index(), 1);
+    ack(&mut l, 2, 0); // late reply: match never goes back
+    ack(&mut l, 3, 2);
+    assert_eq!(l.commit_index(), 2);
+    ack(&mut l, 4, 3);
+    assert_eq!(l.commit_index(), 3);
+}
+
+/// Figure 8 of the Raft paper with real cores (5 servers), up to the point
+/// where index 1 (term 1) is on a majority under leader s0 of term 3.
+fn figure8_setup() -> Result<Cluster, String> {
+    let mut c = Cluster::new(5, cfg_fixed(), 11);
+    // (a) s0 leads term 1 and replicates "a" (index 1) to s1 only.
+    elect(&mut c, 0)?;
+    c.set_groups(&[0, 0, 1, 1, 1]);
+    assert_eq!(c.propose(0)?, Some((1, 1)));
+    c.deliver_all()?;
+    assert_eq!(core_terms(c.core(1)), vec![1]);
+    assert_eq!(core_terms(c.core(2)), Vec::<Term>::new());
+    // (b) s0 crashes; s4 leads term 2 with s2 and s3, appends index 1 in term 2 and crashes.
+    c.crash(0);
+    elect(&mut c, 4)?;
+    assert_eq!(c.core(4).term(), 2);
+    assert_eq!(c.propose(4)?, Some((1, 2)));
+    c.crash(4);
+    // (c) s0 restarts, leads term 3 with s1 and s2, and replicates index 1 (term 1) to s2.
+    c.restart(0)?;
+    c.set_groups(&[0, 0, 0, 1, 1]);
+    elect(&mut c, 0)?;
+    assert_eq!(c.core(0).term(), 3);
+    for s in 0..3 {
+        assert_eq!(core_terms(c.core(s)), vec![1], "s{s}");
+    }
+    assert_eq!(c.core(0).commit_index(), 0, "an entry of term 1 on 3 of 5 servers is not committed in term 3");
+    assert!(c.committed.is_empty());
+    Ok(c)
+}
+
+/// Ticks `s` until it campaigns, delivers everything, and repeats until it
+/// is leader.
+fn elect(c: &mut Cluster, s: PeerId) -> Result<(), String> {
+    for _ in 0..10 {
+        let term = c.core(s).term();
+        for _ in 0..100 {
+            c.tick(s)?;
+            if c.core(s).term() > term {
+                break;
+            }
+        }
+        c.deliver_all()?;
+        c.check()?;
+        if c.core(s).is_leader() {
+            return Ok(());
+        }
+    }
+    Err(format!("s{s} was not elected:{}", c.summary()))
+}
+
+#[test]
+fn figure8_old_term_entry_on_majority_can_still_be_overwritten() {
+    let mut c = figure8_setup().unwrap();
+    // (d) s0 crashes; s4 (last log term 2) wins term 4 with s1, s2, s3 and
+    // overwrites index 1 everywhere: committing it in (c) would have been wrong.
+    c.crash(0);
+    c.restart(4).unwrap();
+    c.set_groups(&[1, 0, 0, 0, 0]);
+    elect(&mut c, 4).unwrap();
+    assert_eq!(c.core(4).term(), 4);
+    for s in 1..5 {
+        assert_eq!(core_terms(c.core(s)), vec![2], "s{s}");
+    }
+    assert_eq!(c.propose(4).unwrap(), Some((2, 4)));
+    c.deliver_all().unwrap();
+    assert_eq!(c.core(4).commit_index(), 2);
+    assert_eq!(terms(&c.committed), vec![2, 4]);
+    c.check().unwrap();
+}
+
+#[test]
+fn figure8_old_term_entry_commits_beneath_a_current_term_entry() {
+    let mut c = figure8_setup().unwrap();
+    assert_eq!(c.propose(0).unwrap(), Some((2, 3)));
+    c.deliver_all().unwrap();
+    assert_eq!(c.core(0).commit_index(), 2);
+    assert_eq!(terms(&c.committed), vec![1, 3]);
+    // Now s4 can never win, while s1 can, and holds both entries.
+    c.crash(0);
+    c.restart(4).unwrap();
+    c.set_groups(&[1, 0, 0, 0, 0]);
+    for _ in 0..60 {
+        c.tick(4).unwrap();
+        c.deliver_all().unwrap();
+        c.check().unwrap();
+        assert!(!c.core(4).is_leader(), "s4 lacks committed entries");
+    }
+    elect(&mut c, 1).unwrap();
+    assert_eq!(core_terms(c.core(1)), vec![1, 3]);
+}
+
+// ===================================================================
+// Unit tests: proposals and batching
+// ===================================================================
+
+#[test]
+fn propose_sends_at_once_and_batches_while_in_flight() {
+    let mut l = make_leader(3, 0, vec![]);
+    let r = l.take_ready();
+    assert_eq!(r.messages.len(), 2);
+    ack(&mut l, 1, 0);
+    ack(&mut l, 2, 0);
+    assert!(l.take_ready().is_empty(), "nothing to send after the heartbeats are acknowledged");
+
+    // A proposal goes out at once, with no tick.
+    assert_eq!(l.propose(b"a".to_vec()), Some((1, 1)));
+    let r = l.take_ready();
+    assert_eq!((r.truncate_from, r.append.clone()), (Some(1), vec![ent(1, "a")]));
+    assert_eq!(
+        r.messages,
+        vec![(1, append(1, 0, 0, 0, vec![ent(1, "a")], 0)), (2, append(1, 0, 0, 0, vec![ent(1, "a")], 0))]
+    );
+
+    // While those are in flight, further proposals wait…
+    assert_eq!(l.propose(b"b".to_vec()), Some((2, 1)));
+    assert_eq!(l.propose(b"c".to_vec()), Some((3, 1)));
+    let r = l.take_ready();
+    assert!(r.messages.is_empty(), "no new AppendEntries while one is in flight: {:?}", r.messages);
+    assert_eq!((r.truncate_from, r.append), (Some(2), vec![ent(1, "b"), ent(1, "c")]));
+
+    // …and leave together in one batch on the reply.
+    ack(&mut l, 1, 1);
+    assert_eq!(l.commit_index(), 1);
+    let r = l.take_ready();
+    assert_eq!(r.messages, vec![(1, append(1, 0, 1, 1, vec![ent(1, "b"), ent(1, "c")], 1))]);
+    assert_eq!(r.committed, apply_msgs(&[(1, 1, "a")]));
+
+    // Server 2's reply was lost: the heartbeat retransmits all it lacks.
+    l.tick();
+    assert!(l.take_ready().messages.is_empty());
+    l.tick();
+    let r = l.take_ready();
+    assert_eq!(
+        r.messages,
+        vec![
+            (1, append(1, 0, 1, 1, vec![ent(1, "b"), ent(1, "c")], 1)),
+            (2, append(1, 0, 0, 0, vec![ent(1, "a"), ent(1, "b"), ent(1, "c")], 1)),
+        ]
+    );
+    ack(&mut l, 2, 3);
+    assert_eq!(l.commit_index(), 3);
+    assert!(l.take_ready().messages.is_empty(), "server 2 is up to date");
+
+    // A follower takes no proposals.
+    let mut f = fresh(1, 3);
+    assert_eq!(f.propose(b"x".to_vec()), None);
+    assert_eq!(f.last_index(), 0);
+    assert!(f.take_ready().is_empty());
+}
+
+#[test]
+fn batches_are_bounded_by_max_batch() {
+    let cfg = Config { max_batch: 2, ..cfg_fixed() };
+    let mut l = RaftCore::new(0, 3, cfg, HardState::default(), vec![], 1);
+    tick_until_campaign(&mut l);
+    grant(&mut l, 1, 1, true);
+    l.take_ready();
+    for cmd in ["a", "b", "c", "d", "e"] {
+        l.propose(cmd.as_bytes().to_vec());
+    }
+    l.take_ready();
+    ack(&mut l, 1, 0);
+    let r = l.take_ready();
+    assert_eq!(append_args(&r.messages[0].1).entries, vec![ent(1, "a"), ent(1, "b")]);
+    ack(&mut l, 1, 2);
+    let r = l.take_ready();
+    let a = append_args(&r.messages[0].1);
+    assert_eq!((a.prev_log_index, a.entries.clone()), (2, vec![ent(1, "c"), ent(1, "d")]));
+    ack(&mut l, 1, 4);
+    let r = l.take_ready();
+    assert_eq!(append_args(&r.messages[0].1).entries, vec![ent(1, "e")]);
+    ack(&mut l, 1, 5);
+    assert!(l.take_ready().messages.is_empty());
+    assert_eq!(l.commit_index(), 5);
+}
+
+// ===================================================================
+// Unit tests: take_ready and restart
+// ===================================================================
+
+#[test]
+fn ready_hard_state_only_when_term_or_vote_changes() {
+    let mut f = fresh(1, 3);
+    assert!(f.take_ready().is_empty());
+    f.step_request(0, append(1, 0, 0, 0, vec![], 0));
+    assert_eq!(f.take_ready().hard_state, Some(HardState { term: 1, voted_for: None }));
+    f.step_request(0, append(1, 0, 0, 0, vec![], 0));
+    assert_eq!(f.take_ready().hard_state, None);
+    assert!(vote_reply(f.step_request(2, vote(1, 2, 0, 0))).granted);
+    assert_eq!(f.take_ready().hard_state, Some(HardState { term: 1, voted_for: Some(2) }));
+    assert!(vote_reply(f.step_request(2, vote(1, 2, 0, 0))).granted);
+    assert_eq!(f.take_ready().hard_state, None);
+    f.step_request(0, append(1, 0, 0, 0, vec![], 0));
+    assert_eq!(f.take_ready().hard_state, None);
+    tick_until_campaign(&mut f);
+    assert_eq!(f.hard_state(), HardState { term: 2, voted_for: Some(1) });
+    assert!(f.take_ready().hard_state.is_none(), "already taken with the campaign");
+}
+
+#[test]
+fn ready_log_changes_accumulate_exactly() {
+    // Two steps without take_ready: an append, then a truncation below it.
+    let mut f = fresh(1, 3);
+    let five: Vec<Entry> = ["a", "b", "c", "d", "e"].iter().map(|c| ent(1, c)).collect();
+    f.step_request(0, append(1, 0, 0, 0, five.clone(), 0));
+    f.step_request(2, append(2, 2, 2, 1, vec![ent(2, "x")], 0));
+    let r = f.take_ready();
+    assert_eq!(r.truncate_from, Some(1));
+    assert_eq!(r.append, vec![ent(1, "a"), ent(1, "b"), ent(2, "x")]);
+    let mut store = Store::default();
+    store.persist(&r).unwrap();
+    assert_eq!(store.log, core_log(&f));
+
+    // The same with a take_ready in between: the truncation is reported alone.
+    let mut f = fresh(1, 3);
+    let mut store = Store::default();
+    f.step_request(0, append(1, 0, 0, 0, five, 0));
+    store.persist(&f.take_ready()).unwrap();
+    assert_eq!(store.log.len(), 5);
+    f.step_request(2, append(2, 2, 2, 1, vec![ent(2, "x")], 0));
+    let r = f.take_ready();
+    assert_eq!((r.truncate_from, r.append.clone()), (Some(3), vec![ent(2, "x")]));
+    store.persist(&r).unwrap();
+    assert_eq!(store.log, core_log(&f));
+    f.step_request(2, append(2, 2, 3, 2, vec![ent(2, "y")], 0));
+    let r = f.take_ready();
+    assert_eq!((r.truncate_from, r.append.clone()), (Some(4), vec![ent(2, "y")]));
+    store.persist(&r).unwrap();
+    assert_eq!(store.log, core_log(&f));
+    assert!(f.take_ready().is_empty());
+}
+
+#[test]
+fn committed_entries_in_order_exactly_once() {
+    let mut f = fresh(1, 3);
+    let four: Vec<Entry> = ["a", "b", "c", "d"].iter().map(|c| ent(1, c)).collect();
+    f.step_request(0, append(1, 0, 0, 0, four.clone(), 2));
+    assert_eq!(f.take_ready().committed, apply_msgs(&[(1, 1, "a"), (2, 1, "b")]));
+    f.step_request(0, append(1, 0, 4, 1, vec![], 4));
+    assert_eq!(f.take_ready().committed, apply_msgs(&[(3, 1, "c"), (4, 1, "d")]));
+    f.step_request(0, append(1, 0, 4, 1, vec![], 4));
+    f.step_request(0, append(1, 0, 0, 0, four, 4));
+    assert!(f.take_ready().committed.is_empty());
+    // Two commit advances between take_ready calls come out once, in order.
+    f.step_request(0, append(1, 0, 4, 1, vec![ent(1, "e"), ent(1, "f")], 5));
+    f.step_request(0, append(1, 0, 6, 1, vec![], 6));
+    assert_eq!(f.take_ready().committed, apply_msgs(&[(5, 1, "e"), (6, 1, "f")]));
+}
+
+#[test]
+fn restart_from_persisted_state_recovers_term_vote_and_log() {
+    // A follower through appends, a truncation and a vote, persisting each Ready.
+    let mut f = fresh(1, 3);
+    let mut store = Store::default();
+    let steps = vec![
+        (0, append(1, 0, 0, 0, vec![ent(1, "a"), ent(1, "b"), ent(1, "c")], 1)),
+        (2, vote(2, 2, 2, 1)),
+        (2, append(2, 2, 1, 1, vec![ent(2, "x")], 1)),
+        (0, vote(3, 0, 3, 1)), // denied: behind; the term is adopted
+    ];
+    for (from, req) in steps {
+        f.step_request(from, req);
+        store.persist(&f.take_ready()).unwrap();
+    }
+    let g = store.boot(1, 3, cfg_fixed(), 99);
+    assert_eq!(store.hs, HardState { term: 3, voted_for: None });
+    assert_eq!(g.hard_state(), f.hard_state());
+    assert_eq!(core_log(&g), vec![ent(1, "a"), ent(2, "x")]);
+    assert_eq!(core_log(&g), core_log(&f));
+    assert_eq!((g.role(), g.commit_index(), g.leader()), (Role::Follower, 0, None));
+
+    // A whole cluster: commit, reboot everyone, and re-apply from index 1.
+    let mut c = Cluster::new(3, cfg_fixed(), 5);
+    elect(&mut c, 0).unwrap();
+    for _ in 0..3 {
+        c.propose(0).unwrap().unwrap();
+    }
+    c.deliver_all().unwrap();
+    for _ in 0..2 {
+        c.tick(0).unwrap();
+    }
+    c.deliver_all().unwrap();
+    for s in 0..3 {
+        assert_eq!(c.core(s).commit_index(), 3, "s{s}");
+    }
+    for s in 0..3 {
+        let (hs, log) = (c.core(s).hard_state(), core_log(c.core(s)));
+        c.restart(s).unwrap();
+        assert_eq!(c.core(s).hard_state(), hs, "s{s}");
+        assert_eq!(core_log(c.core(s)), log, "s{s}");
+        assert_eq!((c.core(s).role(), c.core(s).commit_index()), (Role::Follower, 0));
+    }
+    // A restarted voter remembers its vote of term 1.
+    assert_eq!(c.core(1).hard_state(), HardState { term: 1, voted_for: Some(0) });
+    assert!(!vote_reply(c.servers[1].core.step_request(2, vote(1, 2, 3, 1))).granted);
+    c.process(1).unwrap();
+    // A new leader, and each server applies 1, 2, 3, 4 again in this boot.
+    elect(&mut c, 1).unwrap();
+    c.propose(1).unwrap().unwrap();
+    c.deliver_all().unwrap();
+    for _ in 0..2 {
+        c.tick(1).unwrap();
+    }
+    c.deliver_all().unwrap();
+    c.check().unwrap();
+    let want: Vec<Vec<u8>> = (0..4).map(|i| format!("cmd{i}").into_bytes()).collect();
+    for s in 0..3 {
+        let got: Vec<(Index, Vec<u8>)> = c.servers[s].applied.iter().map(|m| (m.index, m.command.clone())).collect();
+        assert_eq!(got, want.iter().cloned().enumerate().map(|(i, w)| (i as Index + 1, w)).collect::<Vec<_>>(), "s{s}");
+    }
+}
+
+// ===================================================================
+// Property tests: single core against a model
+// ===================================================================
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 500, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// RequestVote against the rule of Figure 2, for any state and request.
+    #[test]
+    fn prop_vote_rule(
+        t0 in 0u64..6,
+        v0 in prop::option::of(prop_oneof![Just(0usize), Just(2usize)]),
+        incs in vec(0u64..2, 0..6),
+        term in 0u64..8,
+        cand in prop_oneof![Just(0usize), Just(2usize)],
+        lli in 0u64..8,
+        llt in 0u64..8,
+    ) {
+        let mut log_terms = vec![];
+        let mut t = 1;
+        for inc in incs {
+            t += inc;
+            if t > t0 { break; }
+            log_terms.push(t);
+        }
+        let v0 = if t0 == 0 { None } else { v0 };
+        let mut f = RaftCore::new(1, 3, cfg_fixed(), HardState { term: t0, voted_for: v0 }, log_of(&log_terms), 1);
+        let (last_i, last_t) = (log_terms.len() as u64, log_terms.last().copied().unwrap_or(0));
+        let r = vote_reply(f.step_request(cand, vote(term, cand, lli, llt)));
+
+        let term_after = t0.max(term);
+        let vote_before = if term > t0 { None } else { v0 };
+        let up_to_date = llt > last_t || (llt == last_t && lli >= last_i);
+        let granted = term >= t0 && vote_before.is_none_or(|v| v == cand) && up_to_date;
+        prop_assert_eq!(r, VoteReply { term: term_after, granted });
+        let hs_after = HardState { term: term_after, voted_for: if granted { Some(cand) } else { vote_before } };
+        prop_assert_eq!(f.hard_state(), hs_after);
+        let ready = f.take_ready();
+        let changed = hs_after != HardState { term: t0, voted_for: v0 };
+        prop_assert_eq!(ready.hard_state, if changed { Some(hs_after) } else { None });
+        prop_assert_eq!(f.role(), Role::Follower);
+    }
+
+    /// A follower fed AppendEntries cut from one leader's log, in any order and
+    /// with duplicates, behaves like a simple model of Figure 2's rules, and its
+    /// persisted state always equals its memory.
+    #[test]
+    fn prop_follower_append_matches_model(
+        leader_incs in vec(0u64..2, 0..12),
+        common in 0usize..12,
+        suffix_incs in vec(0u64..2, 0..6),
+        ops in vec((0usize..20, 0usize..5, 0usize..20), 1..16),
+    ) {
+        // The leader's log uses even terms; the follower shares a prefix of it
+        // and then diverges with odd terms (so Log Matching holds between them).
+        let mut lead = vec![];
+        let mut t = 2;
+        for (i, inc) in leader_incs.iter().enumerate() {
+            t += 2 * inc;
+            lead.push(Entry { term: t, command: format!("L{}@{t}", i + 1).into_bytes() });
+        }
+        let p = common.min(lead.len());
+        let mut model: Vec<Entry> = lead[..p].to_vec();
+        let mut t = model.last().map_or(0, |e| e.term) + 1;
+        for inc in &suffix_incs {
+            let i = model.len() + 1;
+            model.push(Entry { term: t, command: format!("F{i}@{t}").into_bytes() });
+            t += 2 * inc;
+        }
+        let lt = lead.iter().chain(model.iter()).map(|e| e.term).max().unwrap_or(0) + 1;
+        let f0 = model.last().map_or(0, |e| e.term);
+        let mut f = RaftCore::new(1, 3, cfg_fixed(), HardState { term: f0, voted_for: None }, model.clone(), 3);
+        let mut store = Store { hs: HardState { term: f0, voted_for: None }, log: model.clone() };
+        let mut commit: Index = 0;
+        let mut applied: Vec<ApplyMsg> = vec![];
+
+        for (prev, m, lc) in ops {
+            let prev = prev % (lead.len() + 1);
+            let m = m.min(lead.len() - prev);
+            let lc = (lc % (lead.len() + 1)) as Index;
+            let prev_term = if prev == 0 { 0 } else { lead[prev - 1].term };
+            let entries = lead[prev..prev + m].to_vec();
+            let r = append_reply(f.step_request(0, append(lt, 0, prev as Index, prev_term, entries.clone(), lc)));
+
+            // The model.
+            let want = if prev > model.len() {
+                AppendReply { term: lt, success: false, match_index: 0, conflict_index: model.len() as Index + 1, conflict_term: None }
+            } else if prev > 0 && model[prev - 1].term != prev_term {
+                let ct = model[prev - 1].term;
+                let mut k = prev;
+                while k > 1 && model[k - 2].term == ct { k -= 1; }
+                AppendReply { term: lt, success: false, match_index: 0, conflict_index: k as Index, conflict_term: Some(ct) }
+            } else {
+                for (j, e) in entries.iter().enumerate() {
+                    let idx = prev + j; // 0-based
+                    if idx < model.len() {
+                        if model[idx].term != e.term {
+                            model.truncate(idx);
+                            model.push(e.clone());
+                        }
+                    } else {
+                        model.push(e.clone());
+                    }
+                }
+                commit = commit.max(lc.min((prev + m) as Index));
+                AppendReply { term: lt, success: true, match_index: (prev + m) as Index, conflict_index: 0, conflict_term: None }
+            };
+            prop_assert_eq!(r, want);
+            prop_assert_eq!(core_log(&f), model.clone());
+            prop_assert_eq!(f.commit_index(), commit);
+            prop_assert_eq!((f.role(), f.leader(), f.term()), (Role::Follower, Some(0), lt));
+
+            let ready = f.take_ready();
+            store.persist(&ready).map_err(TestCaseError::fail)?;
+            prop_assert_eq!(&store.log, &model);
+            prop_assert_eq!(store.hs, HardState { term: lt, voted_for: None });
+            for c in ready.committed {
+                prop_assert_eq!(c.index, applied.len() as Index + 1);
+                prop_assert_eq!(&lead[c.index as usize - 1].command, &c.command, "applied an entry not from the leader");
+                applied.push(c);
+            }
+            prop_assert_eq!(applied.len() as Index, commit);
+        }
+        let g = store.boot(1, 3, cfg_fixed(), 4);
+        prop_assert_eq!(core_log(&g), model);
+        prop_assert_eq!(g.hard_state(), f.hard_state());
+    }
+}
+
+// ===================================================================
+// Property tests: the cluster under faults
+// ===================================================================
+
+#[derive(Clone, Debug)]
+enum Action {
+    Tick(usize),
+    TickAll,
+    /// Deliver the in-flight message at this position (mod the queue length):
+    /// random positions reorder.
+    Deliver(usize),
+    /// Deliver a copy and keep the message in flight.
+    Duplicate(usize),
+    Drop(usize),
+    /// Propose at a leader (or at a random server if there is none).
+    Propose(usize),
+    /// Crash a server: it stays down until restarted.
+    Crash(usize),
+    /// Reboot a server from its store (crashing it first if it is up).
+    Restart(usize),
+    /// Split the servers in two groups by this bit mask.
+    Partition(u8),
+    Heal,
+}
+
+fn action() -> impl Strategy<Value = Action> {
+    prop_oneof![
+        25 => (0usize..5).prop_map(Action::Tick),
+        5 => Just(Action::TickAll),
+        40 => any::<u16>().prop_map(|k| Action::Deliver(k as usize)),
+        4 => any::<u16>().prop_map(|k| Action::Duplicate(k as usize)),
+        5 => any::<u16>().prop_map(|k| Action::Drop(k as usize)),
+        10 => (0usize..5).prop_map(Action::Propose),
+        2 => (0usize..5).prop_map(Action::Crash),
+        3 => (0usize..5).prop_map(Action::Restart),
+        3 => any::<u8>().prop_map(Action::Partition),
+        3 => Just(Action::Heal),
+    ]
+}
+
+/// The same mix as [`action`], drawn from a seeded generator.
+fn random_action(rng: &mut StdRng) -> Action {
+    match rng.gen_range(0..100) {
+        0..=24 => Action::Tick(rng.gen_range(0..5)),
+        25..=29 => Action::TickAll,
+        30..=69 => Action::Deliver(rng.gen_range(0..1 << 16)),
+        70..=73 => Action::Duplicate(rng.gen_range(0..1 << 16)),
+        74..=78 => Action::Drop(rng.gen_range(0..1 << 16)),
+        79..=88 => Action::Propose(rng.gen_range(0..5)),
+        89..=90 => Action::Crash(rng.gen_range(0..5)),
+        91..=93 => Action::Restart(rng.gen_range(0..5)),
+        94..=96 => Action::Partition(rng.gen()),
+        _ => Action::Heal,
+    }
+}
+
+/// Runs `actions` on a fresh cluster, checking the invariants after every
+/// step, then settles it and checks liveness.
+fn run_schedule(n: usize, seed: u64, actions: &[Action]) -> Result<Cluster, String> {
+    let mut c = Cluster::new(n, cfg_random(), seed);
+    for (i, a) in actions.iter().enumerate() {
+        c.act(a).and_then(|_| c.check()).map_err(|e| format!("step {i} ({a:?}): {e}{}", c.summary()))?;
+    }
+    c.settle().map_err(|e| format!("after {} steps, settling: {e}", actions.len()))?;
+    Ok(c)
+}
+
+fn seeded_schedule(seed: u64, len: usize) -> Vec<Action> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    (0..len).map(|_| random_action(&mut rng)).collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 300,
+        failure_persistence: None,
+        max_shrink_iters: 5000,
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn prop_cluster3_safety_and_liveness(seed in any::<u64>(), actions in vec(action(), 1..400)) {
+        run_schedule(3, seed, &actions).map_err(TestCaseError::fail)?;
+    }
+
+    #[test]
+    fn prop_cluster5_safety_and_liveness(seed in any::<u64>(), actions in vec(action(), 1..400)) {
+        run_schedule(5, seed, &actions).map_err(TestCaseError::fail)?;
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 40, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// Longer runs from a seed: deeper histories than the shrinkable schedules.
+    #[test]
+    fn prop_cluster_long_seeded_schedules(seed in any::<u64>(), five in any::<bool>()) {
+        let n = if five { 5 } else { 3 };
+        let actions = seeded_schedule(seed, 3000);
+        run_schedule(n, seed, &actions).map_err(|e| TestCaseError::fail(format!("n={n} seed={seed}: {e}")))?;
+    }
+}
+
+/// Guards against a vacuous schedule: the random runs really elect leaders,
+/// commit, truncate, crash and re-apply.
+#[test]
+fn cluster_schedules_exercise_the_protocol() {
+    let mut total = Stats::default();
+    let (mut terms_led, mut commits) = (0, 0);
+    for seed in 0..40u64 {
+        let n = if seed % 2 == 0 { 3 } else { 5 };
+        let c = run_schedule(n, seed, &seeded_schedule(seed, 400)).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        terms_led += c.leader_of_term.len();
+        commits += c.committed.len();
+        let s = &c.stats;
+        total.steps += s.steps;
+        total.delivered += s.delivered;
+        total.proposals_accepted += s.proposals_accepted;
+        total.crashes += s.crashes;
+        total.restarts += s.restarts;
+        total.truncations += s.truncations;
+        total.reapplied += s.reapplied;
+    }
+    println!("40 schedules: {terms_led} terms with a leader, {commits} entries committed, {total:?}");
+    assert!(terms_led >= 80, "too few elections: {terms_led}");
+    assert!(commits >= 400, "too few commits: {commits}");
+    assert!(total.truncations >= 20, "too few log truncations: {}", total.truncations);
+    assert!(total.crashes >= 40 && total.restarts >= 40, "too few crashes: {total:?}");
+    assert!(total.reapplied >= 100, "too few re-applies after restart: {}", total.reapplied);
+}

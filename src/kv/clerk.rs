@@ -1,0 +1,86 @@
+//! The clerk: a client of the KV service. Retries until it gets an answer,
+//! with a unique id and a sequence number per request so that servers apply
+//! each request once.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::seq::SliceRandom;
+
+use super::ops::{KvOp, KvReply, KvRequest, KV_SERVICE};
+use crate::net::Transport;
+
+#[derive(Clone, Debug)]
+pub struct ClerkConfig {
+    /// How long one attempt waits for a server's answer.
+    pub attempt_timeout: Duration,
+    /// Pause after every server failed once, so a leaderless cluster is not flooded.
+    pub round_backoff: Duration,
+}
+
+impl Default for ClerkConfig {
+    fn default() -> Self {
+        ClerkConfig { attempt_timeout: Duration::from_millis(300), round_backoff: Duration::from_millis(20) }
+    }
+}
+
+/// One clerk. One outstanding request at a time (`&mut self`).
+pub struct Clerk {
+    transport: Arc<Transport>,
+    /// Servers in an order that says nothing about their ids.
+    servers: Vec<SocketAddr>,
+    id: u64,
+    seq: u64,
+    leader: usize,
+    cfg: ClerkConfig,
+    /// Attempts made (RPCs sent), for reports.
+    pub attempts: u64,
+}
+
+impl Clerk {
+    pub fn new(transport: Arc<Transport>, mut servers: Vec<SocketAddr>, cfg: ClerkConfig) -> Clerk {
+        let mut rng = madsim::rand::thread_rng();
+        servers.shuffle(&mut rng);
+        let id = rand::Rng::gen(&mut rng);
+        Clerk { transport, servers, id, seq: 0, leader: 0, cfg, attempts: 0 }
+    }
+
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    pub async fn get(&mut self, key: &str) -> String {
+        self.call(KvOp::Get { key: key.to_string() }).await.unwrap_or_default()
+    }
+
+    pub async fn put(&mut self, key: &str, value: &str) {
+        self.call(KvOp::Put { key: key.to_string(), value: value.to_string() }).await;
+    }
+
+    pub async fn append(&mut self, key: &str, value: &str) {
+        self.call(KvOp::Append { key: key.to_string(), value: value.to_string() }).await;
+    }
+
+    /// Sends `op` until some server answers it; never gives up.
+    pub async fn call(&mut self, op: KvOp) -> Option<String> {
+        self.seq += 1;
+        let req = KvRequest { client: self.id, seq: self.seq, op };
+        let mut failed_in_round = 0;
+        loop {
+            let dst = self.servers[self.leader];
+            self.attempts += 1;
+            match self.transport.call::<KvRequest, KvReply>(dst, KV_SERVICE, &req, self.cfg.attempt_timeout).await {
+                Ok(KvReply::Ok(v)) => return v,
+                Ok(KvReply::WrongLeader) | Ok(KvReply::Timeout) | Err(_) => {
+                    self.leader = (self.leader + 1) % self.servers.len();
+                    failed_in_round += 1;
+                    if failed_in_round >= self.servers.len() {
+                        failed_in_round = 0;
+                        tokio::time::sleep(self.cfg.round_backoff).await;
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! The KV service's operations: what clerks send, what goes into the Raft
+//! log, and the replicated state machine that applies them exactly once.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// The transport service id of the KV RPC.
+pub const KV_SERVICE: u16 = 2;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum KvOp {
+    Get { key: String },
+    Put { key: String, value: String },
+    Append { key: String, value: String },
+}
+
+/// One clerk request; also the command a server puts into the Raft log.
+/// `(client, seq)` identifies it across retries.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KvRequest {
+    pub client: u64,
+    pub seq: u64,
+    pub op: KvOp,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum KvReply {
+    /// Applied: a Get's value (Some, "" for a missing key) or None for Put/Append.
+    Ok(Option<String>),
+    /// Not the leader, or lost leadership before the op committed: try another server.
+    WrongLeader,
+    /// The op did not commit in time (e.g. a leader cut off in a minority).
+    Timeout,
+}
+
+/// What one clerk last had applied: its highest sequence number and the reply.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Session {
+    seq: u64,
+    reply: Option<String>,
+}
+
+/// The replicated state: the key/value map and the duplicate table. Both are
+/// rebuilt by replaying the log after a restart.
+#[derive(Clone, Debug, Default)]
+pub struct KvStateMachine {
+    data: BTreeMap<String, String>,
+    sessions: BTreeMap<u64, Session>,
+    /// Test-only fault: forget the duplicate table (applies retries twice).
+    pub forget_duplicates: bool,
+}
+
+impl KvStateMachine {
+    /// The reply already given to `(client, seq)`, if it was applied and is
+    /// the clerk's latest request.
+    pub fn cached(&self, client: u64, seq: u64) -> Option<Option<String>> {
+        if self.forget_duplicates {
+            return None;
+        }
+        self.sessions.get(&client).filter(|s| s.seq == seq).map(|s| s.reply.clone())
+    }
+
+    /// Applies a committed request once; a repeat gets the first reply.
+    pub fn apply(&mut self, req: &KvRequest) -> Option<String> {
+        if !self.forget_duplicates {
+            if let Some(s) = self.sessions.get(&req.client) {
+                if req.seq <= s.seq {
+                    // seq < s.seq: the clerk has moved on and will not read
+                    // this reply; it must still not be applied again.
+                    return s.reply.clone();
+                }
+            }
+        }
+        let reply = match &req.op {
+            KvOp::Get { key } => Some(self.data.get(key).cloned().unwrap_or_default()),
+            KvOp::Put { key, value } => {
+                self.data.insert(key.clone(), value.clone());
+                None
+            }
+            KvOp::Append { key, value } => {
+                self.data.entry(key.clone()).or_default().push_str(value);
+                None
+            }
+        };
+        self.sessions.insert(req.client, Session { seq: req.seq, reply: reply.clone() });
+        reply
+    }
+
+    /// A local read, bypassing Raft (only the broken test server uses it).
+    pub fn local_get(&self, key: &str) -> String {
+        self.data.get(key).cloned().unwrap_or_default()
+    }
+
+    pub fn len(&self) -> usize {
+        self.data.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+}

@@ -1,0 +1,189 @@
+//! The KV server: hands each request to Raft and answers only once that op
+//! comes back committed at the index Raft gave it.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::FutureExt;
+use tokio::sync::{mpsc, oneshot};
+
+use super::ops::{KvOp, KvReply, KvRequest, KvStateMachine, KV_SERVICE};
+use crate::net::{decode, encode, Transport};
+use crate::raft::{ApplyMsg, Consensus, Index, Term};
+
+/// Deliberate bugs, for showing that the harness catches them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Bug {
+    #[default]
+    None,
+    /// Answer Get from the local map without going through Raft.
+    LocalGet,
+    /// Keep no duplicate table: a retried Put/Append is applied again.
+    NoDedup,
+}
+
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// How long a request waits for its op to commit before answering Timeout.
+    pub commit_wait: Duration,
+    /// How often leadership is checked for waiting requests.
+    pub leadership_poll: Duration,
+    pub bug: Bug,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig { commit_wait: Duration::from_millis(1000), leadership_poll: Duration::from_millis(10), bug: Bug::None }
+    }
+}
+
+struct Waiter {
+    term: Term,
+    client: u64,
+    seq: u64,
+    tx: oneshot::Sender<KvReply>,
+}
+
+struct Inner {
+    sm: KvStateMachine,
+    waiters: BTreeMap<Index, Waiter>,
+    last_applied: Index,
+    killed: bool,
+}
+
+/// A KV server on the current node. Clones share the server.
+#[derive(Clone)]
+pub struct KvServer {
+    inner: Arc<Mutex<Inner>>,
+    raft: Arc<dyn Consensus>,
+}
+
+impl KvServer {
+    /// Starts the server: registers the KV service on `transport` and applies
+    /// what Raft delivers on `apply_rx`.
+    pub fn start(
+        transport: &Transport,
+        raft: Arc<dyn Consensus>,
+        mut apply_rx: mpsc::UnboundedReceiver<ApplyMsg>,
+        cfg: ServerConfig,
+    ) -> KvServer {
+        let mut sm = KvStateMachine::default();
+        sm.forget_duplicates = cfg.bug == Bug::NoDedup;
+        let inner = Arc::new(Mutex::new(Inner { sm, waiters: BTreeMap::new(), last_applied: 0, killed: false }));
+        let server = KvServer { inner: inner.clone(), raft: raft.clone() };
+
+        let s = server.clone();
+        let cfg2 = cfg.clone();
+        transport.register(
+            KV_SERVICE,
+            Arc::new(move |from: SocketAddr, body: Vec<u8>| {
+                let s = s.clone();
+                let cfg = cfg2.clone();
+                async move {
+                    let req: KvRequest = match decode(&body, "kv request") {
+                        Ok(r) => r,
+                        Err(e) => {
+                            tracing::warn!(%from, error = %e, "dropping a kv request");
+                            return None;
+                        }
+                    };
+                    let reply = s.handle(req, &cfg).await?;
+                    Some(encode(&reply))
+                }
+                .boxed()
+            }),
+        );
+
+        // The applier: applies committed ops in log order and wakes waiters.
+        let applier = inner.clone();
+        tokio::spawn(async move {
+            while let Some(m) = apply_rx.recv().await {
+                let req: KvRequest = match decode(&m.command, "kv command") {
+                    Ok(r) => r,
+                    Err(e) => {
+                        // Only this service writes the log, so this is a bug;
+                        // skipping keeps all replicas identical.
+                        tracing::error!(index = m.index, error = %e, "undecodable command in the log");
+                        continue;
+                    }
+                };
+                let mut g = applier.lock().unwrap();
+                if g.killed {
+                    return;
+                }
+                let result = g.sm.apply(&req);
+                g.last_applied = m.index;
+                if let Some(w) = g.waiters.remove(&m.index) {
+                    let reply = if (w.client, w.seq) == (req.client, req.seq) { KvReply::Ok(result) } else { KvReply::WrongLeader };
+                    let _ = w.tx.send(reply);
+                }
+            }
+        });
+
+        // Requests waiting on a leader that lost its term will never be
+        // answered by the log: tell their clerks to try elsewhere.
+        let watcher = server.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(cfg.leadership_poll).await;
+                let (term, leader) = watcher.raft.state();
+                let mut g = watcher.inner.lock().unwrap();
+                if g.killed {
+                    return;
+                }
+                let stale: Vec<Index> =
+                    g.waiters.iter().filter(|(_, w)| !leader || w.term != term).map(|(i, _)| *i).collect();
+                for i in stale {
+                    if let Some(w) = g.waiters.remove(&i) {
+                        let _ = w.tx.send(KvReply::WrongLeader);
+                    }
+                }
+            }
+        });
+        server
+    }
+
+    async fn handle(&self, req: KvRequest, cfg: &ServerConfig) -> Option<KvReply> {
+        let rx = {
+            let mut g = self.inner.lock().unwrap();
+            if g.killed {
+                return None;
+            }
+            if let Some(reply) = g.sm.cached(req.client, req.seq) {
+                return Some(KvReply::Ok(reply));
+            }
+            if cfg.bug == Bug::LocalGet {
+                if let KvOp::Get { key } = &req.op {
+                    return Some(KvReply::Ok(Some(g.sm.local_get(key))));
+                }
+            }
+            let Some((index, term)) = self.raft.start(encode(&req)) else {
+                return Some(KvReply::WrongLeader);
+            };
+            let (tx, rx) = oneshot::channel();
+            if let Some(old) = g.waiters.insert(index, Waiter { term, client: req.client, seq: req.seq, tx }) {
+                let _ = old.tx.send(KvReply::WrongLeader);
+            }
+            rx
+        };
+        match tokio::time::timeout(cfg.commit_wait, rx).await {
+            Ok(Ok(reply)) => Some(reply),
+            _ => Some(KvReply::Timeout),
+        }
+    }
+
+    /// Stops answering and applying (the node is about to be killed).
+    pub fn kill(&self) {
+        let mut g = self.inner.lock().unwrap();
+        g.killed = true;
+        g.waiters.clear();
+        drop(g);
+        self.raft.kill();
+    }
+
+    pub fn last_applied(&self) -> Index {
+        self.inner.lock().unwrap().last_applied
+    }
+}
