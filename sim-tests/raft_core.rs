@@ -220,6 +220,7 @@ struct Server {
 #[derive(Clone, Debug, Default)]
 struct Stats {
     steps: u64,
+    steps_with_leader: u64,
     delivered: u64,
     proposals_accepted: u64,
     crashes: u64,
@@ -654,7 +655,12 @@ impl Cluster {
             Action::Drop(k) => self.drop_at(k),
             Action::Propose(k) => self.propose_any(k)?,
             Action::Crash(s) => self.crash(s % n),
-            Action::Restart(s) => self.restart(s % n)?,
+            Action::Restart(k) => {
+                // Reboot a crashed server if there is one, else reboot a running one.
+                let down: Vec<PeerId> = (0..n).filter(|&s| !self.servers[s].up).collect();
+                let s = if down.is_empty() { k % n } else { down[k % down.len()] };
+                self.restart(s)?
+            }
             Action::Partition(mask) => {
                 let groups: Vec<u8> = (0..n).map(|s| (mask >> s) & 1).collect();
                 self.set_groups(&groups);
@@ -662,6 +668,9 @@ impl Cluster {
             Action::Heal => self.heal(),
         }
         self.stats.steps += 1;
+        if (0..n).any(|s| self.servers[s].up && self.core(s).is_leader()) {
+            self.stats.steps_with_leader += 1;
+        }
         Ok(())
     }
 
@@ -864,10 +873,10 @@ fn votes_counted_once_and_only_for_the_current_term() {
 fn steps_down_on_higher_term_in_any_message() {
     type Input = Box<dyn Fn(&mut RaftCore)>;
     let inputs: Vec<(&str, Input)> = vec![
-        ("vote reply", Box::new(|c| grant(c, 1, 5, false))),
+        ("vote reply", Box::new(|c: &mut RaftCore| grant(c, 1, 5, false))),
         (
             "append reply",
-            Box::new(|c| {
+            Box::new(|c: &mut RaftCore| {
                 c.step_response(
                     1,
                     Response::Append(AppendReply {
@@ -880,8 +889,8 @@ fn steps_down_on_higher_term_in_any_message() {
                 )
             }),
         ),
-        ("vote request", Box::new(|c| assert!(!vote_reply(c.step_request(2, vote(5, 2, 0, 0))).granted))),
-        ("append request", Box::new(|c| assert!(append_reply(c.step_request(2, append(5, 2, 0, 0, vec![], 0))).success))),
+        ("vote request", Box::new(|c: &mut RaftCore| assert!(!vote_reply(c.step_request(2, vote(5, 2, 0, 0))).granted))),
+        ("append request", Box::new(|c: &mut RaftCore| assert!(append_reply(c.step_request(2, append(5, 2, 0, 0, vec![], 0))).success))),
     ];
     for (what, input) in &inputs {
         // As leader (with an entry, so that the vote request's empty log is behind)…
@@ -1365,7 +1374,7 @@ fn restart_from_persisted_state_recovers_term_vote_and_log() {
     let mut store = Store::default();
     let steps = vec![
         (0, append(1, 0, 0, 0, vec![ent(1, "a"), ent(1, "b"), ent(1, "c")], 1)),
-        (2, vote(2, 2, 2, 1)),
+        (2, vote(2, 2, 3, 1)),
         (2, append(2, 2, 1, 1, vec![ent(2, "x")], 1)),
         (0, vote(3, 0, 3, 1)), // denied: behind; the term is adopted
     ];
@@ -1568,7 +1577,8 @@ enum Action {
     Propose(usize),
     /// Crash a server: it stays down until restarted.
     Crash(usize),
-    /// Reboot a server from its store (crashing it first if it is up).
+    /// Reboot a crashed server from its store (or, if none is down, crash
+    /// and reboot a running one).
     Restart(usize),
     /// Split the servers in two groups by this bit mask.
     Partition(u8),
@@ -1579,13 +1589,13 @@ fn action() -> impl Strategy<Value = Action> {
     prop_oneof![
         25 => (0usize..5).prop_map(Action::Tick),
         5 => Just(Action::TickAll),
-        40 => any::<u16>().prop_map(|k| Action::Deliver(k as usize)),
-        4 => any::<u16>().prop_map(|k| Action::Duplicate(k as usize)),
-        5 => any::<u16>().prop_map(|k| Action::Drop(k as usize)),
+        45 => any::<u16>().prop_map(|k| Action::Deliver(k as usize)),
+        3 => any::<u16>().prop_map(|k| Action::Duplicate(k as usize)),
+        4 => any::<u16>().prop_map(|k| Action::Drop(k as usize)),
         10 => (0usize..5).prop_map(Action::Propose),
-        2 => (0usize..5).prop_map(Action::Crash),
-        3 => (0usize..5).prop_map(Action::Restart),
-        3 => any::<u8>().prop_map(Action::Partition),
+        1 => (0usize..5).prop_map(Action::Crash),
+        2 => (0usize..5).prop_map(Action::Restart),
+        2 => any::<u8>().prop_map(Action::Partition),
         3 => Just(Action::Heal),
     ]
 }
@@ -1595,13 +1605,13 @@ fn random_action(rng: &mut StdRng) -> Action {
     match rng.gen_range(0..100) {
         0..=24 => Action::Tick(rng.gen_range(0..5)),
         25..=29 => Action::TickAll,
-        30..=69 => Action::Deliver(rng.gen_range(0..1 << 16)),
-        70..=73 => Action::Duplicate(rng.gen_range(0..1 << 16)),
-        74..=78 => Action::Drop(rng.gen_range(0..1 << 16)),
-        79..=88 => Action::Propose(rng.gen_range(0..5)),
-        89..=90 => Action::Crash(rng.gen_range(0..5)),
-        91..=93 => Action::Restart(rng.gen_range(0..5)),
-        94..=96 => Action::Partition(rng.gen()),
+        30..=74 => Action::Deliver(rng.gen_range(0..1 << 16)),
+        75..=77 => Action::Duplicate(rng.gen_range(0..1 << 16)),
+        78..=81 => Action::Drop(rng.gen_range(0..1 << 16)),
+        82..=91 => Action::Propose(rng.gen_range(0..5)),
+        92 => Action::Crash(rng.gen_range(0..5)),
+        93..=94 => Action::Restart(rng.gen_range(0..5)),
+        95..=96 => Action::Partition(rng.gen()),
         _ => Action::Heal,
     }
 }
@@ -1624,31 +1634,31 @@ fn seeded_schedule(seed: u64, len: usize) -> Vec<Action> {
 
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: 300,
+        cases: 500,
         failure_persistence: None,
         max_shrink_iters: 5000,
         ..ProptestConfig::default()
     })]
 
     #[test]
-    fn prop_cluster3_safety_and_liveness(seed in any::<u64>(), actions in vec(action(), 1..400)) {
+    fn prop_cluster3_safety_and_liveness(seed in any::<u64>(), actions in vec(action(), 1..600)) {
         run_schedule(3, seed, &actions).map_err(TestCaseError::fail)?;
     }
 
     #[test]
-    fn prop_cluster5_safety_and_liveness(seed in any::<u64>(), actions in vec(action(), 1..400)) {
+    fn prop_cluster5_safety_and_liveness(seed in any::<u64>(), actions in vec(action(), 1..600)) {
         run_schedule(5, seed, &actions).map_err(TestCaseError::fail)?;
     }
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 40, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 100, failure_persistence: None, ..ProptestConfig::default() })]
 
     /// Longer runs from a seed: deeper histories than the shrinkable schedules.
     #[test]
     fn prop_cluster_long_seeded_schedules(seed in any::<u64>(), five in any::<bool>()) {
         let n = if five { 5 } else { 3 };
-        let actions = seeded_schedule(seed, 3000);
+        let actions = seeded_schedule(seed, 5000);
         run_schedule(n, seed, &actions).map_err(|e| TestCaseError::fail(format!("n={n} seed={seed}: {e}")))?;
     }
 }
@@ -1666,6 +1676,7 @@ fn cluster_schedules_exercise_the_protocol() {
         commits += c.committed.len();
         let s = &c.stats;
         total.steps += s.steps;
+        total.steps_with_leader += s.steps_with_leader;
         total.delivered += s.delivered;
         total.proposals_accepted += s.proposals_accepted;
         total.crashes += s.crashes;

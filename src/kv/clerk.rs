@@ -17,11 +17,14 @@ pub struct ClerkConfig {
     pub attempt_timeout: Duration,
     /// Pause after every server failed once, so a leaderless cluster is not flooded.
     pub round_backoff: Duration,
+    /// Timeouts in a row at one server before trying the next: a lost
+    /// message is likelier than a lost leader.
+    pub timeouts_before_moving: u32,
 }
 
 impl Default for ClerkConfig {
     fn default() -> Self {
-        ClerkConfig { attempt_timeout: Duration::from_millis(300), round_backoff: Duration::from_millis(20) }
+        ClerkConfig { attempt_timeout: Duration::from_millis(150), round_backoff: Duration::from_millis(20), timeouts_before_moving: 2 }
     }
 }
 
@@ -67,10 +70,19 @@ impl Clerk {
         self.seq += 1;
         let req = KvRequest { client: self.id, seq: self.seq, op };
         let mut failed_in_round = 0;
+        let mut timeouts = 0;
         loop {
             let dst = self.servers[self.leader];
             self.attempts += 1;
-            match self.transport.call::<KvRequest, KvReply>(dst, KV_SERVICE, &req, self.cfg.attempt_timeout).await {
+            let reply = self.transport.call::<KvRequest, KvReply>(dst, KV_SERVICE, &req, self.cfg.attempt_timeout).await;
+            if reply.is_err() {
+                timeouts += 1;
+                if timeouts < self.cfg.timeouts_before_moving {
+                    continue;
+                }
+            }
+            timeouts = 0;
+            match reply {
                 Ok(KvReply::Ok(v)) => return v,
                 Ok(KvReply::WrongLeader) | Ok(KvReply::Timeout) | Err(_) => {
                     self.leader = (self.leader + 1) % self.servers.len();

@@ -23,13 +23,16 @@ pub struct Config {
     pub election_ticks: std::ops::Range<u32>,
     /// At most this many entries in one AppendEntries.
     pub max_batch: usize,
+    /// An AppendEntries unanswered for this many ticks is presumed lost and
+    /// sent again, without waiting for the next heartbeat.
+    pub retransmit_ticks: u32,
 }
 
 impl Default for Config {
     fn default() -> Self {
         // With a 10 ms tick: heartbeats every 100 ms (the 6.5840 limit is 10/s)
         // and elections after 300-600 ms of silence.
-        Config { heartbeat_ticks: 10, election_ticks: 30..60, max_batch: 1024 }
+        Config { heartbeat_ticks: 10, election_ticks: 30..60, max_batch: 1024, retransmit_ticks: 5 }
     }
 }
 
@@ -50,6 +53,8 @@ struct Progress {
     /// An AppendEntries is outstanding: new proposals wait for its reply (or
     /// the next heartbeat) and are then sent together, one batch per trip.
     inflight: bool,
+    /// The tick at which the outstanding AppendEntries was sent.
+    sent_at: u64,
 }
 
 /// What the driver must do after a step, in this order: persist, send, apply.
@@ -96,6 +101,8 @@ pub struct RaftCore {
     applied: Index,
     elapsed: u32,
     election_timeout: u32,
+    /// Ticks since boot.
+    now: u64,
     votes: Vec<bool>,
     progress: Vec<Progress>,
 
@@ -128,6 +135,7 @@ impl RaftCore {
             applied: 0,
             elapsed: 0,
             election_timeout: 0,
+            now: 0,
             votes: vec![false; n],
             progress: vec![Progress::default(); n],
             hard_dirty: false,
@@ -186,14 +194,23 @@ impl RaftCore {
     /// One tick of the driver's clock.
     pub fn tick(&mut self) {
         self.elapsed += 1;
+        self.now += 1;
         match self.role {
             Role::Leader => {
                 if self.elapsed >= self.cfg.heartbeat_ticks {
                     self.elapsed = 0;
-                    // Heartbeats also retransmit whatever is unacknowledged,
-                    // which is how lost AppendEntries are recovered.
+                    // Heartbeats also retransmit whatever is unacknowledged.
                     for peer in self.peers() {
                         self.send_append(peer);
+                    }
+                } else {
+                    let last = self.last_index();
+                    let limit = self.cfg.retransmit_ticks as u64;
+                    for peer in self.peers() {
+                        let pr = self.progress[peer];
+                        if pr.inflight && pr.next <= last && self.now - pr.sent_at >= limit {
+                            self.send_append(peer);
+                        }
                     }
                 }
             }
@@ -431,7 +448,7 @@ impl RaftCore {
         self.elapsed = 0;
         let last = self.last_index();
         for (i, pr) in self.progress.iter_mut().enumerate() {
-            *pr = Progress { next: last + 1, matched: if i == self.id { last } else { 0 }, inflight: false };
+            *pr = Progress { next: last + 1, matched: if i == self.id { last } else { 0 }, inflight: false, sent_at: 0 };
         }
         tracing::debug!(id = self.id, term = self.term, "became leader");
         // Announce leadership at once rather than at the next heartbeat.
@@ -464,6 +481,7 @@ impl RaftCore {
         let prev = next - 1;
         let end = (last as usize + 1).min(next as usize + self.cfg.max_batch);
         pr.inflight = true;
+        pr.sent_at = self.now;
         let args = AppendArgs {
             term: self.term,
             leader: self.id,

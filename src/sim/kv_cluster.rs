@@ -213,7 +213,12 @@ impl KvCluster {
 
     /// Lets clerk `ck` reach exactly the servers in `to`.
     pub fn connect_client(&self, ck: &TestClerk, to: &[usize]) {
-        let c = clerk_addr(ck.index).ip();
+        self.connect_client_by_index(ck.index, to);
+    }
+
+    /// As [`connect_client`](Self::connect_client), for a clerk moved into a task.
+    pub fn connect_client_by_index(&self, clerk: usize, to: &[usize]) {
+        let c = clerk_addr(clerk).ip();
         for j in 0..self.0.n {
             let s = server_addr(j).ip();
             if to.contains(&j) {
@@ -383,8 +388,16 @@ impl KvCluster {
     /// The two checks of every KV scenario: the history is linearizable, and
     /// the mean virtual ms per completed op is within `bound_ms`.
     pub fn check(&self, bound_ms: f64) {
-        let (verdict, path) = self.verify();
         let f = self.figures();
+        println!(
+            "  {} ops ({} pending); {:.2} ms/op mean (bound {bound_ms} ms/op), {:.0} ms max",
+            f.ops, f.pending, f.mean_ms_per_op, f.max_ms_per_op
+        );
+        println!(
+            "  faults: requests_dropped={} replies_dropped={} cut_dropped={} duplicated={} delayed={} partitions={} crashes={} restarts={}",
+            f.net.requests_dropped, f.net.replies_dropped, f.net.cut_dropped, f.net.duplicated, f.net.delayed, f.partitions, f.crashes, f.restarts
+        );
+        let (verdict, path) = self.verify();
         if !verdict.linearizable {
             panic!(
                 "history is not linearizable (key {:?}); history: {}; reproduce with: {}",
@@ -393,14 +406,7 @@ impl KvCluster {
                 report::reproduce_command(&self.0.name, self.0.seed)
             );
         }
-        println!(
-            "  linearizable: {} ops ({} pending); {:.2} ms/op mean (bound {bound_ms} ms/op), {:.0} ms max",
-            f.ops, f.pending, f.mean_ms_per_op, f.max_ms_per_op
-        );
-        println!(
-            "  faults: requests_dropped={} replies_dropped={} cut_dropped={} duplicated={} delayed={} partitions={} crashes={} restarts={}",
-            f.net.requests_dropped, f.net.replies_dropped, f.net.cut_dropped, f.net.duplicated, f.net.delayed, f.partitions, f.crashes, f.restarts
-        );
+        println!("  history is linearizable");
         assert!(
             f.mean_ms_per_op <= bound_ms,
             "operations too slow: {:.2} ms/op > {bound_ms} ms/op (virtual)",

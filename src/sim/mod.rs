@@ -9,4 +9,5 @@ pub mod kv_cluster;
 pub mod network;
 pub mod raft_cluster;
 pub mod report;
+pub mod scenario;
 pub mod timeline;

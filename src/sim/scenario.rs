@@ -1,0 +1,221 @@
+//! The KV workloads of 6.5840's lab 4A tester (GenericTest and its helpers),
+//! parameterised so the ported tests and new scenarios share one body.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::sleep;
+
+use super::kv_cluster::{KvCluster, KvOptions};
+use super::raft_cluster::rand_u64;
+use crate::kv::Bug;
+
+/// 6.5840's electionTimeout in the KV tests.
+pub const ELECTION_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The knobs of GenericTest, plus the faults this project adds.
+#[derive(Clone, Debug)]
+pub struct GenericSpec {
+    pub clients: usize,
+    pub servers: usize,
+    pub unreliable: bool,
+    pub crash: bool,
+    pub partitions: bool,
+    pub random_keys: bool,
+    /// Rounds of client work (3 in 6.5840).
+    pub iterations: usize,
+    /// How long clients run in each round (5 s in 6.5840).
+    pub run: Duration,
+    /// Fraction of messages delivered twice.
+    pub duplicate_rate: f64,
+    /// The partitioner cuts random one-way links instead of splitting in two.
+    pub one_way: bool,
+    pub bug: Bug,
+}
+
+impl GenericSpec {
+    /// GenericTest(nclients, nservers, unreliable, crash, partitions, maxraftstate=-1, randomkeys).
+    pub fn new(clients: usize, servers: usize, unreliable: bool, crash: bool, partitions: bool, random_keys: bool) -> Self {
+        GenericSpec {
+            clients,
+            servers,
+            unreliable,
+            crash,
+            partitions,
+            random_keys,
+            iterations: 3,
+            run: Duration::from_secs(5),
+            duplicate_rate: 0.0,
+            one_way: false,
+            bug: Bug::None,
+        }
+    }
+
+    /// 6.5840's test title.
+    pub fn title(&self) -> String {
+        let mut t = String::from("Test: ");
+        if self.unreliable {
+            t += "unreliable net, ";
+        }
+        if self.crash {
+            t += "restarts, ";
+        }
+        if self.partitions {
+            t += "partitions, ";
+        }
+        if self.duplicate_rate > 0.0 {
+            t += "duplication, ";
+        }
+        if self.one_way {
+            t += "one-way cuts, ";
+        }
+        t += if self.clients > 1 { "many clients" } else { "one client" };
+        if self.random_keys {
+            t += ", random keys";
+        }
+        t + " (4A)"
+    }
+}
+
+/// Panics unless `v` holds client `clnt`'s appends 0..count, once each, in order.
+pub fn check_clnt_appends(clnt: usize, v: &str, count: usize) {
+    let mut last: Option<usize> = None;
+    for j in 0..count {
+        let wanted = format!("x {clnt} {j} y");
+        let off = v.find(&wanted).unwrap_or_else(|| panic!("{clnt} missing element {wanted} in Append result {v}"));
+        let off1 = v.rfind(&wanted).unwrap();
+        assert_eq!(off1, off, "duplicate element {wanted} in Append result");
+        if let Some(l) = last {
+            assert!(off > l, "wrong order for element {wanted} in Append result");
+        }
+        last = Some(off);
+    }
+}
+
+/// Panics unless `v` holds every client's appends, once each, each client's in order.
+pub fn check_concurrent_appends(v: &str, counts: &[usize]) {
+    for (i, n) in counts.iter().enumerate() {
+        let mut last: Option<usize> = None;
+        for j in 0..*n {
+            let wanted = format!("x {i} {j} y");
+            let off = v.find(&wanted).unwrap_or_else(|| panic!("{i} missing element {wanted} in Append result {v}"));
+            let off1 = v.rfind(&wanted).unwrap();
+            assert_eq!(off1, off, "duplicate element {wanted} in Append result");
+            if let Some(l) = last {
+                assert!(off > l, "wrong order for element {wanted} in Append result");
+            }
+            last = Some(off);
+        }
+    }
+}
+
+/// Repartitions the servers at random about once a second until `done`.
+async fn partitioner(cfg: KvCluster, done: Arc<AtomicBool>, one_way: bool) {
+    let n = cfg.n();
+    while !done.load(Ordering::SeqCst) {
+        if one_way {
+            // Heal, then cut a few random directed links between servers.
+            cfg.connect_all();
+            let cuts = 1 + rand_u64() as usize % n;
+            for _ in 0..cuts {
+                let a = rand_u64() as usize % n;
+                let b = rand_u64() as usize % n;
+                if a != b {
+                    cfg.cut_one_way(a, b);
+                }
+            }
+        } else {
+            let side: Vec<u64> = (0..n).map(|_| rand_u64() % 2).collect();
+            let p0: Vec<usize> = (0..n).filter(|i| side[*i] == 0).collect();
+            let p1: Vec<usize> = (0..n).filter(|i| side[*i] == 1).collect();
+            cfg.partition(&p0, &p1);
+        }
+        sleep(ELECTION_TIMEOUT + Duration::from_millis(rand_u64() % 200)).await;
+    }
+}
+
+/// 6.5840's GenericTest: rounds of clients doing random Appends and Gets
+/// (checking each Get against the value they predict), with partitions and
+/// whole-cluster crashes between rounds as asked; then every client's appends
+/// are checked, and the whole history for linearizability and `bound_ms`.
+pub async fn generic_test(name: &str, spec: &GenericSpec, bound_ms: f64) -> KvCluster {
+    let mut opts = KvOptions::new(spec.servers, spec.unreliable);
+    opts.bug = spec.bug;
+    let cfg = KvCluster::with_options(opts, name).await;
+    cfg.set_duplication(spec.duplicate_rate);
+    cfg.begin(&spec.title());
+    let mut ck = cfg.make_client(&cfg.all()).await;
+    for _ in 0..spec.iterations {
+        let done_clients = Arc::new(AtomicBool::new(false));
+        let done_partitioner = Arc::new(AtomicBool::new(false));
+        let mut clients = Vec::new();
+        for cli in 0..spec.clients {
+            let mut myck = cfg.make_client(&cfg.all()).await;
+            let done = done_clients.clone();
+            let (random_keys, nclients) = (spec.random_keys, spec.clients);
+            clients.push(tokio::spawn(async move {
+                let mut j = 0;
+                let mut last = String::new();
+                if !random_keys {
+                    myck.put(&cli.to_string(), &last).await;
+                }
+                while !done.load(Ordering::SeqCst) {
+                    let key = if random_keys { (rand_u64() as usize % nclients).to_string() } else { cli.to_string() };
+                    let nv = format!("x {cli} {j} y");
+                    if rand_u64() % 1000 < 500 {
+                        myck.append(&key, &nv).await;
+                        if !random_keys {
+                            last.push_str(&nv);
+                        }
+                        j += 1;
+                    } else if random_keys && rand_u64() % 1000 < 100 {
+                        myck.put(&key, &nv).await;
+                        j += 1;
+                    } else {
+                        let v = myck.get(&key).await;
+                        if !random_keys {
+                            assert_eq!(v, last, "get wrong value, key {key}");
+                        }
+                    }
+                }
+                j
+            }));
+        }
+        let part = if spec.partitions {
+            sleep(Duration::from_secs(1)).await;
+            Some(tokio::spawn(partitioner(cfg.clone(), done_partitioner.clone(), spec.one_way)))
+        } else {
+            None
+        };
+        sleep(spec.run).await;
+        done_clients.store(true, Ordering::SeqCst);
+        done_partitioner.store(true, Ordering::SeqCst);
+        if let Some(p) = part {
+            p.await.expect("partitioner task");
+            cfg.connect_all();
+            // Let a new term start, so ops stuck in a minority come unstuck.
+            sleep(ELECTION_TIMEOUT).await;
+        }
+        if spec.crash {
+            for i in 0..spec.servers {
+                cfg.shutdown_server(i);
+            }
+            sleep(ELECTION_TIMEOUT).await;
+            for i in 0..spec.servers {
+                cfg.start_server(i).await;
+            }
+            cfg.connect_all();
+        }
+        for (i, c) in clients.into_iter().enumerate() {
+            let j = c.await.expect("client task");
+            let v = ck.get(&i.to_string()).await;
+            if !spec.random_keys {
+                check_clnt_appends(i, &v, j);
+            }
+        }
+    }
+    cfg.check(bound_ms);
+    cfg.end();
+    cfg
+}
