@@ -25,12 +25,14 @@ use rand::{Rng, SeedableRng};
 
 /// Deterministic timers: every election timeout is exactly 5 ticks.
 fn cfg_fixed() -> Config {
-    Config { heartbeat_ticks: 2, election_ticks: 5..6, max_batch: 64 }
+    Config { heartbeat_ticks: 2, election_ticks: 5..6, max_batch: 64, ..Config::default() }
 }
 
-/// Randomized timers and small batches, for the cluster property tests.
-fn cfg_random() -> Config {
-    Config { heartbeat_ticks: 2, election_ticks: 5..11, max_batch: 3 }
+/// Randomized timers and small batches, for the cluster property tests; half
+/// the runs also retransmit unacknowledged AppendEntries between heartbeats.
+fn cfg_random(seed: u64) -> Config {
+    let retransmit_ticks = if seed % 2 == 0 { 2 } else { 1000 };
+    Config { heartbeat_ticks: 3, election_ticks: 7..14, max_batch: 3, retransmit_ticks }
 }
 
 fn ent(term: Term, cmd: &str) -> Entry {
@@ -1294,6 +1296,43 @@ fn batches_are_bounded_by_max_batch() {
     assert_eq!(l.commit_index(), 5);
 }
 
+#[test]
+fn unacknowledged_append_is_retransmitted_before_the_heartbeat() {
+    let cfg = Config { heartbeat_ticks: 10, election_ticks: 20..21, max_batch: 64, retransmit_ticks: 3 };
+    let mut l = RaftCore::new(0, 3, cfg, HardState::default(), vec![], 1);
+    tick_until_campaign(&mut l);
+    grant(&mut l, 1, 1, true);
+    l.take_ready();
+    ack(&mut l, 1, 0);
+    ack(&mut l, 2, 0);
+    l.propose(b"a".to_vec()).unwrap();
+    assert_eq!(l.take_ready().messages.len(), 2);
+    ack(&mut l, 1, 1); // server 2's AppendEntries (or its reply) is lost
+    let a_to_2 = (2, append(1, 0, 0, 0, vec![ent(1, "a")], 1));
+    let mut sent = vec![];
+    for t in 1..=10 {
+        l.tick();
+        sent.push((t, l.take_ready().messages));
+    }
+    for (t, msgs) in sent {
+        match t {
+            3 | 6 | 9 => assert_eq!(msgs, vec![a_to_2.clone()], "tick {t}: retransmit to the silent follower only"),
+            10 => assert_eq!(
+                msgs,
+                vec![(1, append(1, 0, 1, 1, vec![], 1)), a_to_2.clone()],
+                "tick {t}: heartbeat to everyone"
+            ),
+            _ => assert!(msgs.is_empty(), "tick {t}: {msgs:?}"),
+        }
+    }
+    // Once acknowledged, nothing more is retransmitted.
+    ack(&mut l, 2, 1);
+    for _ in 0..9 {
+        l.tick();
+        assert!(l.take_ready().messages.is_empty());
+    }
+}
+
 // ===================================================================
 // Unit tests: take_ready and restart
 // ===================================================================
@@ -1619,7 +1658,7 @@ fn random_action(rng: &mut StdRng) -> Action {
 /// Runs `actions` on a fresh cluster, checking the invariants after every
 /// step, then settles it and checks liveness.
 fn run_schedule(n: usize, seed: u64, actions: &[Action]) -> Result<Cluster, String> {
-    let mut c = Cluster::new(n, cfg_random(), seed);
+    let mut c = Cluster::new(n, cfg_random(seed), seed);
     for (i, a) in actions.iter().enumerate() {
         c.act(a).and_then(|_| c.check()).map_err(|e| format!("step {i} ({a:?}): {e}{}", c.summary()))?;
     }

@@ -1,20 +1,435 @@
-//! TEMPORARY stand-in until the history module lands (same API).
-use serde::{Deserialize, Serialize};
+//! Client histories: the operations clients issued against the key/value
+//! service, with the (virtual) times they were called and returned, plus
+//! their JSON form, validation, a recorder usable from async client code, and
+//! a generator of legal random histories for tests and benchmarks.
+//!
+//! An operation whose `return_ns` is `None` is *pending*: the client never
+//! learned its outcome, so it may have taken effect at any point after its
+//! call, or never.
+
+use std::path::Path;
 use std::sync::{Arc, Mutex};
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+
+use serde::{Deserialize, Serialize};
+
+/// The three key/value operations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum OpKind { Get, Put, Append }
+pub enum OpKind {
+    Get,
+    Put,
+    Append,
+}
+
+impl OpKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OpKind::Get => "get",
+            OpKind::Put => "put",
+            OpKind::Append => "append",
+        }
+    }
+}
+
+impl std::fmt::Display for OpKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One client operation.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Op { pub client: u64, pub kind: OpKind, pub key: String, pub value: String, pub output: Option<String>, pub call_ns: u64, pub return_ns: Option<u64> }
+pub struct Op {
+    pub client: u64,
+    pub kind: OpKind,
+    pub key: String,
+    /// The argument of a put or append; `""` for a get.
+    pub value: String,
+    /// The value a get returned; `None` for put/append and for pending ops.
+    pub output: Option<String>,
+    pub call_ns: u64,
+    /// `None` = pending: may or may not have taken effect.
+    pub return_ns: Option<u64>,
+}
+
+impl Op {
+    pub fn is_pending(&self) -> bool {
+        self.return_ns.is_none()
+    }
+}
+
+/// A recorded run: which scenario and seed produced it, and its operations.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct History { pub scenario: String, pub seed: u64, pub ops: Vec<Op> }
-impl History { pub fn write_json(&self, p: &std::path::Path) -> std::io::Result<()> { std::fs::write(p, serde_json::to_string(self).unwrap()) } }
-#[derive(Clone, Default)]
-pub struct Recorder(Arc<Mutex<Vec<Op>>>);
-pub type OpId = usize;
+pub struct History {
+    pub scenario: String,
+    pub seed: u64,
+    pub ops: Vec<Op>,
+}
+
+/// Why a history could not be loaded or is not well formed.
+#[derive(Debug, thiserror::Error)]
+pub enum HistoryError {
+    #[error("{path}: cannot read: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: line {line}, column {column}: invalid history JSON: {message}")]
+    Json { path: String, line: usize, column: usize, message: String },
+    #[error("{path}: op {index}: {reason}")]
+    Invalid { path: String, index: usize, reason: String },
+    #[error("{path}: line {line}: {reason}")]
+    Edn { path: String, line: usize, reason: String },
+}
+
+impl HistoryError {
+    fn with_path(self, p: &str) -> Self {
+        match self {
+            HistoryError::Io { source, .. } => HistoryError::Io { path: p.to_string(), source },
+            HistoryError::Json { line, column, message, .. } => {
+                HistoryError::Json { path: p.to_string(), line, column, message }
+            }
+            HistoryError::Invalid { index, reason, .. } => {
+                HistoryError::Invalid { path: p.to_string(), index, reason }
+            }
+            HistoryError::Edn { line, reason, .. } => HistoryError::Edn { path: p.to_string(), line, reason },
+        }
+    }
+}
+
+/// Checks that every op is well formed: a returned get has an output, put and
+/// append have none, a pending op has none, and no op returns before it was
+/// called. Returns the first problem found.
+pub fn validate_ops(ops: &[Op]) -> Result<(), (usize, String)> {
+    for (i, op) in ops.iter().enumerate() {
+        if let Some(r) = op.return_ns {
+            if r < op.call_ns {
+                return Err((i, format!("returns at {r} ns, before its call at {} ns", op.call_ns)));
+            }
+        }
+        match op.kind {
+            OpKind::Get => {
+                if op.return_ns.is_some() && op.output.is_none() {
+                    return Err((i, "get returned but has no output".to_string()));
+                }
+                if op.return_ns.is_none() && op.output.is_some() {
+                    return Err((i, "pending get (no return) has an output".to_string()));
+                }
+                if !op.value.is_empty() {
+                    return Err((i, "get has a non-empty value argument".to_string()));
+                }
+            }
+            OpKind::Put | OpKind::Append => {
+                if op.output.is_some() {
+                    return Err((i, format!("{} has an output (only gets have one)", op.kind)));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+impl History {
+    pub fn new(scenario: impl Into<String>, seed: u64, ops: Vec<Op>) -> Self {
+        History { scenario: scenario.into(), seed, ops }
+    }
+
+    /// Validates the ops (see [`validate_ops`]).
+    pub fn validate(&self) -> Result<(), HistoryError> {
+        validate_ops(&self.ops).map_err(|(index, reason)| HistoryError::Invalid {
+            path: "<history>".to_string(),
+            index,
+            reason,
+        })
+    }
+
+    /// The history as pretty-enough JSON: one op per line.
+    pub fn to_json_string(&self) -> String {
+        // One op per line keeps files diffable and readable while staying
+        // exactly the documented format.
+        let mut s = String::with_capacity(64 + self.ops.len() * 128);
+        s.push_str("{\"scenario\": ");
+        s.push_str(&serde_json::to_string(&self.scenario).expect("string serialises"));
+        s.push_str(", \"seed\": ");
+        s.push_str(&self.seed.to_string());
+        s.push_str(", \"ops\": [");
+        for (i, op) in self.ops.iter().enumerate() {
+            s.push_str(if i == 0 { "\n  " } else { ",\n  " });
+            s.push_str(&serde_json::to_string(op).expect("op serialises"));
+        }
+        s.push_str(if self.ops.is_empty() { "]}\n" } else { "\n]}\n" });
+        s
+    }
+
+    /// Writes [`History::to_json_string`] to `path`.
+    pub fn write_json(&self, path: impl AsRef<Path>) -> std::io::Result<()> {
+        std::fs::write(path, self.to_json_string())
+    }
+
+    /// Parses and validates a history from JSON text.
+    pub fn from_json_str(text: &str) -> Result<History, HistoryError> {
+        Self::from_json_str_named(text, "<json>")
+    }
+
+    /// Like [`History::from_json_str`], naming `name` in errors.
+    pub fn from_json_str_named(text: &str, name: &str) -> Result<History, HistoryError> {
+        let h: History = serde_json::from_str(text).map_err(|e| HistoryError::Json {
+            path: name.to_string(),
+            line: e.line(),
+            column: e.column(),
+            message: strip_position(&e.to_string()),
+        })?;
+        h.validate().map_err(|e| e.with_path(name))?;
+        Ok(h)
+    }
+
+    /// Reads, parses and validates a JSON history file; errors name the file.
+    pub fn load_json(path: impl AsRef<Path>) -> Result<History, HistoryError> {
+        let path = path.as_ref();
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| HistoryError::Io { path: name.clone(), source })?;
+        Self::from_json_str_named(&text, &name)
+    }
+
+    /// Reads a history file in either format: JSON (the object documented
+    /// above) or Jepsen-style EDN event lines (see [`crate::sim::edn`]).
+    pub fn load_any(path: impl AsRef<Path>) -> Result<History, HistoryError> {
+        let path = path.as_ref();
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| HistoryError::Io { path: name.clone(), source })?;
+        Self::parse_any(&text, &name)
+    }
+
+    /// Parses `text` as JSON when it looks like a JSON history object, else as
+    /// EDN event lines. `name` is used in errors and as the EDN scenario.
+    pub fn parse_any(text: &str, name: &str) -> Result<History, HistoryError> {
+        let looks_json = text.trim_start().starts_with("{\"");
+        if looks_json {
+            match Self::from_json_str_named(text, name) {
+                Ok(h) => Ok(h),
+                Err(json_err) => match crate::sim::edn::parse_edn_history(text, name) {
+                    Ok(h) => Ok(h),
+                    Err(_) => Err(json_err),
+                },
+            }
+        } else {
+            crate::sim::edn::parse_edn_history(text, name)
+        }
+    }
+}
+
+/// serde_json appends " at line L column C"; we report those separately.
+fn strip_position(msg: &str) -> String {
+    match msg.rfind(" at line ") {
+        Some(i) => msg[..i].to_string(),
+        None => msg.to_string(),
+    }
+}
+
+/// Identifies an operation started with [`Recorder::call`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct OpId(pub usize);
+
+/// Collects a history from concurrent (async) clients. Cheap to clone; all
+/// clones share one history.
+#[derive(Clone, Debug, Default)]
+pub struct Recorder {
+    ops: Arc<Mutex<Vec<Op>>>,
+}
+
 impl Recorder {
-    pub fn new() -> Self { Self::default() }
-    pub fn call(&self, client: u64, kind: OpKind, key: String, value: String, now_ns: u64) -> OpId { let mut v = self.0.lock().unwrap(); v.push(Op { client, kind, key, value, output: None, call_ns: now_ns, return_ns: None }); v.len() - 1 }
-    pub fn ret(&self, id: OpId, output: Option<String>, now_ns: u64) { let mut v = self.0.lock().unwrap(); v[id].output = output; v[id].return_ns = Some(now_ns); }
-    pub fn snapshot(&self) -> Vec<Op> { self.0.lock().unwrap().clone() }
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Op>> {
+        // A panic elsewhere while holding the lock leaves the Vec intact.
+        self.ops.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records the call of an operation; it stays pending until [`Recorder::ret`].
+    pub fn call(&self, client: u64, kind: OpKind, key: impl Into<String>, value: impl Into<String>, now_ns: u64) -> OpId {
+        let mut ops = self.lock();
+        ops.push(Op {
+            client,
+            kind,
+            key: key.into(),
+            value: value.into(),
+            output: None,
+            call_ns: now_ns,
+            return_ns: None,
+        });
+        OpId(ops.len() - 1)
+    }
+
+    /// Records the return of `id` with the value a get read (`None` for
+    /// put/append). Unknown ids are ignored.
+    pub fn ret(&self, id: OpId, output: Option<String>, now_ns: u64) {
+        let mut ops = self.lock();
+        if let Some(op) = ops.get_mut(id.0) {
+            op.return_ns = Some(now_ns.max(op.call_ns));
+            op.output = if op.kind == OpKind::Get { Some(output.unwrap_or_default()) } else { None };
+        }
+    }
+
+    /// The ops so far; those not returned are pending.
+    pub fn snapshot(&self) -> Vec<Op> {
+        self.lock().clone()
+    }
+
+    /// The ops so far as a [`History`].
+    pub fn history(&self, scenario: impl Into<String>, seed: u64) -> History {
+        History::new(scenario, seed, self.snapshot())
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Generation of legal random histories (for tests and benchmarks): a real
+/// sequential execution of a key/value store, with each op's effect at a
+/// random point inside its [call, return] interval.
+pub mod gen {
+    use super::*;
+
+    /// Parameters of [`generate`].
+    #[derive(Clone, Debug)]
+    pub struct GenConfig {
+        pub ops: usize,
+        pub keys: usize,
+        pub clients: usize,
+        pub seed: u64,
+        /// Probability that a put/append never returns (pending); half of
+        /// those take effect at some time after their call, half never do.
+        pub pending_writes: f64,
+        /// Probability that a get never returns.
+        pub pending_gets: f64,
+        /// Relative weights of get, put, append.
+        pub weights: [u32; 3],
+        /// Probability that a written value repeats an earlier short value
+        /// (so values are not unique).
+        pub repeat_values: f64,
+    }
+
+    impl Default for GenConfig {
+        fn default() -> Self {
+            GenConfig {
+                ops: 1000,
+                keys: 10,
+                clients: 10,
+                seed: 1,
+                pending_writes: 0.0,
+                pending_gets: 0.0,
+                weights: [50, 20, 30],
+                repeat_values: 0.05,
+            }
+        }
+    }
+
+    /// A small deterministic PRNG (splitmix64).
+    #[derive(Clone, Debug)]
+    pub struct Rng(pub u64);
+
+    impl Rng {
+        pub fn next_u64(&mut self) -> u64 {
+            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^ (z >> 31)
+        }
+        /// Uniform in `0..n` (n > 0).
+        pub fn below(&mut self, n: u64) -> u64 {
+            ((self.next_u64() as u128 * n as u128) >> 64) as u64
+        }
+        pub fn chance(&mut self, p: f64) -> bool {
+            ((self.next_u64() >> 11) as f64 / (1u64 << 53) as f64) < p
+        }
+    }
+
+    /// Generates a legal history. Ops are ordered by call time.
+    pub fn generate(cfg: &GenConfig) -> History {
+        let mut rng = Rng(cfg.seed ^ 0x5EED_0000_0000_0000);
+        let clients = cfg.clients.max(1);
+        let keys = cfg.keys.max(1);
+        let wsum: u32 = cfg.weights.iter().sum::<u32>().max(1);
+        // (client next-free time) per client; pick the earliest client each time.
+        let mut heap: std::collections::BinaryHeap<std::cmp::Reverse<(u64, usize)>> =
+            (0..clients).map(|c| std::cmp::Reverse((rng.below(50), c))).collect();
+        let mut seq = vec![0u64; clients];
+        let mut ops = Vec::with_capacity(cfg.ops);
+        // (effect time, op index) for ops that take effect.
+        let mut effects: Vec<(u64, usize)> = Vec::with_capacity(cfg.ops);
+        while ops.len() < cfg.ops {
+            let std::cmp::Reverse((t, c)) = heap.pop().expect("clients");
+            let call = t + rng.below(20);
+            let dur = 1 + rng.below(100);
+            let w = rng.below(wsum as u64) as u32;
+            let kind = if w < cfg.weights[0] {
+                OpKind::Get
+            } else if w < cfg.weights[0] + cfg.weights[1] {
+                OpKind::Put
+            } else {
+                OpKind::Append
+            };
+            let key = format!("k{}", rng.below(keys as u64));
+            let value = match kind {
+                OpKind::Get => String::new(),
+                _ => {
+                    if rng.chance(cfg.repeat_values) {
+                        ["a", "b", "ab"][rng.below(3) as usize].to_string()
+                    } else {
+                        format!("x{c}.{}y", seq[c])
+                    }
+                }
+            };
+            seq[c] += 1;
+            let pending = match kind {
+                OpKind::Get => rng.chance(cfg.pending_gets),
+                _ => rng.chance(cfg.pending_writes),
+            };
+            let idx = ops.len();
+            if pending {
+                if kind != OpKind::Get && rng.below(2) == 0 {
+                    effects.push((call + rng.below(dur * 20 + 1), idx));
+                }
+            } else {
+                effects.push((call + rng.below(dur + 1), idx));
+            }
+            ops.push(Op {
+                client: c as u64,
+                kind,
+                key,
+                value,
+                output: None,
+                call_ns: call,
+                return_ns: if pending { None } else { Some(call + dur) },
+            });
+            heap.push(std::cmp::Reverse((call + dur, c)));
+        }
+        effects.sort_unstable();
+        let mut store: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+        for &(_, i) in &effects {
+            let op = &mut ops[i];
+            match op.kind {
+                OpKind::Get => op.output = Some(store.get(&op.key).cloned().unwrap_or_default()),
+                OpKind::Put => {
+                    store.insert(op.key.clone(), op.value.clone());
+                }
+                OpKind::Append => store.entry(op.key.clone()).or_default().push_str(&op.value),
+            }
+        }
+        ops.sort_by_key(|o| o.call_ns);
+        History::new(
+            format!("generated ops={} keys={} clients={} seed={}", cfg.ops, cfg.keys, cfg.clients, cfg.seed),
+            cfg.seed,
+            ops,
+        )
+    }
 }

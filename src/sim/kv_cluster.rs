@@ -168,7 +168,7 @@ impl KvCluster {
     }
 
     pub fn begin(&self, description: &str) {
-        println!("{description} ...");
+        report::say(format!("{description} ..."));
         *self.0.begin.lock().unwrap() = Instant::now();
     }
 
@@ -177,14 +177,14 @@ impl KvCluster {
         let t = self.0.begin.lock().unwrap().elapsed();
         assert!(self.0.t0.elapsed() <= Duration::from_secs(120), "test took longer than 120 seconds (virtual)");
         let f = self.figures();
-        println!(
+        report::say(format!(
             "  ... Passed -- virtual {:.1}s, {} peers, {} ops so far ({} pending), {} kv rpcs",
             t.as_secs_f64(),
             self.0.n,
             f.ops,
             f.pending,
             f.net.requests_by_service.get(&crate::kv::KV_SERVICE).copied().unwrap_or(0)
-        );
+        ));
     }
 
     // ----- clerks -----
@@ -389,14 +389,14 @@ impl KvCluster {
     /// the mean virtual ms per completed op is within `bound_ms`.
     pub fn check(&self, bound_ms: f64) {
         let f = self.figures();
-        println!(
+        report::say(format!(
             "  {} ops ({} pending); {:.2} ms/op mean (bound {bound_ms} ms/op), {:.0} ms max",
             f.ops, f.pending, f.mean_ms_per_op, f.max_ms_per_op
-        );
-        println!(
+        ));
+        report::say(format!(
             "  faults: requests_dropped={} replies_dropped={} cut_dropped={} duplicated={} delayed={} partitions={} crashes={} restarts={}",
             f.net.requests_dropped, f.net.replies_dropped, f.net.cut_dropped, f.net.duplicated, f.net.delayed, f.partitions, f.crashes, f.restarts
-        );
+        ));
         let (verdict, path) = self.verify();
         if !verdict.linearizable {
             panic!(
@@ -406,7 +406,7 @@ impl KvCluster {
                 report::reproduce_command(&self.0.name, self.0.seed)
             );
         }
-        println!("  history is linearizable");
+        report::say("  history is linearizable");
         assert!(
             f.mean_ms_per_op <= bound_ms,
             "operations too slow: {:.2} ms/op > {bound_ms} ms/op (virtual)",

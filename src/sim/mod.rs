@@ -3,7 +3,10 @@
 //! linearizability checker, and what runs print. Reaches Raft only through
 //! [`crate::raft::Consensus`] and [`crate::raft::MakeRaft`].
 
+pub mod campaign;
+pub mod check_cmd;
 pub mod checker;
+pub mod edn;
 pub mod history;
 pub mod kv_cluster;
 pub mod network;

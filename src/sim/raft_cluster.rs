@@ -163,7 +163,7 @@ impl RaftCluster {
 
     /// Starts the timer and counters of one test (6.5840's cfg.begin).
     pub fn begin(&self, description: &str) {
-        println!("{description} ...");
+        report::say(format!("{description} ..."));
         *self.0.begin.lock().unwrap() = (Instant::now(), self.rpc_total(), self.bytes_total(), self.max_index());
     }
 
@@ -177,18 +177,18 @@ impl RaftCluster {
             let s = self.0.state.lock().unwrap();
             (s.crashes, s.restarts)
         };
-        println!(
+        report::say(format!(
             "  ... Passed -- virtual {:.1}s, {} peers, {} rpcs, {} bytes, {} cmds",
             elapsed.as_secs_f64(),
             self.0.n,
             self.rpc_total() - rpcs0,
             self.bytes_total() - bytes0,
             self.max_index() - cmds0
-        );
-        println!(
+        ));
+        report::say(format!(
             "  faults: requests_dropped={} replies_dropped={} cut_dropped={} duplicated={} delayed={} long_delayed={} crashes={} restarts={}",
             st.requests_dropped, st.replies_dropped, st.cut_dropped, st.duplicated, st.delayed, st.long_delayed, crashes, restarts
-        );
+        ));
     }
 
     // ----- controls -----

@@ -1,13 +1,21 @@
-//! What every simulated test prints: its seed at the start, and on failure
-//! the one command that reproduces it bit for bit.
+//! What runs print: the seed at the start, the one command that reproduces a
+//! failure bit for bit, and (quietly, inside campaigns) the panic message.
 
 use std::cell::RefCell;
 use std::sync::Once;
 
+#[derive(Default)]
+struct RunContext {
+    /// The command that reruns the simulation on this thread.
+    reproduce: Option<String>,
+    /// Inside a campaign: print nothing, keep the failure message.
+    quiet: bool,
+    last_panic: Option<String>,
+}
+
 thread_local! {
-    /// The reproduce command of the simulation running on this thread (each
-    /// seed runs on a thread of its own).
-    static REPRODUCE: RefCell<Option<String>> = const { RefCell::new(None) };
+    // Each madsim seed runs on a thread of its own, so this is per run.
+    static CONTEXT: RefCell<RunContext> = RefCell::new(RunContext::default());
 }
 
 static HOOK: Once = Once::new();
@@ -17,14 +25,16 @@ pub fn test_binary_name() -> String {
     let exe = std::env::args().next().unwrap_or_default();
     let file = std::path::Path::new(&exe).file_name().and_then(|f| f.to_str()).unwrap_or("").to_string();
     match file.rsplit_once('-') {
-        Some((name, hash)) if hash.chars().all(|c| c.is_ascii_hexdigit()) => name.to_string(),
+        Some((name, hash)) if !hash.is_empty() && hash.chars().all(|c| c.is_ascii_hexdigit()) => name.to_string(),
         _ => file,
     }
 }
 
-/// The command that reruns test `name` of this binary with `seed`.
+/// The command that reruns test `name` of this test binary with `seed`.
 pub fn reproduce_command(name: &str, seed: u64) -> String {
-    format!("MADSIM_TEST_SEED={seed} cargo test --release --test {} -- {name} --exact", test_binary_name())
+    CONTEXT.with(|c| c.borrow().reproduce.clone()).unwrap_or_else(|| {
+        format!("MADSIM_TEST_SEED={seed} cargo test --release --test {} -- {name} --exact", test_binary_name())
+    })
 }
 
 /// Initialises logging (`RUST_LOG`, quiet by default) once per process.
@@ -34,24 +44,70 @@ pub fn init_logging() {
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
 }
 
-/// Prints the seed of the running simulation and arranges for a panic on this
-/// thread to print the reproduce command. Returns the seed.
-pub fn announce(test: &str) -> u64 {
-    init_logging();
-    let seed = madsim::runtime::Handle::current().seed();
-    let cmd = reproduce_command(test, seed);
-    println!("[{test}] seed {seed}");
-    REPRODUCE.with(|r| *r.borrow_mut() = Some(cmd));
+fn install_hook() {
     HOOK.call_once(|| {
         let prev = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
+            let quiet = CONTEXT.with(|c| c.borrow().quiet);
+            if quiet {
+                let msg = if let Some(s) = info.payload().downcast_ref::<&str>() {
+                    s.to_string()
+                } else if let Some(s) = info.payload().downcast_ref::<String>() {
+                    s.clone()
+                } else {
+                    "panic".to_string()
+                };
+                let at = info.location().map(|l| format!(" (at {}:{})", l.file(), l.line())).unwrap_or_default();
+                CONTEXT.with(|c| {
+                    let mut c = c.borrow_mut();
+                    // The first panic is the cause; later ones are fallout.
+                    if c.last_panic.is_none() {
+                        c.last_panic = Some(format!("{msg}{at}"));
+                    }
+                });
+                return;
+            }
             prev(info);
-            REPRODUCE.with(|r| {
-                if let Some(cmd) = r.borrow().as_ref() {
+            CONTEXT.with(|c| {
+                if let Some(cmd) = c.borrow().reproduce.as_ref() {
                     eprintln!("reproduce with: {cmd}");
                 }
             });
         }));
     });
+}
+
+/// Prints the seed of the running simulation and arranges for a panic on this
+/// thread to print the reproduce command. Returns the seed.
+pub fn announce(test: &str) -> u64 {
+    init_logging();
+    install_hook();
+    let seed = madsim::runtime::Handle::current().seed();
+    let cmd = reproduce_command(test, seed);
+    say(format_args!("[{test}] seed {seed}"));
+    CONTEXT.with(|c| c.borrow_mut().reproduce = Some(cmd));
     seed
+}
+
+/// Sets up a campaign run on this thread: nothing printed, panics kept.
+pub fn enter_quiet_run(reproduce: String) {
+    install_hook();
+    CONTEXT.with(|c| {
+        let mut c = c.borrow_mut();
+        c.quiet = true;
+        c.reproduce = Some(reproduce);
+        c.last_panic = None;
+    });
+}
+
+/// The first panic message of this thread's quiet run.
+pub fn take_panic() -> Option<String> {
+    CONTEXT.with(|c| c.borrow_mut().last_panic.take())
+}
+
+/// Prints a line of a run's report, unless in a quiet campaign run.
+pub fn say(msg: impl std::fmt::Display) {
+    if !CONTEXT.with(|c| c.borrow().quiet) {
+        println!("{msg}");
+    }
 }
