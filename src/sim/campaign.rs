@@ -37,7 +37,7 @@ pub fn catalog() -> Vec<Scenario> {
     dup.duplicate_rate = 0.3;
     let mut one_way = g(5, 5, false, false, true, false);
     one_way.one_way = true;
-    let mut local_get = g(5, 5, false, false, true, false);
+    let mut local_get = g(5, 5, false, false, true, true);
     (local_get.bug, local_get.inline_checks) = (Bug::LocalGet, false);
     let mut no_dedup = g(5, 5, true, false, false, false);
     (no_dedup.bug, no_dedup.inline_checks) = (Bug::NoDedup, false);
