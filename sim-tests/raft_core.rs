@@ -257,6 +257,8 @@ struct Cluster {
     /// The vote each server persisted in each term, across boots.
     votes: HashMap<(PeerId, Term), PeerId>,
     proposed: HashSet<Vec<u8>>,
+    /// Each server's commit index at the last check (in its current boot).
+    last_commit: Vec<Index>,
     next_cmd: u64,
     stats: Stats,
 }
@@ -289,6 +291,7 @@ impl Cluster {
             committed_cmds: HashSet::new(),
             votes: HashMap::new(),
             proposed: HashSet::new(),
+            last_commit: vec![0; n],
             next_cmd: 0,
             stats: Stats::default(),
         }
@@ -451,7 +454,36 @@ impl Cluster {
                 let t = c.term();
                 let l = *self.leader_of_term.entry(t).or_insert(s);
                 ensure!(l == s, "Election Safety: s{l} and s{s} both leader in term {t}");
+                let voters = (0..self.n).filter(|v| self.votes.get(&(*v, t)) == Some(&s)).count();
+                ensure!(
+                    voters * 2 > self.n,
+                    "s{s} is leader of term {t} with only {voters} persisted votes of {}",
+                    self.n
+                );
+                // Figure 2: a leader moves its commit index only to an entry
+                // of its own term (older ones commit beneath it).
+                if c.commit_index() > self.last_commit[s] {
+                    ensure!(
+                        c.term_at(c.commit_index()) == Some(t),
+                        "leader s{s} of term {t} advanced its commit index to {}, an entry of term {:?}",
+                        c.commit_index(),
+                        c.term_at(c.commit_index())
+                    );
+                }
             }
+            self.last_commit[s] = c.commit_index();
+        }
+        // Every committed entry stays durably stored on a majority (holding the
+        // last one implies holding all, by Log Matching, checked below).
+        if let Some(last) = self.committed.last() {
+            let i = self.committed.len() - 1;
+            let holders = (0..self.n).filter(|&s| self.servers[s].store.log.get(i) == Some(last)).count();
+            ensure!(
+                holders * 2 > self.n,
+                "committed entry {} ({last:?}) is stored on only {holders} of {} servers",
+                i + 1,
+                self.n
+            );
         }
         // Log Matching: same index and term => identical logs up to there.
         for a in 0..self.n {
@@ -626,6 +658,7 @@ impl Cluster {
         srv.core = srv.store.boot(s, self.n, self.cfg.clone(), seed);
         srv.boot = boot;
         srv.applied.clear();
+        self.last_commit[s] = 0;
         srv.up = true;
         self.stats.restarts += 1;
         let c = &srv.core;
@@ -1624,35 +1657,59 @@ enum Action {
     Heal,
 }
 
-fn action() -> impl Strategy<Value = Action> {
-    prop_oneof![
-        25 => (0usize..5).prop_map(Action::Tick),
-        5 => Just(Action::TickAll),
-        45 => any::<u16>().prop_map(|k| Action::Deliver(k as usize)),
-        3 => any::<u16>().prop_map(|k| Action::Duplicate(k as usize)),
-        4 => any::<u16>().prop_map(|k| Action::Drop(k as usize)),
-        10 => (0usize..5).prop_map(Action::Propose),
-        1 => (0usize..5).prop_map(Action::Crash),
-        2 => (0usize..5).prop_map(Action::Restart),
-        2 => any::<u8>().prop_map(Action::Partition),
-        3 => Just(Action::Heal),
-    ]
+/// Weights of Tick, TickAll, Deliver, Duplicate, Drop, Propose, Crash,
+/// Restart, Partition and Heal in each workload profile.
+const PROFILES: [[u32; 10]; 3] = [
+    // Mixed.
+    [25, 5, 45, 3, 4, 10, 1, 2, 2, 3],
+    // Churn: few proposals, lossy, frequent partitions: many elections and
+    // leaders whose old-term entries are left uncommitted (Figure 8).
+    [30, 5, 35, 3, 15, 3, 1, 2, 3, 3],
+    // Busy and lossy: many proposals, duplicates and drops, long batches.
+    [20, 3, 35, 8, 12, 15, 2, 3, 1, 1],
+];
+
+fn make_action(kind: usize, x: u64) -> Action {
+    match kind {
+        0 => Action::Tick(x as usize % 5),
+        1 => Action::TickAll,
+        2 => Action::Deliver(x as usize % (1 << 16)),
+        3 => Action::Duplicate(x as usize % (1 << 16)),
+        4 => Action::Drop(x as usize % (1 << 16)),
+        5 => Action::Propose(x as usize % 5),
+        6 => Action::Crash(x as usize % 5),
+        7 => Action::Restart(x as usize % 5),
+        8 => Action::Partition(x as u8),
+        _ => Action::Heal,
+    }
+}
+
+fn action(profile: usize) -> BoxedStrategy<Action> {
+    let arms = PROFILES[profile]
+        .iter()
+        .enumerate()
+        .map(|(kind, w)| (*w, (0u64..1 << 16).prop_map(move |x| make_action(kind, x)).boxed()))
+        .collect::<Vec<_>>();
+    prop::strategy::Union::new_weighted(arms).boxed()
+}
+
+/// A workload profile, a seed for the election timers, and a schedule.
+fn schedule(max_len: usize) -> impl Strategy<Value = (usize, u64, Vec<Action>)> {
+    (0..PROFILES.len(), any::<u64>())
+        .prop_flat_map(move |(p, seed)| (Just(p), Just(seed), vec(action(p), 1..max_len)))
 }
 
 /// The same mix as [`action`], drawn from a seeded generator.
-fn random_action(rng: &mut StdRng) -> Action {
-    match rng.gen_range(0..100) {
-        0..=24 => Action::Tick(rng.gen_range(0..5)),
-        25..=29 => Action::TickAll,
-        30..=74 => Action::Deliver(rng.gen_range(0..1 << 16)),
-        75..=77 => Action::Duplicate(rng.gen_range(0..1 << 16)),
-        78..=81 => Action::Drop(rng.gen_range(0..1 << 16)),
-        82..=91 => Action::Propose(rng.gen_range(0..5)),
-        92 => Action::Crash(rng.gen_range(0..5)),
-        93..=94 => Action::Restart(rng.gen_range(0..5)),
-        95..=96 => Action::Partition(rng.gen()),
-        _ => Action::Heal,
+fn random_action(rng: &mut StdRng, profile: usize) -> Action {
+    let w = PROFILES[profile];
+    let mut r = rng.gen_range(0..w.iter().sum::<u32>());
+    for (kind, wk) in w.iter().enumerate() {
+        if r < *wk {
+            return make_action(kind, rng.gen_range(0..1 << 16));
+        }
+        r -= wk;
     }
+    unreachable!()
 }
 
 /// Runs `actions` on a fresh cluster, checking the invariants after every
@@ -1666,9 +1723,9 @@ fn run_schedule(n: usize, seed: u64, actions: &[Action]) -> Result<Cluster, Stri
     Ok(c)
 }
 
-fn seeded_schedule(seed: u64, len: usize) -> Vec<Action> {
+fn seeded_schedule(seed: u64, profile: usize, len: usize) -> Vec<Action> {
     let mut rng = StdRng::seed_from_u64(seed);
-    (0..len).map(|_| random_action(&mut rng)).collect()
+    (0..len).map(|_| random_action(&mut rng, profile)).collect()
 }
 
 proptest! {
@@ -1680,13 +1737,13 @@ proptest! {
     })]
 
     #[test]
-    fn prop_cluster3_safety_and_liveness(seed in any::<u64>(), actions in vec(action(), 1..600)) {
-        run_schedule(3, seed, &actions).map_err(TestCaseError::fail)?;
+    fn prop_cluster3_safety_and_liveness((profile, seed, actions) in schedule(600)) {
+        run_schedule(3, seed, &actions).map_err(|e| TestCaseError::fail(format!("profile {profile}: {e}")))?;
     }
 
     #[test]
-    fn prop_cluster5_safety_and_liveness(seed in any::<u64>(), actions in vec(action(), 1..600)) {
-        run_schedule(5, seed, &actions).map_err(TestCaseError::fail)?;
+    fn prop_cluster5_safety_and_liveness((profile, seed, actions) in schedule(600)) {
+        run_schedule(5, seed, &actions).map_err(|e| TestCaseError::fail(format!("profile {profile}: {e}")))?;
     }
 }
 
@@ -1695,10 +1752,11 @@ proptest! {
 
     /// Longer runs from a seed: deeper histories than the shrinkable schedules.
     #[test]
-    fn prop_cluster_long_seeded_schedules(seed in any::<u64>(), five in any::<bool>()) {
+    fn prop_cluster_long_seeded_schedules(seed in any::<u64>(), five in any::<bool>(), profile in 0..PROFILES.len()) {
         let n = if five { 5 } else { 3 };
-        let actions = seeded_schedule(seed, 5000);
-        run_schedule(n, seed, &actions).map_err(|e| TestCaseError::fail(format!("n={n} seed={seed}: {e}")))?;
+        let actions = seeded_schedule(seed, profile, 5000);
+        run_schedule(n, seed, &actions)
+            .map_err(|e| TestCaseError::fail(format!("n={n} seed={seed} profile={profile}: {e}")))?;
     }
 }
 
@@ -1710,7 +1768,9 @@ fn cluster_schedules_exercise_the_protocol() {
     let (mut terms_led, mut commits) = (0, 0);
     for seed in 0..40u64 {
         let n = if seed % 2 == 0 { 3 } else { 5 };
-        let c = run_schedule(n, seed, &seeded_schedule(seed, 400)).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        let profile = (seed / 2) as usize % PROFILES.len();
+        let c = run_schedule(n, seed, &seeded_schedule(seed, profile, 1000))
+            .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
         terms_led += c.leader_of_term.len();
         commits += c.committed.len();
         let s = &c.stats;
