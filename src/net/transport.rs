@@ -16,6 +16,9 @@ use super::{decode, encode, FaultHook, Frame, FrameKind};
 /// The datagram tag all frames use.
 pub const RPC_TAG: u64 = 0x6b76;
 
+/// Concurrent receive loops per endpoint.
+const RECEIVERS: usize = 32;
+
 /// Why a call produced no reply.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RpcError {
@@ -60,9 +63,18 @@ impl Transport {
             pending: Mutex::new(HashMap::new()),
             handlers: Mutex::new(BTreeMap::new()),
         });
-        // The loop holds only a weak reference so that dropping the last
-        // handle (or killing the node) ends it.
-        let weak = Arc::downgrade(&t);
+        // madsim charges every receive at least 1 ms of virtual time, so one
+        // receive loop would cap a node at ~1000 messages per virtual second.
+        // Several loops wait on the same mailbox, as a real server's threads
+        // would. They hold only a weak reference so that dropping the last
+        // handle (or killing the node) ends them.
+        for _ in 0..RECEIVERS {
+            Self::spawn_receiver(Arc::downgrade(&t));
+        }
+        Ok(t)
+    }
+
+    fn spawn_receiver(weak: std::sync::Weak<Transport>) {
         tokio::spawn(async move {
             loop {
                 let Some(t) = weak.upgrade() else { return };
@@ -77,7 +89,6 @@ impl Transport {
                 t.receive(from, *bytes);
             }
         });
-        Ok(t)
     }
 
     pub fn local_addr(&self) -> SocketAddr {

@@ -55,6 +55,10 @@ struct Progress {
     inflight: bool,
     /// The tick at which the outstanding AppendEntries was sent.
     sent_at: u64,
+    /// The last index the most recent AppendEntries carried: until a reply
+    /// acknowledges it, that message is the one outstanding, and replies to
+    /// older ones start nothing new (so copies never multiply).
+    sent_upto: Index,
 }
 
 /// What the driver must do after a step, in this order: persist, send, apply.
@@ -280,14 +284,17 @@ impl RaftCore {
                 }
                 let last = self.last_index();
                 let pr = &mut self.progress[from];
-                pr.inflight = false;
                 if r.success {
                     if r.match_index > pr.matched {
                         pr.matched = r.match_index.min(last);
                     }
                     pr.next = pr.next.max(pr.matched + 1);
+                    if pr.matched >= pr.sent_upto {
+                        pr.inflight = false;
+                    }
                     self.maybe_commit();
                 } else {
+                    pr.inflight = false;
                     let mut next = r.conflict_index;
                     if let Some(ct) = r.conflict_term {
                         // If we have entries of that term, skip to just after
@@ -299,7 +306,8 @@ impl RaftCore {
                     let pr = &mut self.progress[from];
                     pr.next = next.clamp(pr.matched + 1, last + 1);
                 }
-                if self.progress[from].next <= last {
+                let pr = self.progress[from];
+                if !pr.inflight && pr.next <= last {
                     self.send_append(from);
                 }
             }
@@ -448,7 +456,7 @@ impl RaftCore {
         self.elapsed = 0;
         let last = self.last_index();
         for (i, pr) in self.progress.iter_mut().enumerate() {
-            *pr = Progress { next: last + 1, matched: if i == self.id { last } else { 0 }, inflight: false, sent_at: 0 };
+            *pr = Progress { next: last + 1, matched: if i == self.id { last } else { 0 }, inflight: false, sent_at: 0, sent_upto: 0 };
         }
         tracing::debug!(id = self.id, term = self.term, "became leader");
         // Announce leadership at once rather than at the next heartbeat.
@@ -482,6 +490,7 @@ impl RaftCore {
         let end = (last as usize + 1).min(next as usize + self.cfg.max_batch);
         pr.inflight = true;
         pr.sent_at = self.now;
+        pr.sent_upto = prev + (end - next as usize) as Index;
         let args = AppendArgs {
             term: self.term,
             leader: self.id,
