@@ -35,11 +35,13 @@ pub struct KvOptions {
     pub bug: Bug,
     pub make_raft: MakeRaft,
     pub clerk: ClerkConfig,
+    /// Faults from the start, instead of those `unreliable` implies.
+    pub faults: Option<FaultConfig>,
 }
 
 impl KvOptions {
     pub fn new(servers: usize, unreliable: bool) -> Self {
-        KvOptions { servers, unreliable, bug: Bug::None, make_raft: raft::make(), clerk: ClerkConfig::default() }
+        KvOptions { servers, unreliable, bug: Bug::None, make_raft: raft::make(), clerk: ClerkConfig::default(), faults: None }
     }
 }
 
@@ -99,7 +101,9 @@ impl KvCluster {
         let seed = report::announce(test_name);
         let handle = Handle::current();
         let net = Arc::new(SimNetwork::new());
-        if opts.unreliable {
+        if let Some(f) = opts.faults.clone() {
+            net.set_faults(f);
+        } else if opts.unreliable {
             net.set_faults(FaultConfig::unreliable());
         }
         let n = opts.servers;
@@ -282,6 +286,47 @@ impl KvCluster {
         self.0.state.lock().unwrap().restarts += 1;
         self.0.handle.restart(self.0.nodes[i].id());
         self.wait_booted(i).await;
+    }
+
+    /// Cuts every listed directed server link (from, to) as one partition event.
+    pub fn cut_links(&self, links: &[(usize, usize)]) {
+        for (a, b) in links {
+            self.0.net.cut(server_addr(*a).ip(), server_addr(*b).ip());
+        }
+        self.0.state.lock().unwrap().partitions += 1;
+    }
+
+    /// Undoes the disconnection of a crashed server (after `start_server`).
+    pub fn connect_server(&self, i: usize) {
+        self.0.net.connect(server_addr(i).ip());
+    }
+
+    /// Ends every fault: restarts crashed servers, reconnects all servers and
+    /// clerks, and turns loss, delay and duplication off.
+    pub async fn heal(&self) {
+        for i in 0..self.0.n {
+            if !self.is_alive(i) {
+                self.start_server(i).await;
+            }
+        }
+        self.0.net.set_faults(FaultConfig::default());
+        self.0.net.heal();
+    }
+
+    /// A hash of the whole run so far: every message event (see
+    /// [`SimNetwork::trace_hash`]) and every recorded op with its times.
+    pub fn trace_hash(&self) -> u64 {
+        use super::network::mix_hash;
+        let mut h = self.0.net.trace_hash();
+        for op in self.0.recorder.snapshot() {
+            // FNV-1a over the text: one multiply per byte (Get outputs can be long).
+            let text = format!("{}|{}|{}|{}|{:?}", op.client, op.kind, op.key, op.value, op.output);
+            let fnv = text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |a, b| (a ^ b as u64).wrapping_mul(0x100_0000_01b3));
+            h = mix_hash(h, fnv);
+            h = mix_hash(h, op.call_ns);
+            h = mix_hash(h, op.return_ns.map_or(u64::MAX, |r| r));
+        }
+        h
     }
 
     pub fn is_alive(&self, i: usize) -> bool {

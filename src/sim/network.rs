@@ -22,6 +22,9 @@ pub struct FaultConfig {
     pub reply_loss: f64,
     /// Each request is held back a uniform 0..max_delay (reorders messages).
     pub max_delay: Duration,
+    /// Lower end of that delay: min_delay..max_delay (0 in labrpc).
+    #[serde(default)]
+    pub min_delay: Duration,
     /// A reply is held back 200..2200 ms with probability 2/3 (labrpc's
     /// LongReordering).
     pub long_reordering: bool,
@@ -65,6 +68,34 @@ struct State {
     /// Directed links cut by partitions: (from, to).
     cut: BTreeSet<(IpAddr, IpAddr)>,
     stats: NetStats,
+    /// Running hash of every send and arrival with its fate: two runs of one
+    /// seed must end with the same value.
+    trace: u64,
+    /// Test-only: give the next request an extra delay from an unseeded
+    /// generator, to prove that the determinism check catches it.
+    unseeded_delay: bool,
+}
+
+/// Mixes `x` into the running hash `h` (splitmix64's finaliser: cheap, and
+/// stable across Rust releases, unlike `DefaultHasher`).
+pub fn mix_hash(h: u64, x: u64) -> u64 {
+    let mut z = (h ^ x).wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+fn addr_word(a: SocketAddr) -> u64 {
+    let ip = match a.ip() {
+        IpAddr::V4(v4) => u32::from(v4) as u64,
+        IpAddr::V6(v6) => u128::from(v6) as u64,
+    };
+    (ip << 16) | a.port() as u64
+}
+
+/// Virtual time since the simulation started (0 outside one).
+fn now_ns() -> u64 {
+    madsim::time::TimeHandle::try_current().map_or(0, |t| t.elapsed().as_nanos() as u64)
 }
 
 impl State {
@@ -155,10 +186,57 @@ impl SimNetwork {
     pub fn link_open(&self, from: IpAddr, to: IpAddr) -> bool {
         self.state.lock().unwrap().link_open(from, to)
     }
+
+    /// The running hash of every message event so far (see [`mix_hash`]).
+    pub fn trace_hash(&self) -> u64 {
+        self.state.lock().unwrap().trace
+    }
+
+    /// Test-only: the next request gets an extra delay drawn from `rand`'s
+    /// OS-seeded generator, which madsim does not control.
+    #[doc(hidden)]
+    pub fn inject_unseeded_delay(&self) {
+        self.state.lock().unwrap().unseeded_delay = true;
+    }
 }
 
 impl FaultHook for SimNetwork {
     fn on_send(&self, src: SocketAddr, dst: SocketAddr, kind: FrameKind, service: u16, bytes: usize) -> Fate {
+        let mut fate = self.decide(src, dst, kind, service, bytes);
+        let mut s = self.state.lock().unwrap();
+        if s.unseeded_delay && kind == FrameKind::Request && !fate.copies.is_empty() {
+            s.unseeded_delay = false;
+            fate.copies[0] += Duration::from_nanos(rand::thread_rng().gen_range(1..1_000_000_000));
+        }
+        let mut h = s.trace;
+        for w in [now_ns(), addr_word(src), addr_word(dst), kind as u64, service as u64, bytes as u64, fate.copies.len() as u64] {
+            h = mix_hash(h, w);
+        }
+        for d in &fate.copies {
+            h = mix_hash(h, d.as_nanos() as u64);
+        }
+        s.trace = h;
+        fate
+    }
+
+    fn on_arrive(&self, src: SocketAddr, dst: SocketAddr, kind: FrameKind) -> bool {
+        let mut s = self.state.lock().unwrap();
+        let open = s.link_open(src.ip(), dst.ip());
+        if !open {
+            s.stats.cut_dropped += 1;
+        }
+        let mut h = s.trace;
+        for w in [now_ns(), addr_word(src), addr_word(dst), kind as u64 | 0x100, open as u64] {
+            h = mix_hash(h, w);
+        }
+        s.trace = h;
+        open
+    }
+}
+
+impl SimNetwork {
+    /// The fate of one message: link state, then loss, delay and duplication.
+    fn decide(&self, src: SocketAddr, dst: SocketAddr, kind: FrameKind, service: u16, bytes: usize) -> Fate {
         let mut rng = madsim::rand::thread_rng();
         let mut s = self.state.lock().unwrap();
         let st = &mut s.stats;
@@ -187,7 +265,7 @@ impl FaultHook for SimNetwork {
         }
         let mut delay = Duration::ZERO;
         if kind == FrameKind::Request && !f.max_delay.is_zero() {
-            delay = rng.gen_range(Duration::ZERO..f.max_delay);
+            delay = if f.min_delay < f.max_delay { rng.gen_range(f.min_delay..f.max_delay) } else { f.max_delay };
             s.stats.delayed += 1;
         }
         if kind == FrameKind::Reply && f.long_reordering && rng.gen_ratio(2, 3) {
@@ -202,15 +280,5 @@ impl FaultHook for SimNetwork {
             s.stats.duplicated += 1;
         }
         Fate { copies }
-    }
-
-    fn on_arrive(&self, src: SocketAddr, dst: SocketAddr, _kind: FrameKind) -> bool {
-        let mut s = self.state.lock().unwrap();
-        if s.link_open(src.ip(), dst.ip()) {
-            true
-        } else {
-            s.stats.cut_dropped += 1;
-            false
-        }
     }
 }
