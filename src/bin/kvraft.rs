@@ -1,13 +1,21 @@
-//! The kvraft command: fuzz campaigns over the simulated KV scenarios, single
-//! reproducible runs, and the history checker.
+//! The kvraft command: fuzz campaigns over the simulated KV scenarios and
+//! swarm mixes, single reproducible runs (by name and seed, or from a spec
+//! file), shrinking a failing run, and the history checker.
+//!
+//! Each subcommand is one `Command` variant and one arm in `main`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use kvraft::sim::campaign::{self, RunReport, Scenario};
+use kvraft::kv::Bug;
+use kvraft::sim::campaign::{self, FailureClass, RunReport};
+use kvraft::sim::shrink::{self, ShrinkOptions};
+use kvraft::sim::spec::{self, Regression, RegressionFile, RunSpec};
+use kvraft::sim::swarm;
 
 #[derive(Parser)]
 #[command(name = "kvraft", about = "Deterministic simulation harness for a Raft key/value service", version)]
@@ -20,20 +28,12 @@ struct Cli {
 enum Command {
     /// List the scenarios, one line each.
     List,
-    /// Run one scenario with one seed and print its report.
-    Run {
-        scenario: String,
-        #[arg(long)]
-        seed: u64,
-        /// Print the report as one JSON line.
-        #[arg(long)]
-        json: bool,
-        /// Virtual-time limit of the run, in seconds.
-        #[arg(long)]
-        time_limit: Option<u64>,
-    },
+    /// Run one scenario with one seed (or a spec file) and print its report.
+    Run(RunArgs),
     /// Run a campaign: scenarios x seeds, with a summary table.
     Fuzz(FuzzArgs),
+    /// Search for a smaller run that fails the same way; print it as a spec.
+    Shrink(ShrinkArgs),
     /// Check history files (JSON or Jepsen EDN) for linearizability.
     Check {
         #[arg(required = true)]
@@ -41,11 +41,51 @@ enum Command {
     },
 }
 
-#[derive(clap::Args, Default)]
+/// Which run: a scenario and a seed, or a spec file.
+#[derive(clap::Args)]
+struct Target {
+    /// A scenario of `kvraft list` (or "swarm").
+    scenario: Option<String>,
+    /// The seed (with a spec file: replaces the file's seed).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// A run spec file (JSON), as `--save-failures`, `shrink` or `run --print-spec` write.
+    #[arg(long, conflicts_with = "scenario")]
+    spec: Option<PathBuf>,
+    /// A deliberately broken server: local-get or no-dedup.
+    #[arg(long, value_parser = spec::parse_bug)]
+    bug: Option<Bug>,
+    /// Virtual-time limit of a run, in seconds.
+    #[arg(long, default_value_t = DEFAULT_TIME_LIMIT_S)]
+    time_limit: u64,
+}
+
+/// A hung run becomes a failure ("time limit exceeded") instead of a hung campaign.
+const DEFAULT_TIME_LIMIT_S: u64 = 600;
+
+#[derive(clap::Args)]
+struct RunArgs {
+    #[command(flatten)]
+    target: Target,
+    /// Print the report as one JSON line.
+    #[arg(long)]
+    json: bool,
+    /// Run twice and fail if the two traces differ.
+    #[arg(long)]
+    check_determinism: bool,
+    /// Print the run's spec (JSON) instead of running it.
+    #[arg(long)]
+    print_spec: bool,
+}
+
+#[derive(clap::Args)]
 struct FuzzArgs {
     /// Scenarios to run (default: all of the default campaign).
     #[arg(long = "scenario")]
     scenarios: Vec<String>,
+    /// Swarm testing: each seed draws its own fault mix (same as --scenario swarm).
+    #[arg(long)]
+    swarm: bool,
     /// Seeds per scenario.
     #[arg(long, default_value_t = 3)]
     seeds: u64,
@@ -55,15 +95,57 @@ struct FuzzArgs {
     /// Run only shard I of N: seeds start+I, start+I+N, ... (0-based I).
     #[arg(long, value_parser = parse_shard)]
     shard: Option<(u64, u64)>,
-    /// Virtual-time limit per run, in seconds.
+    /// A deliberately broken server in every run: local-get or no-dedup.
+    #[arg(long, value_parser = spec::parse_bug)]
+    bug: Option<Bug>,
+    /// Run each seed twice and fail it if the two traces differ.
     #[arg(long)]
-    time_limit: Option<u64>,
+    check_determinism: bool,
+    /// Append every failing run's spec to this regressions file (JSON).
+    #[arg(long)]
+    save_failures: Option<PathBuf>,
+    /// Virtual-time limit per run, in seconds.
+    #[arg(long, default_value_t = DEFAULT_TIME_LIMIT_S)]
+    time_limit: u64,
     /// Worker threads (default: the machine's cores).
     #[arg(long)]
     jobs: Option<usize>,
     /// Print each run's report as a JSON line instead of the progress bar.
     #[arg(long)]
     json: bool,
+}
+
+impl Default for FuzzArgs {
+    fn default() -> Self {
+        FuzzArgs {
+            scenarios: Vec::new(),
+            swarm: false,
+            seeds: 3,
+            start: 1,
+            shard: None,
+            bug: None,
+            check_determinism: false,
+            save_failures: None,
+            time_limit: DEFAULT_TIME_LIMIT_S,
+            jobs: None,
+            json: false,
+        }
+    }
+}
+
+#[derive(clap::Args)]
+struct ShrinkArgs {
+    #[command(flatten)]
+    target: Target,
+    /// Most runs to spend on the search.
+    #[arg(long, default_value_t = 150)]
+    budget: usize,
+    /// Write the shrunk spec here (default: stdout, with the summary on stderr).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Candidate runs at once (the result does not depend on it).
+    #[arg(long, default_value_t = 2)]
+    jobs: usize,
 }
 
 fn parse_shard(s: &str) -> Result<(u64, u64), String> {
@@ -76,26 +158,55 @@ fn parse_shard(s: &str) -> Result<(u64, u64), String> {
     Ok((i, n))
 }
 
-fn scenario(name: &str) -> Result<Scenario, String> {
-    campaign::find(name).ok_or_else(|| {
-        let names: Vec<&str> = campaign::catalog().iter().map(|s| s.name).collect();
-        format!("unknown scenario '{name}'; known: {}", names.join(", "))
-    })
+impl Target {
+    fn resolve(&self, command: &str) -> Result<RunSpec, String> {
+        let spec = match (&self.scenario, &self.spec) {
+            (Some(_), Some(_)) => return Err(format!("{command}: give a scenario or --spec FILE, not both")),
+            (None, Some(path)) => {
+                let mut s = RunSpec::load(path)?;
+                if let Some(seed) = self.seed {
+                    s.seed = seed;
+                }
+                s
+            }
+            (Some(name), None) => {
+                let seed = self.seed.ok_or_else(|| format!("{command}: --seed N is required with scenario '{name}'"))?;
+                campaign::spec_for(name, seed, None)?
+            }
+            (None, None) => {
+                return Err(format!("{command}: name a scenario (see `kvraft list`) and --seed N, or give --spec FILE"))
+            }
+        };
+        Ok(match self.bug {
+            Some(b) => spec.with_bug(b),
+            None => spec,
+        })
+    }
+
+    fn limit(&self) -> Option<Duration> {
+        Some(Duration::from_secs(self.time_limit))
+    }
 }
 
 fn print_report(r: &RunReport) {
     println!("scenario      {}", r.scenario);
     println!("seed          {}", r.seed);
+    println!("mix           {}", r.mix);
     println!("result        {}", if r.passed { "passed".to_string() } else { format!("FAILED: {}", r.failure.as_deref().unwrap_or("")) });
     println!("ops           {}", r.ops);
-    println!("ms/op         {:.2} (virtual)", r.ms_per_op);
+    println!("ms/op         {:.2} (virtual; bound {} ms/op)", r.ms_per_op, r.bound_ms);
     println!("virtual time  {} ms", r.virtual_ms);
     println!("linearizable  {}", r.linearizable);
+    match r.liveness_ms {
+        Some(ms) => println!("liveness      every clerk completed a new op {ms} ms after the heal (window {} ms, virtual)", r.liveness_window_ms),
+        None => println!("liveness      not shown (window {} ms, virtual)", r.liveness_window_ms),
+    }
     let f = &r.faults;
     println!(
         "faults        requests_dropped={} replies_dropped={} duplicated={} delayed={} partitions={} crashes={}",
         f.requests_dropped, f.replies_dropped, f.duplicated, f.delayed, f.partitions, f.crashes
     );
+    println!("trace hash    {:016x}", r.trace_hash);
     if let Some(h) = &r.history {
         println!("history       {h}");
     }
@@ -104,36 +215,74 @@ fn print_report(r: &RunReport) {
     }
 }
 
-fn fuzz(args: FuzzArgs) -> Result<bool, String> {
-    let scenarios: Vec<Scenario> = if args.scenarios.is_empty() {
-        campaign::catalog().into_iter().filter(|s| s.default).collect()
+fn run(args: RunArgs) -> Result<bool, String> {
+    let spec = args.target.resolve("run")?;
+    if args.print_spec {
+        println!("{}", swarm::materialize(&spec).to_json_pretty());
+        return Ok(true);
+    }
+    let mut r = campaign::run_spec_isolated(&spec, args.target.limit(), args.check_determinism);
+    if let Some(path) = &args.target.spec {
+        r.reproduce = format!("cargo run --release -- run --spec {}", path.display());
+    }
+    if args.json {
+        println!("{}", serde_json::to_string(&r).unwrap_or_default());
     } else {
-        args.scenarios.iter().map(|n| scenario(n)).collect::<Result<_, _>>()?
+        print_report(&r);
+    }
+    Ok(r.passed)
+}
+
+/// The regression entry of a failing run: expected to pass once the bug is
+/// fixed; with a deliberate bug, expected to keep failing the same way.
+fn regression_of(r: &RunReport) -> Regression {
+    let failure = r.failure.clone().unwrap_or_default();
+    let expect = match FailureClass::of(&failure) {
+        c @ (FailureClass::NotLinearizable | FailureClass::Liveness | FailureClass::TooSlow) if r.spec.bug != Bug::None => c.name(),
+        _ => "pass".to_string(),
     };
+    Regression {
+        name: format!("{}-{}", r.scenario, r.seed),
+        why: format!("found by kvraft fuzz ({}): {failure}. Say what the bug was once it is fixed.", r.mix),
+        expect,
+        spec: swarm::materialize(&r.spec),
+    }
+}
+
+fn fuzz(args: FuzzArgs) -> Result<bool, String> {
+    let mut names: Vec<String> = args.scenarios.clone();
+    if args.swarm && !names.iter().any(|n| n == swarm::SWARM) {
+        names.push(swarm::SWARM.to_string());
+    }
+    if names.is_empty() {
+        names = campaign::catalog().into_iter().filter(|s| s.default).map(|s| s.name.to_string()).collect();
+        names.push(swarm::SWARM.to_string());
+    }
     let (shard_i, shard_n) = args.shard.unwrap_or((0, 1));
-    let seeds: Vec<u64> = (0..args.seeds)
-        .map(|k| args.start + k)
-        .filter(|s| (s - args.start) % shard_n == shard_i)
-        .collect();
-    let runs: Vec<(Scenario, u64)> =
-        seeds.iter().flat_map(|seed| scenarios.iter().map(move |sc| (sc.clone(), *seed))).collect();
+    let seeds: Vec<u64> = (0..args.seeds).map(|k| args.start + k).filter(|s| (s - args.start) % shard_n == shard_i).collect();
+    let mut specs = Vec::new();
+    for seed in &seeds {
+        for name in &names {
+            specs.push(campaign::spec_for(name, *seed, args.bug)?);
+        }
+    }
     let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let time_limit = args.time_limit.map(Duration::from_secs);
+    let time_limit = Some(Duration::from_secs(args.time_limit));
     let started = Instant::now();
-    let bar = if args.json { ProgressBar::hidden() } else { ProgressBar::new(runs.len() as u64) };
+    let bar = if args.json { ProgressBar::hidden() } else { ProgressBar::new(specs.len() as u64) };
     bar.set_style(
         ProgressStyle::with_template("{elapsed_precise} [{bar:40}] {pos}/{len} runs {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let failures = std::sync::atomic::AtomicUsize::new(0);
-    let reports = campaign::run_many(&runs, jobs, time_limit, &|r| {
+    let failures = AtomicUsize::new(0);
+    let reports = campaign::run_specs(&specs, jobs, time_limit, args.check_determinism, &|r| {
         if !r.passed {
-            failures.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            failures.fetch_add(1, Ordering::SeqCst);
         }
         if args.json {
             println!("{}", serde_json::to_string(r).unwrap_or_default());
         }
-        bar.set_message(format!("{} failed", failures.load(std::sync::atomic::Ordering::SeqCst)));
+        bar.set_message(format!("{} failed", failures.load(Ordering::SeqCst)));
         bar.inc(1);
     });
     bar.finish_and_clear();
@@ -141,41 +290,103 @@ fn fuzz(args: FuzzArgs) -> Result<bool, String> {
     let rows = campaign::summarize(&reports);
     print!("{}", campaign::render_table(&rows));
     println!(
-        "{} runs in {:.1} s wall ({:.0} seeds/min), {} jobs",
+        "{} runs in {:.1} s wall ({:.0} seeds/min), {} jobs{}",
         reports.len(),
         wall,
         reports.len() as f64 * 60.0 / wall.max(1e-9),
-        jobs
+        jobs,
+        if args.check_determinism { ", each run twice (--check-determinism)" } else { "" }
+    );
+    println!(
+        "liveness: after the final heal every clerk must complete a new op within {} ms of virtual time",
+        spec::LIVENESS_MS
     );
     let failed: Vec<&RunReport> = reports.iter().filter(|r| !r.passed).collect();
     for r in &failed {
         println!("FAILED {} seed {}: {}", r.scenario, r.seed, r.failure.as_deref().unwrap_or(""));
+        println!("  mix: {}", r.mix);
         println!("  reproduce: {}", r.reproduce());
     }
     println!("{} passed, {} failed", reports.len() - failed.len(), failed.len());
+    if let Some(path) = &args.save_failures {
+        if !failed.is_empty() {
+            let n = RegressionFile::append(path, failed.iter().map(|r| regression_of(r)).collect())?;
+            println!("saved {n} failing spec(s) to {}", path.display());
+        }
+    }
     Ok(failed.is_empty())
+}
+
+fn write_or_print(out: Option<&Path>, text: &str) -> Result<(), String> {
+    match out {
+        Some(p) => std::fs::write(p, text).map_err(|e| format!("{}: cannot write: {e}", p.display())),
+        None => {
+            print!("{text}");
+            Ok(())
+        }
+    }
+}
+
+fn shrink_cmd(args: ShrinkArgs) -> Result<bool, String> {
+    let spec = args.target.resolve("shrink")?;
+    let opts = ShrinkOptions { budget: args.budget.max(1), time_limit: args.target.limit(), jobs: args.jobs.max(1) };
+    // With the spec on stdout, everything else goes to stderr.
+    let say = |s: &str| {
+        if args.out.is_some() {
+            println!("{s}");
+        } else {
+            eprintln!("{s}");
+        }
+    };
+    let o = match shrink::shrink(&spec, &opts, &|s| say(s)) {
+        Ok(o) => o,
+        Err(e) => {
+            say(&format!("shrink: {e}"));
+            return Ok(false);
+        }
+    };
+    let json = o.shrunk.to_json_pretty() + "\n";
+    // The file must replay on its own: parse it back and run it once more.
+    let reread = RunSpec::from_json_str(&json, "the shrunk spec")?;
+    let replay = campaign::run_spec_isolated(&reread, opts.time_limit, false);
+    let same = replay.failure.as_deref().map(FailureClass::of) == Some(o.class.clone());
+    write_or_print(args.out.as_deref(), &json)?;
+    say(&format!("failure class: {}", o.class.name()));
+    say(&format!("runs: {} of a budget of {} (plus one replay of the result)", o.runs, o.budget));
+    say(&format!("from: {} ({} ops)", o.original_report.mix, o.original_report.ops));
+    say(&format!("to:   {} ({} ops)", o.shrunk_report.mix, o.shrunk_report.ops));
+    for line in o.summary() {
+        say(&format!("  {line}"));
+    }
+    say(&format!("replay of the shrunk spec: {}", replay.failure.as_deref().unwrap_or("passed")));
+    if let Some(p) = &args.out {
+        say(&format!("spec written to {}; replay with: cargo run --release -- run --spec {}", p.display(), p.display()));
+    }
+    if !same {
+        return Err("the shrunk spec did not fail the same way on replay (nondeterminism?)".to_string());
+    }
+    Ok(true)
+}
+
+fn list() -> Result<bool, String> {
+    for s in campaign::catalog() {
+        let tag = if s.default { "" } else { " [not in the default campaign]" };
+        println!("{:<32} {} (bound {} ms/op){tag}", s.name, s.about, s.bound_ms);
+    }
+    println!(
+        "{:<32} random Get/Put/Append under a fault mix drawn from each seed (bound per mix)",
+        swarm::SWARM
+    );
+    Ok(true)
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command.unwrap_or(Command::Fuzz(FuzzArgs { seeds: 3, start: 1, ..Default::default() })) {
-        Command::List => {
-            for s in campaign::catalog() {
-                let tag = if s.default { "" } else { " [not in the default campaign]" };
-                println!("{:<32} {} (bound {} ms/op){tag}", s.name, s.about, s.bound_ms);
-            }
-            Ok(true)
-        }
-        Command::Run { scenario: name, seed, json, time_limit } => scenario(&name).map(|sc| {
-            let r = campaign::run_one(&sc, seed, time_limit.map(Duration::from_secs));
-            if json {
-                println!("{}", serde_json::to_string(&r).unwrap_or_default());
-            } else {
-                print_report(&r);
-            }
-            r.passed
-        }),
+    let result = match cli.command.unwrap_or(Command::Fuzz(FuzzArgs::default())) {
+        Command::List => list(),
+        Command::Run(args) => run(args),
         Command::Fuzz(args) => fuzz(args),
+        Command::Shrink(args) => shrink_cmd(args),
         Command::Check { files } => {
             let code = kvraft::sim::check_cmd::run_check(&files);
             return ExitCode::from(code.clamp(0, 255) as u8);

@@ -13,4 +13,7 @@ pub mod network;
 pub mod raft_cluster;
 pub mod report;
 pub mod scenario;
+pub mod shrink;
+pub mod spec;
+pub mod swarm;
 pub mod timeline;

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use tokio::time::sleep;
 
-use super::kv_cluster::{KvCluster, KvOptions};
+use super::kv_cluster::{KvCluster, KvOptions, TestClerk};
+use super::network::FaultConfig;
 use super::raft_cluster::rand_u64;
 use crate::kv::Bug;
 
@@ -35,6 +36,9 @@ pub struct GenericSpec {
     /// Check each client's Gets and appends as the run goes (off only to let a
     /// deliberately broken server run to the end, for the history checker).
     pub inline_checks: bool,
+    /// Network faults from the start, replacing what `unreliable` and
+    /// `duplicate_rate` imply (run specs set them one by one).
+    pub faults: Option<FaultConfig>,
 }
 
 impl GenericSpec {
@@ -53,6 +57,7 @@ impl GenericSpec {
             one_way: false,
             bug: Bug::None,
             inline_checks: true,
+            faults: None,
         }
     }
 
@@ -153,12 +158,22 @@ pub async fn generic_test(name: &str, spec: &GenericSpec, bound_ms: f64) -> KvCl
 /// GenericTest's workload without the final checks: returns the cluster with
 /// its recorded history.
 pub async fn run_generic(name: &str, spec: &GenericSpec) -> KvCluster {
+    run_generic_clerks(name, spec).await.0
+}
+
+/// As [`run_generic`], also returning the clerks of the last round and the
+/// checking clerk, for a liveness phase.
+pub async fn run_generic_clerks(name: &str, spec: &GenericSpec) -> (KvCluster, Vec<TestClerk>) {
     let mut opts = KvOptions::new(spec.servers, spec.unreliable);
     opts.bug = spec.bug;
+    opts.faults = spec.faults.clone();
     let cfg = KvCluster::with_options(opts, name).await;
-    cfg.set_duplication(spec.duplicate_rate);
+    if spec.faults.is_none() {
+        cfg.set_duplication(spec.duplicate_rate);
+    }
     cfg.begin(&spec.title());
     let mut ck = cfg.make_client(&cfg.all()).await;
+    let mut last_round = Vec::new();
     for _ in 0..spec.iterations {
         let done_clients = Arc::new(AtomicBool::new(false));
         let done_partitioner = Arc::new(AtomicBool::new(false));
@@ -192,7 +207,7 @@ pub async fn run_generic(name: &str, spec: &GenericSpec) -> KvCluster {
                         }
                     }
                 }
-                j
+                (j, myck)
             }));
         }
         let part = if spec.partitions {
@@ -220,13 +235,69 @@ pub async fn run_generic(name: &str, spec: &GenericSpec) -> KvCluster {
             }
             cfg.connect_all();
         }
+        last_round.clear();
         for (i, c) in clients.into_iter().enumerate() {
-            let j = c.await.expect("client task");
+            let (j, myck) = c.await.expect("client task");
+            last_round.push(myck);
             let v = ck.get(&i.to_string()).await;
             if !spec.random_keys && spec.inline_checks {
                 check_clnt_appends(i, &v, j);
             }
         }
     }
-    cfg
+    last_round.push(ck);
+    (cfg, last_round)
+}
+
+/// What the liveness phase measured.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct Liveness {
+    /// Virtual ms from the heal until the last clerk completed its new op
+    /// (None: some clerk did not within the window).
+    pub ms: Option<u64>,
+    pub clerks: usize,
+    pub completed: usize,
+}
+
+/// The liveness phase: heals every fault (restarts crashed servers,
+/// reconnects everything, turns loss, delay and duplication off), then every
+/// clerk must finish the op it may be in and complete one new Append within
+/// `window` of virtual time. `clerks` yield each clerk once its workload ends;
+/// `key_of` names the key each clerk appends to.
+pub async fn liveness_phase(
+    cfg: &KvCluster,
+    clerks: Vec<tokio::task::JoinHandle<TestClerk>>,
+    key_of: impl Fn(usize) -> String,
+    window: Duration,
+) -> Result<Liveness, String> {
+    cfg.heal().await;
+    let healed = std::time::Instant::now();
+    let total = clerks.len();
+    let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for (k, h) in clerks.into_iter().enumerate() {
+        let (done, key) = (done.clone(), key_of(k));
+        tasks.push(tokio::spawn(async move {
+            let mut ck = h.await.expect("clerk task");
+            // Unique per clerk and distinct from workload values.
+            ck.append(&key, &format!("live{}", ck.index())).await;
+            done.fetch_add(1, Ordering::SeqCst);
+        }));
+    }
+    let all = async {
+        for t in tasks {
+            t.await.expect("liveness task");
+        }
+    };
+    let ok = tokio::time::timeout(window, all).await.is_ok();
+    let completed = done.load(Ordering::SeqCst);
+    if ok {
+        Ok(Liveness { ms: Some(healed.elapsed().as_millis() as u64), clerks: total, completed })
+    } else {
+        Err(format!(
+            "liveness: {} of {total} clerks completed no new op within {} ms (virtual) after every fault was healed",
+            total - completed,
+            window.as_millis()
+        ))
+    }
 }

@@ -1,0 +1,539 @@
+//! Run specs: everything that determines one KV run (workload, sizes, fault
+//! rates, nemesis schedule, server bug, bounds, and the seed), as JSON, so a
+//! run can be saved, shrunk, replayed (`kvraft run --spec FILE`) and kept as
+//! a regression. Also the regressions file format.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::campaign::Scenario;
+use super::network::FaultConfig;
+use super::scenario::GenericSpec;
+use crate::kv::Bug;
+
+/// Default liveness window: after every fault is healed, each clerk must
+/// complete one new op within this much virtual time.
+pub const LIVENESS_MS: u64 = 10_000;
+
+/// Largest cluster a spec may ask for (server addresses use one octet, and
+/// partition styles are only interesting on small clusters).
+pub const MAX_SERVERS: usize = 15;
+/// Largest number of clerks (each is a simulated node).
+pub const MAX_CLIENTS: usize = 250;
+
+/// One run, complete: replaying the same spec gives the same run, bit for bit.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunSpec {
+    /// Name in reports and history file names: a catalogue scenario, "swarm",
+    /// or anything.
+    pub scenario: String,
+    pub seed: u64,
+    pub servers: usize,
+    pub clients: usize,
+    pub workload: Workload,
+    #[serde(default)]
+    pub faults: Faults,
+    /// How the servers are partitioned. For a generic workload: none, halves
+    /// or one_way (the partitioner draws as it goes). For swarm: used only to
+    /// generate `nemesis` when the spec has no explicit schedule.
+    #[serde(default)]
+    pub partition: PartitionStyle,
+    /// Server crashes per virtual second (swarm; each restarts after a drawn
+    /// downtime). Used only to generate `nemesis` when it is absent.
+    #[serde(default)]
+    pub crash_rate: f64,
+    /// The swarm nemesis's fault events; absent: generated from the seed, the
+    /// partition style and the crash rate (see `swarm::schedule`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nemesis: Option<Vec<NemesisEvent>>,
+    /// A deliberate server bug.
+    #[serde(default, with = "bug_name")]
+    pub bug: Bug,
+    /// Mean virtual ms per completed op the run must stay under.
+    pub bound_ms: f64,
+    /// Liveness window in virtual ms.
+    #[serde(default = "default_liveness_ms")]
+    pub liveness_ms: u64,
+    /// Test-only: one message gets a delay from an unseeded generator, so
+    /// the run is not deterministic (proves `--check-determinism` works).
+    #[doc(hidden)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub inject_nondeterminism: bool,
+}
+
+fn default_liveness_ms() -> u64 {
+    LIVENESS_MS
+}
+
+/// What the clerks do.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Workload {
+    /// 6.5840's GenericTest: rounds in which each clerk appends to and reads
+    /// its own key (or random keys, with puts), checking what it reads.
+    Generic {
+        /// Rounds of client work.
+        iterations: usize,
+        /// Length of each round in virtual ms.
+        round_ms: u64,
+        random_keys: bool,
+        /// Crash and restart every server between rounds.
+        restarts: bool,
+        /// Clerks check their reads as they go (off for broken servers, so
+        /// the history checker sees the whole run).
+        inline_checks: bool,
+    },
+    /// Random Get/Put/Append on `keys` keys, each written value unique, for
+    /// `run_ms` of virtual time or until each clerk did `ops_per_client` ops,
+    /// while a nemesis applies the fault events.
+    Swarm {
+        keys: usize,
+        run_ms: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ops_per_client: Option<u64>,
+    },
+}
+
+/// Probabilistic network faults for the whole run (until the liveness heal).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Faults {
+    /// Probability a request is lost.
+    #[serde(default)]
+    pub request_loss: f64,
+    /// Probability a reply is lost.
+    #[serde(default)]
+    pub reply_loss: f64,
+    /// Probability a message is delivered twice.
+    #[serde(default)]
+    pub duplicate_rate: f64,
+    /// Each request is held back a uniform [min, max) ms.
+    #[serde(default)]
+    pub delay_ms: [u64; 2],
+    /// Two replies in three held back 200-2200 ms.
+    #[serde(default)]
+    pub long_reordering: bool,
+}
+
+impl Faults {
+    pub fn to_config(&self) -> FaultConfig {
+        FaultConfig {
+            request_loss: self.request_loss,
+            reply_loss: self.reply_loss,
+            min_delay: Duration::from_millis(self.delay_ms[0]),
+            max_delay: Duration::from_millis(self.delay_ms[1]),
+            long_reordering: self.long_reordering,
+            duplicate_rate: self.duplicate_rate,
+        }
+    }
+
+    pub fn is_none(&self) -> bool {
+        *self == Faults::default()
+    }
+}
+
+/// How servers are split.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PartitionStyle {
+    #[default]
+    None,
+    /// Two random non-empty halves.
+    Halves,
+    /// The current leader alone on one side.
+    Leader,
+    /// A few random one-way links between servers cut.
+    OneWay,
+    /// Two halves that cannot see each other and one server that sees both.
+    Bridge,
+    /// Each event picks one of the four above.
+    Mixed,
+}
+
+impl PartitionStyle {
+    pub fn name(self) -> &'static str {
+        match self {
+            PartitionStyle::None => "none",
+            PartitionStyle::Halves => "halves",
+            PartitionStyle::Leader => "leader",
+            PartitionStyle::OneWay => "one_way",
+            PartitionStyle::Bridge => "bridge",
+            PartitionStyle::Mixed => "mixed",
+        }
+    }
+}
+
+/// One nemesis fault event, at a virtual time after the workload starts.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NemesisEvent {
+    pub at_ms: u64,
+    pub action: Action,
+}
+
+/// What a nemesis event does. Every partition-like action first heals the
+/// links between servers, so it replaces the previous partition.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Action {
+    /// Servers in `a` and in `b` cannot reach each other.
+    Partition { a: Vec<usize>, b: Vec<usize> },
+    /// Whoever leads at that moment is cut from the other servers.
+    IsolateLeader,
+    /// Directed links (from, to) cut.
+    CutOneWay { links: Vec<(usize, usize)> },
+    /// `a` and `b` cannot reach each other; `bridge` reaches both.
+    Bridge { bridge: usize, a: Vec<usize>, b: Vec<usize> },
+    /// Every link between servers restored.
+    Heal,
+    /// The server crashes (if up); it stays down until a restart or the end.
+    Crash { server: usize },
+    /// The server restarts from its persisted state (if down).
+    Restart { server: usize },
+}
+
+impl Action {
+    /// The servers the action names.
+    pub fn servers(&self) -> Vec<usize> {
+        match self {
+            Action::Partition { a, b } => a.iter().chain(b).copied().collect(),
+            Action::IsolateLeader | Action::Heal => Vec::new(),
+            Action::CutOneWay { links } => links.iter().flat_map(|(x, y)| [*x, *y]).collect(),
+            Action::Bridge { bridge, a, b } => std::iter::once(*bridge).chain(a.iter().copied()).chain(b.iter().copied()).collect(),
+            Action::Crash { server } | Action::Restart { server } => vec![*server],
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Action::Partition { .. } => "partition",
+            Action::IsolateLeader => "isolate_leader",
+            Action::CutOneWay { .. } => "cut_one_way",
+            Action::Bridge { .. } => "bridge",
+            Action::Heal => "heal",
+            Action::Crash { .. } => "crash",
+            Action::Restart { .. } => "restart",
+        }
+    }
+}
+
+/// `Bug` as kebab-case names in spec files (as on the command line).
+mod bug_name {
+    use super::Bug;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(b: &Bug, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(super::bug_to_str(*b))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Bug, D::Error> {
+        let s = String::deserialize(d)?;
+        super::parse_bug(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+pub fn bug_to_str(b: Bug) -> &'static str {
+    match b {
+        Bug::None => "none",
+        Bug::LocalGet => "local-get",
+        Bug::NoDedup => "no-dedup",
+    }
+}
+
+/// Parses a bug name: none, local-get or no-dedup.
+pub fn parse_bug(s: &str) -> Result<Bug, String> {
+    match s {
+        "none" => Ok(Bug::None),
+        "local-get" => Ok(Bug::LocalGet),
+        "no-dedup" => Ok(Bug::NoDedup),
+        _ => Err(format!("unknown bug '{s}'; known: none, local-get, no-dedup")),
+    }
+}
+
+impl RunSpec {
+    /// The spec of catalogue scenario `sc` with `seed`.
+    pub fn from_scenario(sc: &Scenario, seed: u64) -> RunSpec {
+        let g = &sc.spec;
+        let mut faults = Faults { duplicate_rate: g.duplicate_rate, ..Default::default() };
+        if g.unreliable {
+            let u = FaultConfig::unreliable();
+            faults.request_loss = u.request_loss;
+            faults.reply_loss = u.reply_loss;
+            faults.delay_ms = [u.min_delay.as_millis() as u64, u.max_delay.as_millis() as u64];
+        }
+        let partition = match (g.partitions, g.one_way) {
+            (false, _) => PartitionStyle::None,
+            (true, false) => PartitionStyle::Halves,
+            (true, true) => PartitionStyle::OneWay,
+        };
+        RunSpec {
+            scenario: sc.name.to_string(),
+            seed,
+            servers: g.servers,
+            clients: g.clients,
+            workload: Workload::Generic {
+                iterations: g.iterations,
+                round_ms: g.run.as_millis() as u64,
+                random_keys: g.random_keys,
+                restarts: g.crash,
+                inline_checks: g.inline_checks,
+            },
+            faults,
+            partition,
+            crash_rate: 0.0,
+            nemesis: None,
+            bug: g.bug,
+            bound_ms: sc.bound_ms,
+            liveness_ms: LIVENESS_MS,
+            inject_nondeterminism: false,
+        }
+    }
+
+    /// Applies a deliberate server bug. A broken server would trip the
+    /// clerks' own read checks, so those are turned off and the history
+    /// checker judges the whole run.
+    pub fn with_bug(mut self, bug: Bug) -> RunSpec {
+        self.bug = bug;
+        if bug != Bug::None {
+            if let Workload::Generic { inline_checks, .. } = &mut self.workload {
+                *inline_checks = false;
+            }
+        }
+        self
+    }
+
+    /// The GenericTest parameters of a generic workload.
+    pub fn to_generic(&self) -> Option<GenericSpec> {
+        let Workload::Generic { iterations, round_ms, random_keys, restarts, inline_checks } = &self.workload else {
+            return None;
+        };
+        let mut g = GenericSpec::new(
+            self.clients,
+            self.servers,
+            !self.faults.is_none(),
+            *restarts,
+            self.partition != PartitionStyle::None,
+            *random_keys,
+        );
+        g.iterations = *iterations;
+        g.run = Duration::from_millis(*round_ms);
+        g.duplicate_rate = self.faults.duplicate_rate;
+        g.one_way = self.partition == PartitionStyle::OneWay;
+        g.bug = self.bug;
+        g.inline_checks = *inline_checks;
+        g.faults = Some(self.faults.to_config());
+        Some(g)
+    }
+
+    /// Checks every field; the error names the field and the problem.
+    pub fn validate(&self) -> Result<(), String> {
+        let rate = |what: &str, x: f64| -> Result<(), String> {
+            if (0.0..=1.0).contains(&x) {
+                Ok(())
+            } else {
+                Err(format!("{what} is {x}; it must be a probability between 0 and 1"))
+            }
+        };
+        if self.servers == 0 || self.servers > MAX_SERVERS {
+            return Err(format!("servers is {}; it must be 1 to {MAX_SERVERS}", self.servers));
+        }
+        if self.clients == 0 || self.clients > MAX_CLIENTS {
+            return Err(format!("clients is {}; it must be 1 to {MAX_CLIENTS}", self.clients));
+        }
+        rate("faults.request_loss", self.faults.request_loss)?;
+        rate("faults.reply_loss", self.faults.reply_loss)?;
+        rate("faults.duplicate_rate", self.faults.duplicate_rate)?;
+        // A certain loss would make every op wait forever.
+        if self.faults.request_loss >= 1.0 || self.faults.reply_loss >= 1.0 {
+            return Err("faults: a loss rate of 1 loses every message; use less than 1".to_string());
+        }
+        let [lo, hi] = self.faults.delay_ms;
+        if lo > hi {
+            return Err(format!("faults.delay_ms is [{lo}, {hi}]; the first (min) must not exceed the second (max)"));
+        }
+        if hi > 60_000 {
+            return Err(format!("faults.delay_ms max is {hi}; at most 60000 ms"));
+        }
+        if !(self.crash_rate >= 0.0 && self.crash_rate <= 100.0) {
+            return Err(format!("crash_rate is {}; it must be 0 to 100 crashes per second", self.crash_rate));
+        }
+        if !(self.bound_ms > 0.0 && self.bound_ms.is_finite()) {
+            return Err(format!("bound_ms is {}; it must be a positive number", self.bound_ms));
+        }
+        if self.liveness_ms == 0 {
+            return Err("liveness_ms is 0; it must be positive".to_string());
+        }
+        match &self.workload {
+            Workload::Generic { iterations, round_ms, .. } => {
+                if *iterations == 0 {
+                    return Err("workload.iterations is 0; it must be at least 1".to_string());
+                }
+                if *round_ms == 0 {
+                    return Err("workload.round_ms is 0; it must be positive".to_string());
+                }
+                if !matches!(self.partition, PartitionStyle::None | PartitionStyle::Halves | PartitionStyle::OneWay) {
+                    return Err(format!(
+                        "partition is {}; the generic workload supports none, halves and one_way",
+                        self.partition.name()
+                    ));
+                }
+                if self.nemesis.is_some() {
+                    return Err("nemesis: the generic workload has no nemesis schedule (only swarm does)".to_string());
+                }
+                if self.crash_rate != 0.0 {
+                    return Err("crash_rate: the generic workload crashes servers only between rounds (workload.restarts)".to_string());
+                }
+            }
+            Workload::Swarm { keys, run_ms, ops_per_client } => {
+                if *keys == 0 {
+                    return Err("workload.keys is 0; it must be at least 1".to_string());
+                }
+                if *run_ms == 0 {
+                    return Err("workload.run_ms is 0; it must be positive".to_string());
+                }
+                if *ops_per_client == Some(0) {
+                    return Err("workload.ops_per_client is 0; it must be at least 1 (or absent)".to_string());
+                }
+            }
+        }
+        if let Some(events) = &self.nemesis {
+            for (i, e) in events.iter().enumerate() {
+                if let Some(s) = e.action.servers().into_iter().find(|s| *s >= self.servers) {
+                    return Err(format!(
+                        "nemesis[{i}] ({} at {} ms) names server {s}, but there are only {} servers (0 to {})",
+                        e.action.kind(),
+                        e.at_ms,
+                        self.servers,
+                        self.servers - 1
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The spec as pretty JSON.
+    pub fn to_json_pretty(&self) -> String {
+        serde_json::to_string_pretty(self).expect("a run spec serialises")
+    }
+
+    /// Parses and validates a spec; `origin` (a file name) starts every error.
+    pub fn from_json_str(text: &str, origin: &str) -> Result<RunSpec, String> {
+        let spec: RunSpec = serde_json::from_str(text).map_err(|e| json_error(origin, &e, "invalid run spec"))?;
+        spec.validate().map_err(|e| format!("{origin}: invalid run spec: {e}"))?;
+        Ok(spec)
+    }
+
+    /// Reads, parses and validates a spec file.
+    pub fn load(path: &Path) -> Result<RunSpec, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+        RunSpec::from_json_str(&text, &path.display().to_string())
+    }
+
+    /// Virtual ms the workload runs (before the liveness phase).
+    pub fn run_ms(&self) -> u64 {
+        match &self.workload {
+            Workload::Generic { iterations, round_ms, .. } => *iterations as u64 * *round_ms,
+            Workload::Swarm { run_ms, .. } => *run_ms,
+        }
+    }
+}
+
+fn json_error(origin: &str, e: &serde_json::Error, what: &str) -> String {
+    // serde_json ends its message with the position, which comes first here.
+    let msg = e.to_string();
+    let suffix = format!(" at line {} column {}", e.line(), e.column());
+    let msg = msg.strip_suffix(&suffix).unwrap_or(&msg);
+    format!("{origin}: line {}, column {}: {what}: {msg}", e.line(), e.column())
+}
+
+/// The regressions file (`sim-tests/regressions.json`): runs that once
+/// failed, replayed by `cargo test --test regressions`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegressionFile {
+    /// What the file is (kept at the top of the file as its documentation).
+    pub about: String,
+    pub entries: Vec<Regression>,
+}
+
+/// One regression: a run and what it must do now.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Regression {
+    /// Unique in the file; names the test's output line.
+    pub name: String,
+    /// Why it is here: the bug it found, or why the run is worth keeping.
+    pub why: String,
+    /// "pass" (the bug was fixed), or the failure class a deliberately
+    /// broken server must keep producing: "not linearizable", "liveness",
+    /// "too slow".
+    #[serde(default = "default_expect")]
+    pub expect: String,
+    pub spec: RunSpec,
+}
+
+fn default_expect() -> String {
+    "pass".to_string()
+}
+
+pub const REGRESSIONS_ABOUT: &str = "Regressions: runs that once failed (or are worth keeping), \
+replayed by `cargo test --release --test regressions`. Each entry: name (unique), why (the bug it \
+found, or why it is kept), expect (\"pass\", or for a deliberately broken server the failure class it \
+must keep producing: \"not linearizable\", \"liveness\", \"too slow\"), spec (a run spec, as \
+`kvraft run --spec` reads). `kvraft fuzz --save-failures FILE` appends failing runs; once the bug \
+is fixed, edit `why` to say what it was.";
+
+impl RegressionFile {
+    pub fn new() -> Self {
+        RegressionFile { about: REGRESSIONS_ABOUT.to_string(), entries: Vec::new() }
+    }
+
+    /// Reads and validates a regressions file (every spec, unique names).
+    pub fn load(path: &Path) -> Result<RegressionFile, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+        let origin = path.display().to_string();
+        let f: RegressionFile = serde_json::from_str(&text).map_err(|e| json_error(&origin, &e, "invalid regressions file"))?;
+        for (i, r) in f.entries.iter().enumerate() {
+            r.spec.validate().map_err(|e| format!("{origin}: entry {i} ({}): invalid spec: {e}", r.name))?;
+            if f.entries[..i].iter().any(|o| o.name == r.name) {
+                return Err(format!("{origin}: entry {i}: the name '{}' is used twice", r.name));
+            }
+            if !["pass", "not linearizable", "liveness", "too slow"].contains(&r.expect.as_str()) {
+                return Err(format!(
+                    "{origin}: entry {i} ({}): expect is '{}'; use pass, not linearizable, liveness or too slow",
+                    r.name, r.expect
+                ));
+            }
+        }
+        Ok(f)
+    }
+
+    /// Appends `entries` to the file at `path` (created if missing), making
+    /// names unique.
+    pub fn append(path: &Path, entries: Vec<Regression>) -> Result<usize, String> {
+        let mut f = if path.exists() { RegressionFile::load(path)? } else { RegressionFile::new() };
+        let n = entries.len();
+        for mut e in entries {
+            let base = e.name.clone();
+            let mut k = 2;
+            while f.entries.iter().any(|o| o.name == e.name) {
+                e.name = format!("{base}-{k}");
+                k += 1;
+            }
+            f.entries.push(e);
+        }
+        let text = serde_json::to_string_pretty(&f).expect("a regressions file serialises") + "\n";
+        std::fs::write(path, text).map_err(|e| format!("{}: cannot write: {e}", path.display()))?;
+        Ok(n)
+    }
+}
+
+impl Default for RegressionFile {
+    fn default() -> Self {
+        Self::new()
+    }
+}
