@@ -73,6 +73,8 @@ struct State {
     max_index: u64,
     crashes: u64,
     restarts: u64,
+    /// Disconnections of a connected server (each one cuts the network).
+    partitions: u64,
 }
 
 struct Shared {
@@ -111,6 +113,7 @@ impl RaftCluster {
             max_index: 0,
             crashes: 0,
             restarts: 0,
+            partitions: 0,
         }));
         let peers: Vec<SocketAddr> = (0..n).map(server_addr).collect();
         let mut nodes = Vec::with_capacity(n);
@@ -173,9 +176,9 @@ impl RaftCluster {
         let elapsed = t.elapsed();
         assert!(self.0.t0.elapsed() <= Duration::from_secs(120), "test took longer than 120 seconds (virtual)");
         let st = self.0.net.stats();
-        let (crashes, restarts) = {
+        let (crashes, restarts, partitions) = {
             let s = self.0.state.lock().unwrap();
-            (s.crashes, s.restarts)
+            (s.crashes, s.restarts, s.partitions)
         };
         report::say(format!(
             "  ... Passed -- virtual {:.1}s, {} peers, {} rpcs, {} bytes, {} cmds",
@@ -186,8 +189,8 @@ impl RaftCluster {
             self.max_index() - cmds0
         ));
         report::say(format!(
-            "  faults: requests_dropped={} replies_dropped={} cut_dropped={} duplicated={} delayed={} long_delayed={} crashes={} restarts={}",
-            st.requests_dropped, st.replies_dropped, st.cut_dropped, st.duplicated, st.delayed, st.long_delayed, crashes, restarts
+            "  faults: requests_dropped={} replies_dropped={} cut_dropped={} duplicated={} delayed={} long_delayed={} partitions={} crashes={} restarts={}",
+            st.requests_dropped, st.replies_dropped, st.cut_dropped, st.duplicated, st.delayed, st.long_delayed, partitions, crashes, restarts
         ));
     }
 
@@ -228,7 +231,12 @@ impl RaftCluster {
     }
 
     pub fn disconnect(&self, i: usize) {
-        self.0.state.lock().unwrap().servers[i].connected = false;
+        let mut s = self.0.state.lock().unwrap();
+        if s.servers[i].connected {
+            s.partitions += 1;
+        }
+        s.servers[i].connected = false;
+        drop(s);
         self.0.net.disconnect(server_addr(i).ip());
     }
 
