@@ -84,23 +84,20 @@ pub fn swarm_spec(seed: u64) -> RunSpec {
     spec
 }
 
-/// The ms/op bound of a swarm mix. A clerk waits out a lost request or reply
-/// (150 ms attempt timeout, twice before moving on), a partition or crash
-/// (an election, ~1 s), and long reordering (up to 2.2 s per reply); the
-/// bound allows each of those at the mix's rates, with a wide margin.
+/// The ms/op bound of a swarm mix. A clerk waits out lost requests and
+/// replies (150 ms per attempt, on its own RPCs and on Raft's), delays,
+/// long reordering (up to 2.2 s per reply), and each crash or partition (an
+/// election, or no majority until a restart or heal). Fitted on seeds
+/// 1000-3999: the slowest run reached 0.71 of its bound, the median 0.09.
 pub fn swarm_bound_ms(spec: &RunSpec) -> f64 {
     let f = &spec.faults;
     let loss = 1.0 - (1.0 - f.request_loss) * (1.0 - f.reply_loss);
-    let mut b = 150.0 + 3000.0 * loss + 2.0 * f.delay_ms[1] as f64;
+    let mut b = 150.0 + 6000.0 * loss + 3.0 * f.delay_ms[1] as f64;
     if f.long_reordering {
         b += 4500.0;
     }
-    if spec.partition != PartitionStyle::None {
-        b += 600.0;
-    }
-    if spec.crash_rate > 0.0 {
-        b += 400.0 + 1000.0 * spec.crash_rate;
-    }
+    let run_s = spec.run_ms() as f64 / 1000.0;
+    b += 1000.0 * schedule(spec).len() as f64 / run_s;
     b.round()
 }
 
