@@ -1,0 +1,248 @@
+//! The harness as a tool: run specs (round trips and clear errors), swarm
+//! mixes, the liveness phase and the ms/op bound (both can fail), the
+//! determinism check (catches unseeded randomness), shrinking a broken
+//! server's failure, and the CLI's exit codes and failure files.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use kvraft::kv::Bug;
+use kvraft::sim::campaign::{self, run_spec_isolated, spec_for, FailureClass};
+use kvraft::sim::shrink::{shrink, ShrinkOptions};
+use kvraft::sim::spec::{Action, NemesisEvent, PartitionStyle, RegressionFile, RunSpec, Workload};
+use kvraft::sim::swarm::{self, materialize, schedule, swarm_spec};
+
+const LIMIT: Option<Duration> = Some(Duration::from_secs(600));
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("tool-tests");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+fn kvraft(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_kvraft")).args(args).output().expect("run kvraft");
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// A small swarm spec with a given schedule, for exact control.
+fn small_swarm(seed: u64, events: Vec<NemesisEvent>) -> RunSpec {
+    let mut s = swarm_spec(seed);
+    s.servers = 5;
+    s.clients = 3;
+    s.workload = Workload::Swarm { keys: 3, run_ms: 3000, ops_per_client: None };
+    s.faults = Default::default();
+    s.nemesis = Some(events);
+    s.bound_ms = 5000.0;
+    s
+}
+
+#[test]
+fn specs_round_trip_through_json() {
+    for name in campaign::catalog().iter().map(|s| s.name).chain([swarm::SWARM]) {
+        for seed in [1, 77] {
+            let spec = materialize(&spec_for(name, seed, None).unwrap());
+            let back = RunSpec::from_json_str(&spec.to_json_pretty(), "test").unwrap();
+            assert_eq!(back, spec, "{name} seed {seed}");
+        }
+    }
+    // A catalogue scenario through its spec keeps the scenario's parameters.
+    let sc = campaign::find("duplication").unwrap();
+    let g = RunSpec::from_scenario(&sc, 3).to_generic().unwrap();
+    assert_eq!((g.clients, g.servers, g.crash, g.partitions, g.duplicate_rate), (5, 5, true, true, 0.3));
+    assert_eq!(g.faults.as_ref().unwrap().request_loss, 0.1);
+}
+
+#[test]
+fn bad_specs_name_file_and_reason() {
+    let good = materialize(&swarm_spec(5)).to_json_pretty();
+    let cut = &good[..good.len() / 2];
+    let e = RunSpec::from_json_str(cut, "cut.json").unwrap_err();
+    assert!(e.starts_with("cut.json: line ") && e.contains("column"), "{e}");
+    let e = RunSpec::from_json_str(&good.replace("\"servers\"", "\"serverz\""), "typo.json").unwrap_err();
+    assert!(e.contains("typo.json") && e.contains("unknown field `serverz`"), "{e}");
+    let e = RunSpec::from_json_str(&good.replace("\"bug\": \"none\"", "\"bug\": \"sloppy\""), "bug.json").unwrap_err();
+    assert!(e.contains("unknown bug 'sloppy'"), "{e}");
+    let mut s = swarm_spec(5);
+    s.faults.reply_loss = 1.5;
+    let e = RunSpec::from_json_str(&s.to_json_pretty(), "rate.json").unwrap_err();
+    assert!(e.contains("rate.json") && e.contains("faults.reply_loss is 1.5"), "{e}");
+    let s = small_swarm(5, vec![NemesisEvent { at_ms: 10, action: Action::Crash { server: 9 } }]);
+    let e = RunSpec::from_json_str(&s.to_json_pretty(), "ev.json").unwrap_err();
+    assert!(e.contains("nemesis[0]") && e.contains("server 9"), "{e}");
+    let mut s = spec_for("partitions", 1, None).unwrap();
+    s.partition = PartitionStyle::Bridge;
+    assert!(s.validate().unwrap_err().contains("generic workload supports none, halves and one_way"));
+}
+
+#[test]
+fn cli_rejects_bad_input_with_exit_2() {
+    let p = tmp("broken.json");
+    std::fs::write(&p, "{\"scenario\": \"swarm\",\n \"seed\": }").unwrap();
+    let (code, _, err) = kvraft(&["run", "--spec", p.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains(p.to_str().unwrap()) && err.contains("line 2, column"), "{err}");
+    let (code, _, err) = kvraft(&["run", "--spec", tmp("missing.json").to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(err.contains("cannot read"), "{err}");
+    let (code, _, err) = kvraft(&["run", "swarm"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--seed"), "{err}");
+    let (code, _, err) = kvraft(&["fuzz", "--bug", "nope"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("unknown bug 'nope'"), "{err}");
+}
+
+#[test]
+fn swarm_mixes_are_per_seed_and_cover_every_knob() {
+    assert_eq!(swarm_spec(42), swarm_spec(42));
+    assert_eq!(schedule(&swarm_spec(42)), schedule(&swarm_spec(42)));
+    let specs: Vec<RunSpec> = (1..=200).map(swarm_spec).collect();
+    for n in [3, 5, 7] {
+        assert!(specs.iter().any(|s| s.servers == n), "no mix with {n} servers");
+    }
+    for p in [PartitionStyle::None, PartitionStyle::Halves, PartitionStyle::Leader, PartitionStyle::OneWay, PartitionStyle::Bridge, PartitionStyle::Mixed] {
+        assert!(specs.iter().any(|s| s.partition == p), "no mix with partition style {p:?}");
+    }
+    assert!(specs.iter().all(|s| (1..=15).contains(&s.clients) && s.validate().is_ok()));
+    assert!(specs.iter().any(|s| s.clients == 1) && specs.iter().any(|s| s.clients == 15));
+    assert!(specs.iter().all(|s| s.faults.request_loss <= 0.3 && s.faults.reply_loss <= 0.3 && s.faults.duplicate_rate <= 0.5));
+    assert!(specs.iter().any(|s| s.faults.long_reordering) && specs.iter().any(|s| s.crash_rate > 0.0));
+    let kinds: std::collections::BTreeSet<&str> = specs.iter().flat_map(schedule).map(|e| e.action.kind()).collect();
+    for k in ["partition", "isolate_leader", "cut_one_way", "bridge", "heal", "crash", "restart"] {
+        assert!(kinds.contains(k), "no {k} event in 200 schedules");
+    }
+    let mixes: std::collections::BTreeSet<String> = specs.iter().map(swarm::describe_mix).collect();
+    assert!(mixes.len() > 190, "only {} distinct mixes in 200 seeds", mixes.len());
+}
+
+#[test]
+fn every_nemesis_action_fires_and_the_run_passes() {
+    let ev = |at_ms, action| NemesisEvent { at_ms, action };
+    let s = small_swarm(
+        9,
+        vec![
+            ev(300, Action::Partition { a: vec![0, 1], b: vec![2, 3, 4] }),
+            ev(800, Action::Heal),
+            ev(900, Action::IsolateLeader),
+            ev(1400, Action::CutOneWay { links: vec![(0, 1), (2, 3)] }),
+            ev(1800, Action::Bridge { bridge: 2, a: vec![0, 1], b: vec![3, 4] }),
+            ev(2200, Action::Crash { server: 1 }),
+            ev(2300, Action::Crash { server: 3 }),
+            ev(2600, Action::Restart { server: 1 }),
+            // Server 3 stays down: the liveness phase must restart it.
+        ],
+    );
+    let r = run_spec_isolated(&s, LIMIT, false);
+    assert!(r.passed, "{:?}", r.failure);
+    assert_eq!(r.faults.partitions, 4, "partition, isolate, one-way, bridge");
+    assert_eq!(r.faults.crashes, 2);
+    assert!(r.ops > 20 && r.liveness_ms.is_some());
+}
+
+#[test]
+fn liveness_and_speed_checks_can_fail() {
+    // No op can finish within 1 ms of the heal (a round trip takes longer).
+    let mut s = small_swarm(3, Vec::new());
+    s.liveness_ms = 1;
+    let r = run_spec_isolated(&s, LIMIT, false);
+    assert_eq!(r.failure.as_deref().map(FailureClass::of), Some(FailureClass::Liveness), "{:?}", r.failure);
+    assert!(r.failure.unwrap().contains("within 1 ms"));
+    // The same run is slower than 1 ms/op.
+    let mut s = small_swarm(3, Vec::new());
+    s.bound_ms = 1.0;
+    let r = run_spec_isolated(&s, LIMIT, false);
+    assert_eq!(r.failure.as_deref().map(FailureClass::of), Some(FailureClass::TooSlow), "{:?}", r.failure);
+    // A catalogue scenario gets the liveness phase too.
+    let r = run_spec_isolated(&spec_for("basic", 2, None).unwrap(), LIMIT, false);
+    assert!(r.passed && r.liveness_ms.is_some(), "{:?}", r.failure);
+}
+
+#[test]
+fn determinism_check_passes_seeded_runs_and_catches_unseeded_randomness() {
+    let s = small_swarm(4, Vec::new());
+    let r = run_spec_isolated(&s, LIMIT, true);
+    assert!(r.passed, "{:?}", r.failure);
+    assert_ne!(r.trace_hash, 0);
+    // The same spec by name and seed, and from its JSON, gives the same trace.
+    let a = run_spec_isolated(&spec_for("unreliable", 5, None).unwrap(), LIMIT, false);
+    let json = spec_for("unreliable", 5, None).unwrap().to_json_pretty();
+    let b = run_spec_isolated(&RunSpec::from_json_str(&json, "t").unwrap(), LIMIT, false);
+    assert_eq!(a.trace_hash, b.trace_hash);
+    // One delay drawn from rand's OS-seeded generator: the two runs differ.
+    let mut bad = s.clone();
+    bad.inject_nondeterminism = true;
+    let r = run_spec_isolated(&bad, LIMIT, true);
+    let f = r.failure.expect("an unseeded delay must be caught");
+    assert!(f.starts_with("nondeterminism:"), "{f}");
+    assert_eq!(FailureClass::of(&f), FailureClass::Nondeterminism);
+}
+
+#[test]
+fn swarm_finds_a_broken_server_and_shrink_reduces_it() {
+    // Seeds 1-20 of the swarm with a server that answers Get locally.
+    let failing: Vec<u64> = (1..=20)
+        .filter(|seed| {
+            let r = run_spec_isolated(&spec_for(swarm::SWARM, *seed, Some(Bug::LocalGet)).unwrap(), LIMIT, false);
+            r.failure.as_deref().map(FailureClass::of) == Some(FailureClass::NotLinearizable)
+        })
+        .collect();
+    assert!(!failing.is_empty(), "no swarm seed in 1..=20 caught the local-get bug");
+    let spec = spec_for(swarm::SWARM, failing[0], Some(Bug::LocalGet)).unwrap();
+    let o = shrink(&spec, &ShrinkOptions { budget: 60, time_limit: LIMIT, jobs: 2 }, &|_| {}).unwrap();
+    assert_eq!(o.class, FailureClass::NotLinearizable);
+    assert!(o.runs <= 60);
+    let size = |s: &RunSpec| (schedule(s).len() + s.clients, s.run_ms());
+    assert!(size(&o.shrunk) < size(&o.original), "nothing removed: {:?}", o.summary());
+    assert!(!o.summary().is_empty());
+    // The printed spec replays and fails the same way.
+    let back = RunSpec::from_json_str(&o.shrunk.to_json_pretty(), "shrunk").unwrap();
+    let r = run_spec_isolated(&back, LIMIT, false);
+    assert_eq!(r.failure.as_deref().map(FailureClass::of), Some(FailureClass::NotLinearizable));
+    // A passing run has nothing to shrink.
+    let ok = small_swarm(4, Vec::new());
+    assert!(shrink(&ok, &ShrinkOptions { budget: 5, time_limit: LIMIT, jobs: 1 }, &|_| {}).is_err());
+}
+
+#[test]
+fn fuzz_saves_failures_that_replay() {
+    let file = tmp("failures.json");
+    let _ = std::fs::remove_file(&file);
+    let f = file.to_str().unwrap();
+    let args = ["fuzz", "--swarm", "--bug", "no-dedup", "--seeds", "6", "--jobs", "2", "--json", "--save-failures", f];
+    let (code, out, err) = kvraft(&args);
+    assert_eq!(code, 1, "failures must make the exit status 1: {out}{err}");
+    let saved = RegressionFile::load(&file).unwrap();
+    assert!(!saved.entries.is_empty());
+    assert!(saved.entries.iter().all(|e| e.expect == "not linearizable" && e.spec.nemesis.is_some()));
+    // Appending again keeps names unique.
+    let (code, _, _) = kvraft(&args);
+    assert_eq!(code, 1);
+    let again = RegressionFile::load(&file).unwrap();
+    assert_eq!(again.entries.len(), 2 * saved.entries.len());
+    // A saved spec replays from the file, with the same failure.
+    let spec_file = tmp("one.json");
+    std::fs::write(&spec_file, saved.entries[0].spec.to_json_pretty()).unwrap();
+    let (code, out, _) = kvraft(&["run", "--spec", spec_file.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(out.contains("FAILED: not linearizable"), "{out}");
+    assert!(out.contains(&format!("run --spec {}", spec_file.display())), "{out}");
+}
+
+#[test]
+fn shards_split_seeds_without_overlap() {
+    let seeds = |shard: &str| -> Vec<u64> {
+        let (code, out, err) = kvraft(&["fuzz", "--swarm", "--seeds", "7", "--start", "100", "--shard", shard, "--json"]);
+        assert_eq!(code, 0, "{err}");
+        out.lines().filter(|l| l.starts_with('{')).map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["seed"].as_u64().unwrap()).collect()
+    };
+    let (mut a, mut b) = (seeds("0/2"), seeds("1/2"));
+    a.sort();
+    b.sort();
+    assert_eq!(a, vec![100, 102, 104, 106]);
+    assert_eq!(b, vec![101, 103, 105]);
+    a.extend(b);
+    a.sort();
+    assert_eq!(a, (100..107).collect::<Vec<_>>());
+}
