@@ -69,6 +69,7 @@ impl ShrinkOutcome {
         cmp("delay (ms)", format!("{:?}", a.faults.delay_ms), format!("{:?}", b.faults.delay_ms));
         cmp("long reordering", a.faults.long_reordering.to_string(), b.faults.long_reordering.to_string());
         cmp("partition style", a.partition.name().to_string(), b.partition.name().to_string());
+        cmp("crash rate (per s)", a.crash_rate.to_string(), b.crash_rate.to_string());
         out
     }
 }
