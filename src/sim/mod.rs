@@ -3,6 +3,7 @@
 //! linearizability checker, and what runs print. Reaches Raft only through
 //! [`crate::raft::Consensus`] and [`crate::raft::MakeRaft`].
 
+pub mod bench;
 pub mod campaign;
 pub mod check_cmd;
 pub mod checker;

@@ -1,0 +1,412 @@
+//! `kvraft bench`: the project's speed figures, each from a benchmark run.
+//! Virtual-time figures are exact for their seed; wall-clock figures are
+//! medians over repeated runs.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::FutureExt;
+use serde::Serialize;
+
+use super::campaign;
+use super::checker::check_history;
+use super::history::{gen, History, OpKind};
+use super::kv_cluster::{clerk_addr, KvCluster};
+use super::network::SimNetwork;
+use super::raft_cluster::server_addr;
+use super::report;
+use super::scenario::{run_generic, GenericSpec};
+use crate::net::{FaultHook, Transport};
+use crate::raft::RAFT_SERVICE;
+
+/// The seed of every simulated benchmark.
+pub const BENCH_SEED: u64 = 1;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Throughput {
+    pub clerks: usize,
+    pub ops_per_s: f64,
+    pub raft_msgs_per_op: f64,
+    pub mean_ms_per_op: f64,
+    /// ops_per_s / (clerks x ops_per_s at 1 clerk).
+    pub scaling_efficiency: f64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct UnderFaults {
+    pub workload: String,
+    pub ms_per_op: f64,
+    pub ms_per_op_with_duplication: f64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct CheckerFigure {
+    pub name: String,
+    pub ops: usize,
+    pub wall_ms: f64,
+    pub linearizable: bool,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct CampaignMemory {
+    pub scenario: String,
+    pub rss_mb_after_50: f64,
+    pub rss_mb_after_200: f64,
+    pub grows: bool,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct BenchReport {
+    pub null_rtt_ms: f64,
+    pub speed_ms_per_op: f64,
+    pub floor_ratio: f64,
+    pub throughput: Vec<Throughput>,
+    pub under_faults: UnderFaults,
+    pub suite_wall_s: Option<f64>,
+    pub sim_speedup: f64,
+    pub checker: Vec<CheckerFigure>,
+    pub checker_peak_rss_mb: f64,
+    pub peak_rss_mb: Option<CampaignMemory>,
+}
+
+/// Which figures to take (the slow ones can be skipped).
+#[derive(Clone, Debug, Default)]
+pub struct BenchOptions {
+    pub skip_suite: bool,
+    pub skip_memory: bool,
+    /// Wall-clock repetitions per checker figure (median taken).
+    pub repeats: usize,
+}
+
+/// Runs `f` in a fresh simulation with `seed` on a thread of its own.
+pub fn simulate<T: Send + 'static, F: std::future::Future<Output = T> + 'static>(
+    seed: u64,
+    f: impl FnOnce() -> F + Send + 'static,
+) -> T {
+    std::thread::spawn(move || {
+        report::enter_quiet_run(format!("kvraft bench (seed {seed})"));
+        let rt = madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
+        rt.block_on(f())
+    })
+    .join()
+    .unwrap_or_else(|_| panic!("benchmark simulation failed: {}", report::take_panic().unwrap_or_default()))
+}
+
+const ECHO_SERVICE: u16 = 99;
+
+/// Mean virtual round trip of an empty RPC, clerk node to server node.
+pub fn null_rtt_ms() -> f64 {
+    simulate(BENCH_SEED, || async {
+        let net: Arc<dyn FaultHook> = Arc::new(SimNetwork::new());
+        let handle = madsim::runtime::Handle::current();
+        let (srv, cli) = (server_addr(0), clerk_addr(0));
+        let n2 = net.clone();
+        let server = handle.create_node().name("echo").ip(srv.ip()).build();
+        // The echo server runs (and keeps its transport) until the simulation ends.
+        let _server_task = server.spawn(async move {
+            let t = Transport::bind(srv, n2).await.expect("bind echo server");
+            t.register(ECHO_SERVICE, Arc::new(|_from: SocketAddr, body: Vec<u8>| async move { Some(body) }.boxed()));
+            futures::future::pending::<()>().await;
+        });
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let client = handle.create_node().name("client").ip(cli.ip()).build();
+        client
+            .spawn(async move {
+                let t = Transport::bind(cli, net).await.expect("bind client");
+                let n = 1000;
+                let start = Instant::now();
+                for _ in 0..n {
+                    t.call_raw(srv, ECHO_SERVICE, Vec::new(), Duration::from_secs(1)).await.expect("echo reply");
+                }
+                start.elapsed().as_secs_f64() * 1000.0 / n as f64
+            })
+            .await
+            .expect("client node")
+    })
+}
+
+/// speed_4a's workload: 3 servers, reliable, one clerk, 1000 sequential appends.
+pub fn speed_ms_per_op() -> f64 {
+    simulate(BENCH_SEED, || async {
+        let cfg = KvCluster::new(3, false, "bench_speed").await;
+        let mut ck = cfg.make_client(&cfg.all()).await;
+        ck.get("x").await;
+        let start = Instant::now();
+        for i in 0..1000 {
+            ck.append("x", &format!("x 0 {i} y")).await;
+        }
+        start.elapsed().as_secs_f64()
+    }) * 1000.0
+        / 1000.0
+}
+
+/// `clerks` closed-loop clerks on 5 reliable servers for 5 virtual seconds.
+pub fn throughput(clerks: usize) -> (f64, f64, f64) {
+    simulate(BENCH_SEED, move || async move {
+        let window = Duration::from_secs(5);
+        let cfg = KvCluster::new(5, false, "bench_throughput").await;
+        let mut cks = Vec::with_capacity(clerks);
+        for _ in 0..clerks {
+            cks.push(cfg.make_client(&cfg.all()).await);
+        }
+        // Warm up: a leader exists and every clerk knows it.
+        let warm: Vec<_> = cks
+            .into_iter()
+            .map(|mut ck| {
+                tokio::spawn(async move {
+                    let _ = ck.get("warm").await;
+                    ck
+                })
+            })
+            .collect();
+        let mut cks = Vec::new();
+        for w in warm {
+            cks.push(w.await.expect("warm-up task"));
+        }
+        let raft0 = cfg.network().stats().requests_by_service.get(&RAFT_SERVICE).copied().unwrap_or(0);
+        let start = Instant::now();
+        let tasks: Vec<_> = cks
+            .into_iter()
+            .enumerate()
+            .map(|(k, mut ck)| {
+                tokio::spawn(async move {
+                    let (mut n, mut lat) = (0u64, 0f64);
+                    let key = format!("k{k}");
+                    while start.elapsed() < window {
+                        let t = Instant::now();
+                        ck.append(&key, "x").await;
+                        if start.elapsed() <= window {
+                            n += 1;
+                            lat += t.elapsed().as_secs_f64() * 1000.0;
+                        }
+                    }
+                    (n, lat)
+                })
+            })
+            .collect();
+        let (mut ops, mut lat) = (0u64, 0f64);
+        for t in tasks {
+            let (n, l) = t.await.expect("clerk task");
+            ops += n;
+            lat += l;
+        }
+        let raft = cfg.network().stats().requests_by_service.get(&RAFT_SERVICE).copied().unwrap_or(0) - raft0;
+        let ops_f = ops.max(1) as f64;
+        (ops as f64 / window.as_secs_f64(), raft as f64 / ops_f, lat / ops_f)
+    })
+}
+
+fn persist_partition_unreliable(dup: f64) -> (f64, u64, f64) {
+    simulate(BENCH_SEED, move || async move {
+        let mut spec = GenericSpec::new(5, 5, true, true, true, false);
+        spec.duplicate_rate = dup;
+        let wall = std::time::Instant::now();
+        let cfg = run_generic("bench_under_faults", &spec).await;
+        let f = cfg.figures();
+        (f.mean_ms_per_op, f.virtual_ms, wall.elapsed().as_secs_f64())
+    })
+}
+
+/// Virtual seconds simulated per wall second on the hardest catalogue scenario.
+pub fn sim_speedup() -> f64 {
+    let sc = campaign::find("linearizable").expect("the linearizable scenario exists");
+    let wall = Instant::now();
+    let r = std::thread::spawn(move || campaign::run_one(&sc, BENCH_SEED, None)).join().expect("run");
+    // Instant::now() outside a simulation is the real clock.
+    let w = wall.elapsed().as_secs_f64();
+    r.virtual_ms as f64 / 1000.0 / w
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+/// Makes a legal history illegal: a completed Get in the middle reads a
+/// value nobody wrote.
+fn break_history(h: &mut History) {
+    let mid = h.ops.len() / 2;
+    let i = (mid..h.ops.len()).chain(0..mid).find(|i| h.ops[*i].kind == OpKind::Get && h.ops[*i].return_ns.is_some());
+    if let Some(i) = i {
+        h.ops[i].output = Some("never written".to_string());
+    }
+}
+
+fn checker_figure(name: &str, cfg: gen::GenConfig, illegal: bool, repeats: usize) -> CheckerFigure {
+    let mut h = gen::generate(&cfg);
+    if illegal {
+        break_history(&mut h);
+    }
+    let json = h.to_json_string();
+    let mut times = Vec::new();
+    let mut linearizable = true;
+    for _ in 0..repeats.max(1) {
+        let t = Instant::now();
+        let parsed = History::from_json_str(&json).expect("generated history parses");
+        let v = check_history(&parsed.ops);
+        times.push(t.elapsed().as_secs_f64() * 1000.0);
+        linearizable = v.linearizable;
+    }
+    CheckerFigure { name: name.to_string(), ops: h.ops.len(), wall_ms: median(times), linearizable }
+}
+
+/// Resident set size now, and its peak, in MB (Linux /proc).
+pub fn rss_mb() -> (f64, f64) {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        s.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<f64>().ok())
+            .map_or(0.0, |kb| kb / 1024.0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// The checker figures (wall-clock, median of `repeats`).
+pub fn checker_figures(repeats: usize) -> Vec<CheckerFigure> {
+    let g = |ops, keys, clients| gen::GenConfig { ops, keys, clients, seed: 7, ..Default::default() };
+    let mut out = vec![
+        checker_figure("10k ops, 10 keys, 10 clients", g(10_000, 10, 10), false, repeats),
+        checker_figure("10k ops, 10 keys, 10 clients, illegal", g(10_000, 10, 10), true, repeats),
+        checker_figure("10k ops, 10 keys, 50 clients", g(10_000, 10, 50), false, repeats),
+        checker_figure("10k ops, 1 key, 10 clients", g(10_000, 1, 10), false, repeats),
+        checker_figure("10k ops, 1 key, 10 clients, illegal", g(10_000, 1, 10), true, repeats),
+        checker_figure(
+            "10k ops, 10 keys, 10% of writes pending",
+            gen::GenConfig { pending_writes: 0.1, ..g(10_000, 10, 10) },
+            false,
+            repeats,
+        ),
+        checker_figure("100k ops, 100 keys, 10 clients", g(100_000, 100, 10), false, repeats),
+    ];
+    out.push(checker_figure("1M ops, 1000 keys, 10 clients", g(1_000_000, 1000, 10), false, 1));
+    out
+}
+
+/// Takes every figure.
+pub fn run(opts: &BenchOptions, progress: &dyn Fn(&str)) -> BenchReport {
+    progress("null round trip");
+    let null_rtt_ms = null_rtt_ms();
+    progress("speed_4a workload");
+    let speed_ms_per_op = speed_ms_per_op();
+    let mut throughput_rows: Vec<Throughput> = Vec::new();
+    for clerks in [1, 10, 100, 1000] {
+        progress(&format!("throughput, {clerks} clerks"));
+        let (ops_per_s, raft_msgs_per_op, mean_ms_per_op) = throughput(clerks);
+        let base = throughput_rows.first().map_or(ops_per_s, |r| r.ops_per_s);
+        throughput_rows.push(Throughput {
+            clerks,
+            ops_per_s,
+            raft_msgs_per_op,
+            mean_ms_per_op,
+            scaling_efficiency: ops_per_s / (clerks as f64 * base),
+        });
+    }
+    progress("under faults");
+    let (plain, _, _) = persist_partition_unreliable(0.0);
+    let (dup, _, _) = persist_partition_unreliable(0.3);
+    let under_faults = UnderFaults {
+        workload: "persist_partition_unreliable_4a (5 clerks, 5 servers)".to_string(),
+        ms_per_op: plain,
+        ms_per_op_with_duplication: dup,
+    };
+    progress("simulation speed");
+    let sim_speedup = median((0..3).map(|_| sim_speedup()).collect());
+    let peak_rss_mb = if opts.skip_memory {
+        None
+    } else {
+        progress("campaign memory (200 seeds)");
+        let sc = campaign::find("unreliable").expect("scenario");
+        let runs = |from: u64, n: u64| -> Vec<(campaign::Scenario, u64)> { (from..from + n).map(|s| (sc.clone(), s)).collect() };
+        campaign::run_many(&runs(1, 50), 2, None, &|_| {});
+        let after_50 = rss_mb().0;
+        campaign::run_many(&runs(51, 150), 2, None, &|_| {});
+        let after_200 = rss_mb().0;
+        Some(CampaignMemory {
+            scenario: sc.name.to_string(),
+            rss_mb_after_50: after_50,
+            rss_mb_after_200: after_200,
+            // Allow allocator noise; a leak of retained replies or histories
+            // would grow with every run.
+            grows: after_200 > after_50 * 1.25 + 16.0,
+        })
+    };
+    let suite_wall_s = if opts.skip_suite {
+        None
+    } else {
+        progress("ported suite wall time");
+        suite_wall_s()
+    };
+    progress("checker");
+    let checker = checker_figures(opts.repeats.max(1));
+    let checker_peak_rss_mb = rss_mb().1;
+    BenchReport {
+        null_rtt_ms,
+        speed_ms_per_op,
+        floor_ratio: speed_ms_per_op / (2.0 * null_rtt_ms),
+        throughput: throughput_rows,
+        under_faults,
+        suite_wall_s,
+        sim_speedup,
+        checker,
+        checker_peak_rss_mb,
+        peak_rss_mb,
+    }
+}
+
+/// Wall seconds of the ported suite (3A-3C and 4A), release, one seed each:
+/// builds first, then times the run alone.
+pub fn suite_wall_s() -> Option<f64> {
+    let args = ["test", "--release", "--test", "raft_3a", "--test", "raft_3b", "--test", "raft_3c", "--test", "kv_4a"];
+    let built = std::process::Command::new("cargo").args(args).arg("--no-run").output().ok()?;
+    if !built.status.success() {
+        return None;
+    }
+    let t = Instant::now();
+    let out = std::process::Command::new("cargo").args(args).env("MADSIM_TEST_SEED", "1").output().ok()?;
+    out.status.success().then(|| t.elapsed().as_secs_f64())
+}
+
+/// The report as a table.
+pub fn render(r: &BenchReport) -> String {
+    let mut s = String::new();
+    s += &format!("null_rtt_ms            {:.2}\n", r.null_rtt_ms);
+    s += &format!("speed_ms_per_op        {:.2}\n", r.speed_ms_per_op);
+    s += &format!("floor_ratio            {:.3}   (goal <= 1.15)\n", r.floor_ratio);
+    s += "throughput             clerks   ops/s   raft msgs/op   ms/op   scaling\n";
+    for t in &r.throughput {
+        s += &format!(
+            "                       {:>6} {:>8.0} {:>13.2} {:>7.1} {:>8.2}\n",
+            t.clerks, t.ops_per_s, t.raft_msgs_per_op, t.mean_ms_per_op, t.scaling_efficiency
+        );
+    }
+    s += &format!(
+        "under_faults           {:.1} ms/op; with 30% duplication {:.1} ms/op ({})\n",
+        r.under_faults.ms_per_op, r.under_faults.ms_per_op_with_duplication, r.under_faults.workload
+    );
+    s += &format!(
+        "suite_wall_s           {}\n",
+        r.suite_wall_s.map_or("not measured".to_string(), |w| format!("{w:.1}   (goal < 60)"))
+    );
+    s += &format!("sim_speedup            {:.0}x (virtual s per wall s, scenario linearizable)\n", r.sim_speedup);
+    s += "checker                wall ms   ops       verdict\n";
+    for c in &r.checker {
+        s += &format!(
+            "  {:<40} {:>8.2} {:>8} {}\n",
+            c.name,
+            c.wall_ms,
+            c.ops,
+            if c.linearizable { "linearizable" } else { "NOT linearizable" }
+        );
+    }
+    s += &format!("checker_peak_rss_mb    {:.0}\n", r.checker_peak_rss_mb);
+    if let Some(m) = &r.peak_rss_mb {
+        s += &format!(
+            "peak_rss_mb            {:.0} after 50 seeds, {:.0} after 200 seeds of {} (grows: {})\n",
+            m.rss_mb_after_50, m.rss_mb_after_200, m.scenario, m.grows
+        );
+    }
+    s
+}
