@@ -39,6 +39,41 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Measure the speed figures (see BENCHMARKS.md).
+    Bench(BenchArgs),
+}
+
+#[derive(clap::Args)]
+struct BenchArgs {
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    json: bool,
+    /// Skip suite_wall_s (it runs the ported suite through cargo).
+    #[arg(long)]
+    skip_suite: bool,
+    /// Skip peak_rss_mb (a 200-seed campaign).
+    #[arg(long)]
+    skip_memory: bool,
+    /// Wall-clock repetitions per checker figure (the median is reported).
+    #[arg(long, default_value_t = 5)]
+    repeats: usize,
+}
+
+fn bench(args: BenchArgs) -> Result<bool, String> {
+    use kvraft::sim::bench;
+    let opts = bench::BenchOptions { skip_suite: args.skip_suite, skip_memory: args.skip_memory, repeats: args.repeats };
+    let quiet = args.json;
+    let report = bench::run(&opts, &|step| {
+        if !quiet {
+            eprintln!("bench: {step} ...");
+        }
+    });
+    if args.json {
+        println!("{}", serde_json::to_string(&report).map_err(|e| e.to_string())?);
+    } else {
+        print!("{}", bench::render(&report));
+    }
+    Ok(true)
 }
 
 /// Which run: a scenario and a seed, or a spec file.
@@ -387,6 +422,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run(args),
         Command::Fuzz(args) => fuzz(args),
         Command::Shrink(args) => shrink_cmd(args),
+        Command::Bench(args) => bench(args),
         Command::Check { files } => {
             let code = kvraft::sim::check_cmd::run_check(&files);
             return ExitCode::from(code.clamp(0, 255) as u8);
