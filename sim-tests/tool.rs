@@ -231,6 +231,17 @@ fn fuzz_saves_failures_that_replay() {
 }
 
 #[test]
+fn failure_classes_ignore_what_varies() {
+    let a = FailureClass::of("0 missing element x 0 92 y in Append result x 0 0 yx 0 1 y (at src/sim/scenario.rs:95)");
+    let b = FailureClass::of("0 missing element x 0 10 y in Append result x 0 0 yx 0 1 yx 0 2 y (at src/sim/scenario.rs:95)");
+    assert_eq!(a, b);
+    assert_ne!(a, FailureClass::of("get wrong value, key 3 (at src/sim/scenario.rs:200)"));
+    assert_eq!(FailureClass::of("not linearizable (key \"k3\")"), FailureClass::NotLinearizable);
+    assert_eq!(FailureClass::of("liveness: 2 of 5 clerks completed no new op"), FailureClass::Liveness);
+    assert_eq!(FailureClass::of("too slow: 3.0 ms/op > 1 ms/op"), FailureClass::TooSlow);
+}
+
+#[test]
 fn shards_split_seeds_without_overlap() {
     let seeds = |shard: &str| -> Vec<u64> {
         let (code, out, err) = kvraft(&["fuzz", "--swarm", "--seeds", "7", "--start", "100", "--shard", shard, "--json"]);

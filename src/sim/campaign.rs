@@ -158,13 +158,28 @@ impl FailureClass {
     }
 }
 
-/// The fixed start of a panic message: up to the first digit or quote (where
-/// values that vary between runs begin), at most 60 characters, without the
-/// source location.
+/// The start of a panic message with what varies between runs blanked: the
+/// source location dropped, every number replaced by `N`, at most 48
+/// characters (e.g. `N missing element x N N y in Append result x N N`).
 pub fn panic_prefix(msg: &str) -> String {
     let msg = msg.split(" (at ").next().unwrap_or(msg);
-    let end = msg.find(|c: char| c.is_ascii_digit() || c == '"' || c == '\'').unwrap_or(msg.len());
-    msg[..end].chars().take(60).collect::<String>().trim_end().to_string()
+    let mut out = String::new();
+    let mut in_number = false;
+    for c in msg.chars() {
+        if c.is_ascii_digit() {
+            if !in_number {
+                out.push('N');
+            }
+            in_number = true;
+        } else {
+            in_number = false;
+            out.push(c);
+        }
+        if out.chars().count() >= 48 {
+            break;
+        }
+    }
+    out.trim_end().to_string()
 }
 
 /// The spec of a named run: a catalogue scenario or "swarm", with `seed`

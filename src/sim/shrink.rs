@@ -102,7 +102,8 @@ impl Search<'_> {
                 let same = r.failure.as_deref().map(FailureClass::of) == Some(self.class.clone());
                 if same {
                     let what = cands[i + k].0.clone();
-                    (self.progress)(&format!("  kept: {what} (run {}, {})", self.runs, r.failure.as_deref().unwrap_or("")));
+                    let failure: String = r.failure.as_deref().unwrap_or("").chars().take(100).collect();
+                    (self.progress)(&format!("  kept: {what} (run {}, {failure})", self.runs));
                     self.steps.push(what);
                     self.cur = cands[i + k].1.clone();
                     self.cur_report = r;
@@ -398,7 +399,7 @@ pub fn shrink(spec: &RunSpec, opts: &ShrinkOptions, progress: &dyn Fn(&str)) -> 
         ));
     };
     let class = FailureClass::of(&failure);
-    progress(&format!("original: {} -> {failure} ({} ops)", first.mix, first.ops));
+    progress(&format!("original: {} -> {} ({} ops)", first.mix, failure.chars().take(100).collect::<String>(), first.ops));
     let mut search = Search {
         opts,
         class: class.clone(),

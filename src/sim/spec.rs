@@ -386,6 +386,9 @@ impl RunSpec {
                 if self.crash_rate != 0.0 {
                     return Err("crash_rate: the generic workload crashes servers only between rounds (workload.restarts)".to_string());
                 }
+                if self.inject_nondeterminism {
+                    return Err("inject_nondeterminism: only the swarm workload has this test knob".to_string());
+                }
             }
             Workload::Swarm { keys, run_ms, ops_per_client } => {
                 if *keys == 0 {
