@@ -251,14 +251,16 @@ async fn execute(spec: RunSpec) -> Outcome {
     };
     let liveness = liveness_phase(&cfg, clerks, key_of, window).await;
     let (verdict, path) = cfg.verify();
-    Outcome {
+    let outcome = Outcome {
         verdict_linearizable: verdict.linearizable,
         failing_key: verdict.failing_key,
         figures: cfg.figures(),
         history: path,
         liveness,
         trace_hash: cfg.trace_hash(),
-    }
+    };
+    cfg.shutdown().await;
+    outcome
 }
 
 /// Runs `spec` in a fresh simulation on this thread (failures are caught

@@ -55,6 +55,7 @@ struct ServerSlot {
 struct State {
     servers: Vec<ServerSlot>,
     clerks: usize,
+    clerk_nodes: Vec<madsim::task::NodeId>,
     crashes: u64,
     restarts: u64,
     partitions: u64,
@@ -110,6 +111,7 @@ impl KvCluster {
         let state = Arc::new(Mutex::new(State {
             servers: (0..n).map(|_| ServerSlot::default()).collect(),
             clerks: 0,
+            clerk_nodes: Vec::new(),
             crashes: 0,
             restarts: 0,
             partitions: 0,
@@ -202,6 +204,7 @@ impl KvCluster {
         };
         let addr = clerk_addr(k);
         let node = self.0.handle.create_node().name(format!("clerk-{k}")).ip(addr.ip()).build();
+        self.0.state.lock().unwrap().clerk_nodes.push(node.id());
         let hook: Arc<dyn FaultHook> = self.0.net.clone();
         let transport = node
             .spawn(async move { Transport::bind(addr, hook).await })
@@ -257,6 +260,22 @@ impl KvCluster {
         for ip in ips {
             self.0.net.connect(ip);
         }
+    }
+
+    /// Stops every node of the cluster and lets their tasks drop. Without
+    /// this, tasks still waiting on a mailbox keep each other alive through
+    /// their wakers after the simulation ends, and a campaign's memory grows
+    /// with every run.
+    pub async fn shutdown(&self) {
+        for i in 0..self.0.n {
+            self.shutdown_server(i);
+        }
+        let clerks = std::mem::take(&mut self.0.state.lock().unwrap().clerk_nodes);
+        for id in clerks {
+            self.0.handle.kill(id);
+        }
+        // Killed tasks are dropped when the executor next polls them.
+        sleep(Duration::from_millis(1)).await;
     }
 
     /// Kills server `i` (its persisted state is kept).
