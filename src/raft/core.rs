@@ -251,6 +251,19 @@ impl RaftCore {
     /// Handles a request from `from` and returns the response to send back
     /// (after persisting the Ready of this step).
     pub fn step_request(&mut self, from: PeerId, req: Request) -> Response {
+        if from >= self.n || from == self.id {
+            // Not a peer: refuse without changing any state.
+            return match req {
+                Request::Vote(_) => Response::Vote(VoteReply { term: self.term, granted: false }),
+                Request::Append(_) => Response::Append(AppendReply {
+                    term: self.term,
+                    success: false,
+                    match_index: 0,
+                    conflict_index: 0,
+                    conflict_term: None,
+                }),
+            };
+        }
         match req {
             Request::Vote(args) => Response::Vote(self.handle_vote(args)),
             Request::Append(args) => Response::Append(self.handle_append(from, args)),
