@@ -190,7 +190,7 @@ fn swarm_finds_a_broken_server_and_shrink_reduces_it() {
         .collect();
     assert!(!failing.is_empty(), "no swarm seed in 1..=20 caught the local-get bug");
     let spec = spec_for(swarm::SWARM, failing[0], Some(Bug::LocalGet)).unwrap();
-    let o = shrink(&spec, &ShrinkOptions { budget: 60, time_limit: LIMIT, jobs: 2 }, &|_| {}).unwrap();
+    let o = shrink(&spec, &ShrinkOptions { budget: 60, time_limit: LIMIT, jobs: 2, reseed: 2 }, &|_| {}).unwrap();
     assert_eq!(o.class, FailureClass::NotLinearizable);
     assert!(o.runs <= 60);
     let size = |s: &RunSpec| (schedule(s).len() + s.clients, s.run_ms());
@@ -202,7 +202,7 @@ fn swarm_finds_a_broken_server_and_shrink_reduces_it() {
     assert_eq!(r.failure.as_deref().map(FailureClass::of), Some(FailureClass::NotLinearizable));
     // A passing run has nothing to shrink.
     let ok = small_swarm(4, Vec::new());
-    assert!(shrink(&ok, &ShrinkOptions { budget: 5, time_limit: LIMIT, jobs: 1 }, &|_| {}).is_err());
+    assert!(shrink(&ok, &ShrinkOptions { budget: 5, time_limit: LIMIT, jobs: 1, reseed: 0 }, &|_| {}).is_err());
 }
 
 #[test]

@@ -181,6 +181,10 @@ struct ShrinkArgs {
     /// Candidate runs at once (the result does not depend on it).
     #[arg(long, default_value_t = 2)]
     jobs: usize,
+    /// Also try each reduction under this many other seeds when the run's
+    /// own seed stops failing (0 keeps the seed).
+    #[arg(long, default_value_t = 2)]
+    reseed: u64,
 }
 
 fn parse_shard(s: &str) -> Result<(u64, u64), String> {
@@ -364,7 +368,12 @@ fn write_or_print(out: Option<&Path>, text: &str) -> Result<(), String> {
 
 fn shrink_cmd(args: ShrinkArgs) -> Result<bool, String> {
     let spec = args.target.resolve("shrink")?;
-    let opts = ShrinkOptions { budget: args.budget.max(1), time_limit: args.target.limit(), jobs: args.jobs.max(1) };
+    let opts = ShrinkOptions {
+        budget: args.budget.max(1),
+        time_limit: args.target.limit(),
+        jobs: args.jobs.max(1),
+        reseed: args.reseed,
+    };
     // With the spec on stdout, everything else goes to stderr.
     let say = |s: &str| {
         if args.out.is_some() {

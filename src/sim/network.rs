@@ -216,6 +216,7 @@ impl FaultHook for SimNetwork {
             h = mix_hash(h, d.as_nanos() as u64);
         }
         s.trace = h;
+        tracing::trace!(at_ns = now_ns(), %src, %dst, ?kind, service, bytes, copies = ?fate.copies, "send");
         fate
     }
 

@@ -17,6 +17,9 @@ pub struct ShrinkOptions {
     /// Candidates tried at once; the first failing one in order wins, so
     /// the result does not depend on this.
     pub jobs: usize,
+    /// Other seeds to try a reduction under when the run's own seed no
+    /// longer fails (0: keep the seed).
+    pub reseed: u64,
 }
 
 pub struct ShrinkOutcome {
@@ -42,6 +45,7 @@ impl ShrinkOutcome {
                 out.push(format!("{what}: {x} -> {y}"));
             }
         };
+        cmp("seed", a.seed.to_string(), b.seed.to_string());
         cmp("nemesis events", swarm::schedule(a).len().to_string(), swarm::schedule(b).len().to_string());
         cmp("servers", a.servers.to_string(), b.servers.to_string());
         cmp("clients", a.clients.to_string(), b.clients.to_string());
@@ -162,8 +166,28 @@ impl Search<'_> {
                 break;
             }
             let cands = make(&self.cur, &self.cur_report);
-            if self.try_first(cands) {
+            if self.try_first(cands.clone()) {
                 changed = true;
+                continue;
+            }
+            // Any change reshuffles every later random draw, so a smaller run
+            // may miss the failure by chance: try it under other seeds too.
+            for k in 1..=self.opts.reseed {
+                let reseeded: Vec<(String, RunSpec)> = cands
+                    .iter()
+                    .map(|(what, s)| {
+                        let mut s = s.clone();
+                        s.seed = s.seed.wrapping_add(k);
+                        (format!("{what}, seed {}", s.seed), s)
+                    })
+                    .collect();
+                if self.left() == 0 {
+                    break;
+                }
+                if self.try_first(reseeded) {
+                    changed = true;
+                    break;
+                }
             }
         }
         changed
@@ -183,8 +207,9 @@ fn with_events(spec: &RunSpec, events: Vec<NemesisEvent>) -> RunSpec {
 
 fn clients_cands(s: &RunSpec, _: &RunReport) -> Vec<(String, RunSpec)> {
     let c = s.clients;
-    let mut targets = vec![1, c / 2, c - 1];
+    let mut targets = vec![1, 2, c / 2, c - 1];
     targets.retain(|t| *t >= 1 && *t < c);
+    targets.sort_unstable();
     targets.dedup();
     targets
         .into_iter()
@@ -349,8 +374,9 @@ fn server_cands(s: &RunSpec, _: &RunReport) -> Vec<(String, RunSpec)> {
 
 fn key_cands(s: &RunSpec, _: &RunReport) -> Vec<(String, RunSpec)> {
     let Workload::Swarm { keys, run_ms, ops_per_client } = &s.workload else { return Vec::new() };
-    let mut targets = vec![1, keys / 2];
+    let mut targets = vec![1, 2, keys / 2];
     targets.retain(|t| *t >= 1 && t < keys);
+    targets.sort_unstable();
     targets.dedup();
     targets
         .into_iter()
