@@ -47,7 +47,8 @@ pub fn run_check_with(paths: &[PathBuf], timeline_dir: Option<&Path>) -> i32 {
                 code = 1;
             }
             if let Some(dir) = timeline_dir {
-                let name = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_else(|| "history".into());
+                let name =
+                    path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_else(|| "history".into());
                 let out = dir.join(format!("{name}.html"));
                 match crate::sim::timeline::write_timeline_html(&history, &verdict, &out) {
                     Ok(()) => println!("  timeline: {}", out.display()),

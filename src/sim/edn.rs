@@ -15,34 +15,37 @@
 //! are ignored. Errors name the file, the line and the reason; the parser
 //! never panics.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use crate::sim::history::{History, HistoryError, Op, OpKind};
 
 /// An EDN value (the subset histories use, plus enough to skip the rest).
 #[derive(Clone, Debug, PartialEq)]
-pub enum Edn {
+pub enum Edn<'a> {
     Nil,
     Bool(bool),
     /// Integers and floats, as written.
-    Number(String),
-    Str(String),
+    Number(&'a str),
+    Str(Cow<'a, str>),
     Char(char),
     /// Without the leading colon.
-    Keyword(String),
-    Symbol(String),
-    List(Vec<Edn>),
-    Vector(Vec<Edn>),
-    Set(Vec<Edn>),
-    Map(Vec<(Edn, Edn)>),
-    Tagged(String, Box<Edn>),
+    Keyword(&'a str),
+    Symbol(&'a str),
+    List(Vec<Edn<'a>>),
+    Vector(Vec<Edn<'a>>),
+    Set(Vec<Edn<'a>>),
+    Map(Vec<(Edn<'a>, Edn<'a>)>),
+    Tagged(&'a str, Box<Edn<'a>>),
 }
 
-impl Edn {
+impl<'a> Edn<'a> {
     /// The value of keyword key `k` in a map.
-    pub fn get(&self, k: &str) -> Option<&Edn> {
+    pub fn get(&self, k: &str) -> Option<&Edn<'a>> {
         match self {
-            Edn::Map(entries) => entries.iter().find(|(key, _)| matches!(key, Edn::Keyword(s) if s == k)).map(|(_, v)| v),
+            Edn::Map(entries) => {
+                entries.iter().find(|(key, _)| matches!(key, Edn::Keyword(s) if *s == k)).map(|(_, v)| v)
+            }
             _ => None,
         }
     }
@@ -51,11 +54,11 @@ impl Edn {
         let s = match self {
             Edn::Nil => "nil".to_string(),
             Edn::Bool(b) => b.to_string(),
-            Edn::Number(n) => n.clone(),
+            Edn::Number(n) => n.to_string(),
             Edn::Str(s) => format!("{s:?}"),
             Edn::Char(c) => format!("\\{c}"),
             Edn::Keyword(k) => format!(":{k}"),
-            Edn::Symbol(s) => s.clone(),
+            Edn::Symbol(s) => s.to_string(),
             Edn::List(_) => "a list".to_string(),
             Edn::Vector(_) => "a vector".to_string(),
             Edn::Set(_) => "a set".to_string(),
@@ -79,8 +82,9 @@ pub struct EdnError {
 }
 
 /// Parses every top-level form of `text`, with the line each starts on.
-pub fn parse_forms(text: &str) -> Result<Vec<(usize, Edn)>, EdnError> {
-    let mut p = Parser { s: text.as_bytes(), pos: 0, line: 1, depth: 0 };
+pub fn parse_forms(text: &str) -> Result<Vec<(usize, Edn<'_>)>, EdnError> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut p = Parser { text, s: text.as_bytes(), pos: 0, line: 1, depth: 0 };
     let mut out = Vec::new();
     loop {
         p.skip_ws();
@@ -101,6 +105,7 @@ pub fn parse_forms(text: &str) -> Result<Vec<(usize, Edn)>, EdnError> {
 }
 
 struct Parser<'a> {
+    text: &'a str,
     s: &'a [u8],
     pos: usize,
     line: usize,
@@ -109,7 +114,7 @@ struct Parser<'a> {
 
 const MAX_DEPTH: usize = 200;
 
-impl Parser<'_> {
+impl<'a> Parser<'a> {
     fn err(&self, reason: impl Into<String>) -> EdnError {
         EdnError { line: self.line, reason: reason.into() }
     }
@@ -150,7 +155,7 @@ impl Parser<'_> {
         matches!(c, b' ' | b'\t' | b'\r' | b'\n' | b',' | b'(' | b')' | b'[' | b']' | b'{' | b'}' | b'"' | b';')
     }
 
-    fn token(&mut self) -> &str {
+    fn token(&mut self) -> &'a str {
         let start = self.pos;
         while let Some(c) = self.peek() {
             if Self::is_delim(c) {
@@ -158,14 +163,13 @@ impl Parser<'_> {
             }
             self.bump();
         }
-        // The input is a &str and we stop only at ASCII delimiters, so this
-        // slice is valid UTF-8.
-        std::str::from_utf8(&self.s[start..self.pos]).unwrap_or("")
+        // We stop only at ASCII delimiters, so these are char boundaries.
+        self.text.get(start..self.pos).unwrap_or("")
     }
 
     /// Parses one value; `None` for a `#_`-discarded form at the end of a
     /// collection or input.
-    fn value(&mut self) -> Result<Option<Edn>, EdnError> {
+    fn value(&mut self) -> Result<Option<Edn<'a>>, EdnError> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
             return Err(self.err("nesting too deep"));
@@ -175,7 +179,7 @@ impl Parser<'_> {
         r
     }
 
-    fn value_inner(&mut self) -> Result<Option<Edn>, EdnError> {
+    fn value_inner(&mut self) -> Result<Option<Edn<'a>>, EdnError> {
         self.skip_ws();
         let Some(c) = self.peek() else {
             return Err(self.err("unexpected end of input"));
@@ -228,7 +232,7 @@ impl Parser<'_> {
                         self.value()
                     }
                     _ => {
-                        let tag = self.token().to_string();
+                        let tag = self.token();
                         if tag.is_empty() {
                             return Err(self.err("'#' not followed by a tag"));
                         }
@@ -273,25 +277,29 @@ impl Parser<'_> {
             }
             b':' => {
                 self.bump();
-                let t = self.token().to_string();
+                let t = self.token();
                 if t.is_empty() {
                     return Err(self.err("':' without a keyword name"));
                 }
                 Ok(Some(Edn::Keyword(t)))
             }
             _ => {
-                let t = self.token().to_string();
+                let t = self.token();
                 if t.is_empty() {
                     return Err(self.err(format!("unexpected character {:?}", c as char)));
                 }
                 let b = t.as_bytes();
-                let numeric = b[0].is_ascii_digit() || (b.len() > 1 && (b[0] == b'-' || b[0] == b'+') && b[1].is_ascii_digit());
-                Ok(Some(match t.as_str() {
+                let numeric =
+                    b[0].is_ascii_digit() || (b.len() > 1 && (b[0] == b'-' || b[0] == b'+') && b[1].is_ascii_digit());
+                Ok(Some(match t {
                     "nil" => Edn::Nil,
                     "true" => Edn::Bool(true),
                     "false" => Edn::Bool(false),
                     _ if numeric => {
-                        let ok = t.trim_end_matches(['N', 'M']).chars().all(|c| c.is_ascii_alphanumeric() || "+-./".contains(c));
+                        let ok = t
+                            .trim_end_matches(['N', 'M'])
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || "+-./".contains(c));
                         if !ok {
                             return Err(self.err(format!("bad number {t:?}")));
                         }
@@ -303,7 +311,7 @@ impl Parser<'_> {
         }
     }
 
-    fn seq(&mut self, close: u8) -> Result<Vec<Edn>, EdnError> {
+    fn seq(&mut self, close: u8) -> Result<Vec<Edn<'a>>, EdnError> {
         let open_line = self.line;
         let mut items = Vec::new();
         loop {
@@ -312,11 +320,14 @@ impl Parser<'_> {
                 None => {
                     return Err(EdnError {
                         line: open_line,
-                        reason: format!("'{}' opened here is never closed", match close {
-                            b'}' => '{',
-                            b']' => '[',
-                            _ => '(',
-                        }),
+                        reason: format!(
+                            "'{}' opened here is never closed",
+                            match close {
+                                b'}' => '{',
+                                b']' => '[',
+                                _ => '(',
+                            }
+                        ),
                     })
                 }
                 Some(c) if c == close => {
@@ -335,10 +346,26 @@ impl Parser<'_> {
         }
     }
 
-    /// The rest of a string literal (after the opening quote).
-    fn string(&mut self) -> Result<String, EdnError> {
+    /// The rest of a string literal (after the opening quote); borrowed
+    /// from the input when it has no escapes.
+    fn string(&mut self) -> Result<Cow<'a, str>, EdnError> {
         let start_line = self.line;
-        let mut out: Vec<u8> = Vec::new();
+        let start = self.pos;
+        // Fast path: up to the closing quote, no escapes.
+        while let Some(c) = self.peek() {
+            match c {
+                b'"' => {
+                    let s = self.text.get(start..self.pos).unwrap_or("");
+                    self.bump();
+                    return Ok(Cow::Borrowed(s));
+                }
+                b'\\' => break,
+                _ => {
+                    self.bump();
+                }
+            }
+        }
+        let mut out: Vec<u8> = self.s[start..self.pos].to_vec();
         loop {
             let Some(c) = self.bump() else {
                 return Err(EdnError { line: start_line, reason: "unterminated string".to_string() });
@@ -373,7 +400,7 @@ impl Parser<'_> {
         }
         // Built from a valid &str by copying whole UTF-8 sequences and
         // inserting encoded chars, so this cannot fail; be safe anyway.
-        String::from_utf8(out).map_err(|_| self.err("string is not valid UTF-8"))
+        String::from_utf8(out).map(Cow::Owned).map_err(|_| self.err("string is not valid UTF-8"))
     }
 
     fn hex4(&mut self) -> Result<u32, EdnError> {
@@ -409,10 +436,10 @@ impl Parser<'_> {
 
 fn scalar_string(v: &Edn) -> Option<String> {
     match v {
-        Edn::Str(s) => Some(s.clone()),
-        Edn::Number(n) => Some(n.clone()),
-        Edn::Keyword(k) => Some(k.clone()),
-        Edn::Symbol(s) => Some(s.clone()),
+        Edn::Str(s) => Some(s.to_string()),
+        Edn::Number(n) => Some(n.to_string()),
+        Edn::Keyword(k) => Some(k.to_string()),
+        Edn::Symbol(s) => Some(s.to_string()),
         Edn::Bool(b) => Some(b.to_string()),
         Edn::Char(c) => Some(c.to_string()),
         _ => None,
@@ -432,7 +459,7 @@ pub fn parse_edn_history(text: &str, name: &str) -> Result<History, HistoryError
             return Err(err(line, format!("expected an event map {{...}}, found {}", form.describe())));
         }
         let process = match form.get("process") {
-            Some(Edn::Number(n)) => n.clone(),
+            Some(Edn::Number(n)) => n.to_string(),
             Some(_) => continue, // nemesis and other non-client events
             None => return Err(err(line, "event has no :process".to_string())),
         };
@@ -441,12 +468,12 @@ pub fn parse_edn_history(text: &str, name: &str) -> Result<History, HistoryError
             Err(_) => return Err(err(line, format!(":process {process} is not a non-negative integer"))),
         };
         let typ = match form.get("type") {
-            Some(Edn::Keyword(t)) => t.as_str(),
+            Some(Edn::Keyword(t)) => *t,
             Some(other) => return Err(err(line, format!(":type must be a keyword, found {}", other.describe()))),
             None => return Err(err(line, "event has no :type".to_string())),
         };
         let f = match form.get("f") {
-            Some(Edn::Keyword(f)) | Some(Edn::Symbol(f)) => f.as_str(),
+            Some(Edn::Keyword(f)) | Some(Edn::Symbol(f)) => *f,
             Some(other) => return Err(err(line, format!(":f must be a keyword, found {}", other.describe()))),
             None => return Err(err(line, "event has no :f".to_string())),
         };
@@ -488,15 +515,7 @@ pub fn parse_edn_history(text: &str, name: &str) -> Result<History, HistoryError
                 }
                 let v = if kind == OpKind::Get { String::new() } else { value_str(kind.as_str())? };
                 open.insert(process.clone(), (ops.len(), line));
-                ops.push(Some(Op {
-                    client,
-                    kind,
-                    key,
-                    value: v,
-                    output: None,
-                    call_ns: line as u64,
-                    return_ns: None,
-                }));
+                ops.push(Some(Op { client, kind, key, value: v, output: None, call_ns: line as u64, return_ns: None }));
             }
             "ok" | "fail" | "info" => {
                 let Some((idx, at)) = open.remove(&process) else {
@@ -507,7 +526,10 @@ pub fn parse_edn_history(text: &str, name: &str) -> Result<History, HistoryError
                     return Err(err(line, format!(":{typ} :{f} completes a :{} invoked at line {at}", op.kind)));
                 }
                 if op.key != key {
-                    return Err(err(line, format!("completion key {key:?} differs from key {:?} invoked at line {at}", op.key)));
+                    return Err(err(
+                        line,
+                        format!("completion key {key:?} differs from key {:?} invoked at line {at}", op.key),
+                    ));
                 }
                 match typ {
                     "ok" => {
@@ -523,7 +545,10 @@ pub fn parse_edn_history(text: &str, name: &str) -> Result<History, HistoryError
             other => return Err(err(line, format!("unknown :type :{other} (expected :invoke, :ok, :fail or :info)"))),
         }
     }
-    let scenario = std::path::Path::new(name).file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_else(|| name.to_string());
+    let scenario = std::path::Path::new(name)
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_else(|| name.to_string());
     Ok(History::new(scenario, 0, ops.into_iter().flatten().collect()))
 }
 

@@ -90,9 +90,7 @@ impl HistoryError {
             HistoryError::Json { line, column, message, .. } => {
                 HistoryError::Json { path: p.to_string(), line, column, message }
             }
-            HistoryError::Invalid { index, reason, .. } => {
-                HistoryError::Invalid { path: p.to_string(), index, reason }
-            }
+            HistoryError::Invalid { index, reason, .. } => HistoryError::Invalid { path: p.to_string(), index, reason },
             HistoryError::Edn { line, reason, .. } => HistoryError::Edn { path: p.to_string(), line, reason },
         }
     }
@@ -204,6 +202,7 @@ impl History {
     /// Parses `text` as JSON when it looks like a JSON history object, else as
     /// EDN event lines. `name` is used in errors and as the EDN scenario.
     pub fn parse_any(text: &str, name: &str) -> Result<History, HistoryError> {
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let looks_json = text.trim_start().starts_with("{\"");
         if looks_json {
             match Self::from_json_str_named(text, name) {
@@ -249,7 +248,14 @@ impl Recorder {
     }
 
     /// Records the call of an operation; it stays pending until [`Recorder::ret`].
-    pub fn call(&self, client: u64, kind: OpKind, key: impl Into<String>, value: impl Into<String>, now_ns: u64) -> OpId {
+    pub fn call(
+        &self,
+        client: u64,
+        kind: OpKind,
+        key: impl Into<String>,
+        value: impl Into<String>,
+        now_ns: u64,
+    ) -> OpId {
         let mut ops = self.lock();
         ops.push(Op {
             client,
@@ -312,9 +318,12 @@ pub mod gen {
         pub pending_gets: f64,
         /// Relative weights of get, put, append.
         pub weights: [u32; 3],
-        /// Probability that a written value repeats an earlier short value
-        /// (so values are not unique).
+        /// Probability that a written value is one of the short values
+        /// "a", "b", "ab" instead of a unique one (so values repeat).
         pub repeat_values: f64,
+        /// Probability that an op is slow: in flight 50 to 100 times longer
+        /// than usual (like a client stuck behind a partition).
+        pub slow_ops: f64,
     }
 
     impl Default for GenConfig {
@@ -328,6 +337,7 @@ pub mod gen {
                 pending_gets: 0.0,
                 weights: [50, 20, 30],
                 repeat_values: 0.05,
+                slow_ops: 0.0,
             }
         }
     }
@@ -369,7 +379,10 @@ pub mod gen {
         while ops.len() < cfg.ops {
             let std::cmp::Reverse((t, c)) = heap.pop().expect("clients");
             let call = t + rng.below(20);
-            let dur = 1 + rng.below(100);
+            let mut dur = 1 + rng.below(100);
+            if cfg.slow_ops > 0.0 && rng.chance(cfg.slow_ops) {
+                dur *= 50 + rng.below(51);
+            }
             let w = rng.below(wsum as u64) as u32;
             let kind = if w < cfg.weights[0] {
                 OpKind::Get

@@ -104,6 +104,8 @@ table.summary td { padding: 1px 12px 1px 0; vertical-align: top; }
 ol.prefix { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 12px; }
 ol.prefix li.stuck { color: #cf222e; font-weight: bold; list-style: none; margin-left: -1.5em; }
 .note { color: #666; }
+.lane.axis { height: 18px; border-bottom: 1px solid #999; }
+.op.tick { border: none; border-left: 1px solid #999; border-radius: 0; background: none; overflow: visible; font-size: 10px; color: #555; padding-left: 2px; top: 2px; }
 button { font-size: 12px; }
 "#;
 
@@ -137,7 +139,7 @@ struct Bar<'a> {
 
 /// Renders one chart: lanes per client. `width` is the initial pixel width
 /// of the time axis; positions are in units of `base` (= width initially).
-fn chart(out: &mut String, id: &str, bars: &[Bar], width: f64) {
+fn chart(out: &mut String, id: &str, bars: &[Bar], width: f64, ticks: &[(f64, String)]) {
     let mut lanes: BTreeMap<u64, Vec<&Bar>> = BTreeMap::new();
     for b in bars {
         lanes.entry(b.op.client).or_default().push(b);
@@ -148,6 +150,17 @@ fn chart(out: &mut String, id: &str, bars: &[Bar], width: f64) {
          <div class=\"scroll\"><div class=\"chart\" id=\"{id}\" data-w=\"{width}\" data-base=\"{width}\" style=\"width:{}px\">\n",
         width + 80.0
     );
+    // The time axis: ticks drawn as zero-width "ops" so that zooming moves them.
+    out.push_str("<div class=\"lane axis\"><span class=\"lane-name\">time</span>");
+    for (x, text) in ticks {
+        let _ = write!(
+            out,
+            "<div class=\"op tick\" data-x=\"{x:.2}\" data-dx=\"0\" style=\"left:{:.1}px;width:2px\">{}</div>",
+            80.0 + x,
+            escape_html(text)
+        );
+    }
+    out.push_str("</div>\n");
     for (client, bars) in lanes {
         let _ = write!(out, "<div class=\"lane\"><span class=\"lane-name\">client {client}</span>");
         for b in bars {
@@ -252,14 +265,14 @@ pub fn render_timeline_html(history: &History, verdict: &Verdict) -> String {
          <span><b style=\"color:#0550ae\">n</b> position in the linearized prefix</span></p>\n<p class=\"note\">Hover a bar for the full op.</p>\n",
     );
 
-    let order: HashMap<usize, usize> = detail
-        .map(|d| d.linearized_prefix.iter().enumerate().map(|(k, &id)| (id, k)).collect())
-        .unwrap_or_default();
+    let order: HashMap<usize, usize> =
+        detail.map(|d| d.linearized_prefix.iter().enumerate().map(|(k, &id)| (id, k)).collect()).unwrap_or_default();
     let stuck = detail.and_then(|d| d.stuck_op);
 
     // Detail view of the failing key, in event-order time.
     if let (Some(d), Some(fk)) = (detail, failing_key.as_deref()) {
         let _ = writeln!(out, "<h2>Failing key {}</h2>", escape_html(&format!("{fk:?}")));
+        out.push_str("<p class=\"note\">Time here is compressed to the order of calls and returns (tick labels: virtual time).</p>\n");
         let shown: Vec<usize> = d.ops.iter().copied().filter(|&i| i < ops.len()).take(DETAIL_MAX_OPS).collect();
         if shown.len() < d.ops.len() {
             let _ = writeln!(out, "<p class=\"note\">Showing the first {} of {} ops.</p>", shown.len(), d.ops.len());
@@ -296,7 +309,10 @@ pub fn render_timeline_html(history: &History, verdict: &Verdict) -> String {
                 Bar { id: i, op: o, x: x * unit, dx: (x2 - x) * unit - 2.0, classes, order: order.get(&i).copied() }
             })
             .collect();
-        chart(&mut out, "detail", &bars, end * unit);
+        let step = ((times.len() as f64 / 20.0).ceil() as usize).max(1);
+        let ticks: Vec<(f64, String)> =
+            times.iter().enumerate().step_by(step).map(|(k, t)| (k as f64 * unit, format!("{t}"))).collect();
+        chart(&mut out, "detail", &bars, end * unit, &ticks);
 
         let _ = writeln!(
             out,
@@ -312,7 +328,8 @@ pub fn render_timeline_html(history: &History, verdict: &Verdict) -> String {
             let _ = writeln!(out, "<li class=\"note\">… {} more</li>", d.linearized_prefix.len() - PREFIX_MAX);
         }
         if let Some(o) = stuck.and_then(|s| ops.get(s)) {
-            let _ = writeln!(out, "<li class=\"stuck\">✗ then #{} {}</li>", stuck.unwrap(), escape_html(&describe_op(o)));
+            let _ =
+                writeln!(out, "<li class=\"stuck\">✗ then #{} {}</li>", stuck.unwrap(), escape_html(&describe_op(o)));
         }
         out.push_str("</ol>\n");
     }
@@ -339,11 +356,8 @@ pub fn render_timeline_html(history: &History, verdict: &Verdict) -> String {
         out.push_str("<p class=\"note\">No ops.</p>\n");
     } else {
         let t0 = chosen.iter().map(|&i| ops[i].call_ns).min().unwrap_or(0);
-        let t1 = chosen
-            .iter()
-            .map(|&i| ops[i].return_ns.unwrap_or(ops[i].call_ns).max(ops[i].call_ns))
-            .max()
-            .unwrap_or(t0);
+        let t1 =
+            chosen.iter().map(|&i| ops[i].return_ns.unwrap_or(ops[i].call_ns).max(ops[i].call_ns)).max().unwrap_or(t0);
         let span = (t1 - t0).max(1) as f64 * 1.03;
         let lanes = chosen.iter().map(|&i| ops[i].client).collect::<BTreeSet<_>>().len().max(1);
         let per_lane = chosen.len() as f64 / lanes as f64;
@@ -373,8 +387,14 @@ pub fn render_timeline_html(history: &History, verdict: &Verdict) -> String {
                 Bar { id: i, op: o, x, dx: x2 - x, classes, order: order.get(&i).copied() }
             })
             .collect();
-        let _ = writeln!(out, "<p class=\"note\">Virtual time {t0} to {t1} ns.</p>");
-        chart(&mut out, "overview", &bars, width);
+        let _ = writeln!(out, "<p class=\"note\">Virtual time {t0} to {t1} (ns).</p>");
+        let ticks: Vec<(f64, String)> = (0..10)
+            .map(|k| {
+                let t = t0 as f64 + span * k as f64 / 10.0;
+                ((t - t0 as f64) * scale, format!("{}", t.round() as u64))
+            })
+            .collect();
+        chart(&mut out, "overview", &bars, width, &ticks);
     }
     out.push_str("</body></html>\n");
     out

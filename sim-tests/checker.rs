@@ -1,0 +1,861 @@
+//! Tests of the history types, the linearizability checker, the history
+//! parsers, the `check` command and the HTML timeline.
+
+use std::path::PathBuf;
+
+use kvraft::sim::checker::check_history;
+use kvraft::sim::edn::parse_edn_history;
+use kvraft::sim::history::gen::{generate, GenConfig};
+use kvraft::sim::history::{History, HistoryError, Op, OpKind, Recorder};
+use proptest::prelude::*;
+
+// ---------------------------------------------------------------------------
+// Helpers
+
+fn op(client: u64, kind: OpKind, key: &str, value: &str, output: Option<&str>, call: u64, ret: Option<u64>) -> Op {
+    Op {
+        client,
+        kind,
+        key: key.to_string(),
+        value: value.to_string(),
+        output: output.map(str::to_string),
+        call_ns: call,
+        return_ns: ret,
+    }
+}
+fn put(c: u64, k: &str, v: &str, call: u64, ret: u64) -> Op {
+    op(c, OpKind::Put, k, v, None, call, Some(ret))
+}
+fn app(c: u64, k: &str, v: &str, call: u64, ret: u64) -> Op {
+    op(c, OpKind::Append, k, v, None, call, Some(ret))
+}
+fn get(c: u64, k: &str, out: &str, call: u64, ret: u64) -> Op {
+    op(c, OpKind::Get, k, "", Some(out), call, Some(ret))
+}
+fn pput(c: u64, k: &str, v: &str, call: u64) -> Op {
+    op(c, OpKind::Put, k, v, None, call, None)
+}
+fn papp(c: u64, k: &str, v: &str, call: u64) -> Op {
+    op(c, OpKind::Append, k, v, None, call, None)
+}
+fn pget(c: u64, k: &str, call: u64) -> Op {
+    op(c, OpKind::Get, k, "", None, call, None)
+}
+
+/// The brute-force oracle: tries every order consistent with real time
+/// (pending writes optional, pending gets ignored) against the sequential
+/// model on real strings, remembering (ops done, store) pairs already
+/// explored. Independent of the checker (no per-key split, no pruning).
+fn brute_force(ops: &[Op]) -> bool {
+    use std::collections::{BTreeMap, HashSet};
+    let ops: Vec<&Op> =
+        ops.iter().filter(|o| !(o.kind == OpKind::Get && (o.return_ns.is_none() || o.output.is_none()))).collect();
+    assert!(ops.len() <= 64);
+    let n = ops.len();
+    // pred[i]: ops that returned before op i was called.
+    let pred: Vec<u64> = (0..n)
+        .map(|i| {
+            (0..n).filter(|&j| matches!(ops[j].return_ns, Some(r) if r < ops[i].call_ns)).fold(0u64, |m, j| m | 1 << j)
+        })
+        .collect();
+    let required: u64 = (0..n).filter(|&i| ops[i].return_ns.is_some()).fold(0u64, |m, i| m | 1 << i);
+    struct Ctx<'a> {
+        ops: Vec<&'a Op>,
+        pred: Vec<u64>,
+        required: u64,
+        seen: HashSet<(u64, Vec<(String, String)>)>,
+    }
+    fn rec(c: &mut Ctx, done: u64, store: &mut BTreeMap<String, String>) -> bool {
+        if done & c.required == c.required {
+            return true;
+        }
+        let key: Vec<(String, String)> = store.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        if !c.seen.insert((done, key)) {
+            return false;
+        }
+        for i in 0..c.ops.len() {
+            if done >> i & 1 == 1 || c.pred[i] & !done != 0 {
+                continue;
+            }
+            let o = c.ops[i];
+            let cur = store.get(&o.key).cloned().unwrap_or_default();
+            match o.kind {
+                OpKind::Get => {
+                    if o.output.as_deref() == Some(cur.as_str()) && rec(c, done | 1 << i, store) {
+                        return true;
+                    }
+                }
+                OpKind::Put | OpKind::Append => {
+                    let new = if o.kind == OpKind::Put { o.value.clone() } else { format!("{cur}{}", o.value) };
+                    let old = store.insert(o.key.clone(), new);
+                    let ok = rec(c, done | 1 << i, store);
+                    match old {
+                        Some(v) => store.insert(o.key.clone(), v),
+                        None => store.remove(&o.key),
+                    };
+                    if ok {
+                        return true;
+                    }
+                }
+            }
+        }
+        false
+    }
+    let mut c = Ctx { ops, pred, required, seen: HashSet::new() };
+    rec(&mut c, 0, &mut BTreeMap::new())
+}
+
+fn assert_lin(ops: &[Op], expect: bool) {
+    let v = check_history(ops);
+    assert_eq!(v.linearizable, expect, "checker said {v} for {ops:#?}\n{}", v.report(ops));
+    assert_eq!(brute_force(ops), expect, "brute force disagrees with the expectation for {ops:#?}");
+}
+
+// ---------------------------------------------------------------------------
+// Random histories from real executions
+
+/// One generated op: (client, kind 0..3, key, value index, gap before call,
+/// duration, where in [call, return] it takes effect (0..=100), pending,
+/// a pending write takes effect).
+type GenOp = (u64, u8, u8, u8, u64, u64, u64, bool, bool);
+
+const VALUES: [&str; 5] = ["a", "b", "ab", "ba", ""];
+
+fn gen_op() -> impl Strategy<Value = GenOp> {
+    (0..4u64, 0..3u8, 0..3u8, 0..5u8, 0..4u64, 0..6u64, 0..=100u64, prop::bool::weighted(0.2), any::<bool>())
+}
+
+/// Builds a legal history: per-client sequential ops, each taking effect at a
+/// point inside its interval (pending writes maybe later, maybe never).
+fn build_legal(spec: &[GenOp], keys: u8, clients: u64) -> Vec<Op> {
+    let mut free = vec![0u64; clients as usize];
+    let mut ops = Vec::new();
+    let mut effects: Vec<(u64, usize)> = Vec::new();
+    for (i, &(c, k, key, v, gap, dur, at, pending, takes)) in spec.iter().enumerate() {
+        let c = c % clients;
+        let call = free[c as usize] + gap;
+        let ret = call + dur;
+        free[c as usize] = ret + 1;
+        let kind = [OpKind::Get, OpKind::Put, OpKind::Append][k as usize];
+        let key = format!("k{}", key % keys);
+        let value = if kind == OpKind::Get {
+            String::new()
+        } else if v == 4 && i % 3 == 0 {
+            format!("v{i}") // a unique value now and then
+        } else {
+            VALUES[v as usize].to_string()
+        };
+        let effect = call * 100 + (dur * at);
+        if !pending {
+            effects.push((effect, i));
+        } else if kind != OpKind::Get && takes {
+            effects.push((effect + 150 * dur + 7, i));
+        }
+        ops.push(Op {
+            client: c,
+            kind,
+            key,
+            value,
+            output: None,
+            call_ns: call,
+            return_ns: if pending { None } else { Some(ret) },
+        });
+    }
+    effects.sort();
+    let mut store = std::collections::HashMap::<String, String>::new();
+    for (_, i) in effects {
+        let o = &mut ops[i];
+        match o.kind {
+            OpKind::Get => o.output = Some(store.get(&o.key).cloned().unwrap_or_default()),
+            OpKind::Put => {
+                store.insert(o.key.clone(), o.value.clone());
+            }
+            OpKind::Append => store.entry(o.key.clone()).or_default().push_str(&o.value),
+        }
+    }
+    ops
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 3000, failure_persistence: None, .. ProptestConfig::default() })]
+
+    #[test]
+    fn legal_histories_are_linearizable(spec in prop::collection::vec(gen_op(), 1..=8), keys in 1..=3u8, clients in 1..=4u64) {
+        let ops = build_legal(&spec, keys, clients);
+        prop_assert!(brute_force(&ops), "generator made an illegal history: {:#?}", ops);
+        let v = check_history(&ops);
+        prop_assert!(v.linearizable, "{:#?}\n{}", ops, v.report(&ops));
+    }
+
+    #[test]
+    fn mutated_histories_agree_with_brute_force(
+        spec in prop::collection::vec(gen_op(), 1..=8),
+        keys in 1..=3u8,
+        clients in 1..=4u64,
+        which in any::<prop::sample::Index>(),
+        new_out in 0..8usize,
+    ) {
+        let mut ops = build_legal(&spec, keys, clients);
+        let gets: Vec<usize> = (0..ops.len()).filter(|&i| ops[i].output.is_some()).collect();
+        if !gets.is_empty() {
+            let g = gets[which.index(gets.len())];
+            let old = ops[g].output.clone().unwrap();
+            let out = match new_out {
+                0..=4 => VALUES[new_out].to_string(),
+                5 => format!("{old}a"),
+                6 => "aa".to_string(),
+                _ => old.chars().skip(1).collect(),
+            };
+            ops[g].output = Some(out);
+        }
+        let v = check_history(&ops);
+        prop_assert_eq!(v.linearizable, brute_force(&ops), "{:#?}\n{}", ops, v.report(&ops));
+    }
+
+    /// Arbitrary (mostly illegal) histories: random intervals and outputs.
+    #[test]
+    fn random_histories_agree_with_brute_force(
+        raw in prop::collection::vec((0..3u64, 0..3u8, 0..2u8, 0..5usize, 0..12u64, 0..8u64, prop::bool::weighted(0.2), 0..7usize), 1..=9)
+    ) {
+        let outs = ["", "a", "b", "ab", "ba", "aa", "aba"];
+        let ops: Vec<Op> = raw.iter().map(|&(c, k, key, v, call, dur, pending, o)| {
+            let kind = [OpKind::Get, OpKind::Put, OpKind::Append][k as usize];
+            Op {
+                client: c,
+                kind,
+                key: format!("k{key}"),
+                value: if kind == OpKind::Get { String::new() } else { VALUES[v].to_string() },
+                output: if kind == OpKind::Get && !pending { Some(outs[o].to_string()) } else { None },
+                call_ns: call,
+                return_ns: if pending { None } else { Some(call + dur) },
+            }
+        }).collect();
+        let v = check_history(&ops);
+        prop_assert_eq!(v.linearizable, brute_force(&ops), "{:#?}\n{}", ops, v.report(&ops));
+    }
+}
+
+/// One op of a longer generated history (see `gen_op`), values drawn from
+/// a larger set including longer ones.
+fn gen_op_long() -> impl Strategy<Value = GenOp> {
+    (0..6u64, 0..3u8, 0..2u8, 0..5u8, 0..4u64, 0..8u64, 0..=100u64, prop::bool::weighted(0.12), any::<bool>())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1500, failure_persistence: None, .. ProptestConfig::default() })]
+
+    /// Longer histories (up to 40 ops, up to 6 clients, 2 keys, pending
+    /// ops) from real executions, one read then changed: the checker agrees
+    /// with the memoised brute force both before and after.
+    #[test]
+    fn longer_histories_agree_with_brute_force(
+        spec in prop::collection::vec(gen_op_long(), 1..=40),
+        clients in 1..=6u64,
+        which in any::<prop::sample::Index>(),
+        how in 0..6usize,
+    ) {
+        let mut ops = build_legal(&spec, 2, clients);
+        if ops.iter().filter(|o| o.return_ns.is_none() && o.kind != OpKind::Get).count() > 8 {
+            return Ok(()); // keep the oracle fast
+        }
+        let v = check_history(&ops);
+        prop_assert!(v.linearizable, "{:#?}\n{}", ops, v.report(&ops));
+        let gets: Vec<usize> = (0..ops.len()).filter(|&i| ops[i].output.is_some()).collect();
+        if gets.is_empty() {
+            return Ok(());
+        }
+        let g = gets[which.index(gets.len())];
+        let old = ops[g].output.clone().unwrap();
+        // Mostly plausible wrong values: another read's value, one with a
+        // piece dropped or repeated.
+        let other = ops[gets[(which.index(gets.len()) + 1 + how) % gets.len()]].output.clone().unwrap();
+        ops[g].output = Some(match how {
+            0 | 1 => other,
+            2 => old.chars().skip(1).collect(),
+            3 => format!("{old}{}", old.chars().last().map(String::from).unwrap_or_else(|| "a".into())),
+            4 => format!("{old}{old}"),
+            _ => old.chars().take(old.chars().count().saturating_sub(1)).collect(),
+        });
+        let v = check_history(&ops);
+        prop_assert_eq!(v.linearizable, brute_force(&ops), "{:#?}\n{}", ops, v.report(&ops));
+        // The general bit sets (used beyond 64 ops in flight) agree.
+        prop_assert_eq!(kvraft::sim::checker::check_history_wide(&ops), v);
+    }
+}
+
+/// Larger legal histories (beyond brute force) with many pending writes.
+#[test]
+fn generated_legal_histories_with_pending_ops() {
+    for seed in 0..40 {
+        for (clients, keys) in [(3, 1), (6, 2), (12, 1)] {
+            let h = generate(&GenConfig {
+                ops: 400,
+                keys,
+                clients,
+                seed,
+                pending_writes: 0.15,
+                pending_gets: 0.1,
+                slow_ops: if seed % 2 == 0 { 0.03 } else { 0.0 },
+                ..GenConfig::default()
+            });
+            let v = check_history(&h.ops);
+            assert!(v.linearizable, "seed {seed} clients {clients} keys {keys}: {}", v.report(&h.ops));
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Hand-made cases
+
+#[test]
+fn empty_and_trivial_histories() {
+    assert!(check_history(&[]).linearizable);
+    assert_lin(&[get(0, "k", "", 0, 1)], true);
+    assert_lin(&[get(0, "k", "x", 0, 1)], false);
+    assert_lin(&[put(0, "k", "x", 0, 1), get(0, "k", "x", 2, 3)], true);
+    // Only writes: nothing to observe.
+    assert_lin(&[put(0, "k", "x", 0, 1), app(1, "k", "y", 0, 5)], true);
+}
+
+#[test]
+fn stale_read_is_illegal() {
+    let ops = vec![
+        put(0, "k", "1", 0, 10),
+        put(0, "k", "2", 20, 30),
+        get(1, "k", "1", 40, 50), // the put of "2" finished before this get began
+    ];
+    assert_lin(&ops, false);
+    let v = check_history(&ops);
+    assert_eq!(v.failing_key.as_deref(), Some("k"));
+    let d = v.detail.unwrap();
+    assert_eq!(d.ops, vec![0, 1, 2]);
+    assert_eq!(d.linearized_prefix, vec![0, 1]);
+    assert_eq!(d.stuck_op, Some(2));
+    // Overlapping, it is fine.
+    assert_lin(&[put(0, "k", "1", 0, 10), put(0, "k", "2", 20, 45), get(1, "k", "1", 40, 50)], true);
+}
+
+#[test]
+fn lost_append_is_illegal() {
+    let ops = vec![
+        app(0, "k", "a", 0, 10),
+        app(1, "k", "b", 5, 15),
+        get(2, "k", "a", 20, 30), // "b" finished but is missing
+    ];
+    assert_lin(&ops, false);
+    assert_lin(&[app(0, "k", "a", 0, 10), app(1, "k", "b", 5, 25), get(2, "k", "a", 20, 30)], true);
+}
+
+#[test]
+fn duplicated_append_is_illegal() {
+    let ops = vec![app(0, "k", "x", 0, 10), get(1, "k", "xx", 20, 30)];
+    assert_lin(&ops, false);
+    // With two appends of the same value it is fine.
+    assert_lin(&[app(0, "k", "x", 0, 10), app(1, "k", "x", 0, 10), get(1, "k", "xx", 20, 30)], true);
+    // Values repeat: "a" + "b" is "ab" whichever append wrote what.
+    assert_lin(
+        &[app(0, "k", "a", 0, 10), app(1, "k", "b", 0, 10), app(2, "k", "ab", 12, 14), get(1, "k", "abab", 20, 30)],
+        true,
+    );
+    assert_lin(&[app(0, "k", "ab", 0, 10), app(1, "k", "b", 0, 10), get(1, "k", "abab", 20, 30)], false);
+}
+
+#[test]
+fn read_of_a_value_never_written_is_illegal() {
+    assert_lin(&[put(0, "k", "1", 0, 10), get(1, "k", "7", 5, 30)], false);
+    // ...even if it is written to another key.
+    assert_lin(&[put(0, "j", "7", 0, 10), get(1, "k", "7", 5, 30)], false);
+}
+
+#[test]
+fn reads_must_agree_on_an_order() {
+    // Two concurrent puts; readers after both see different final values.
+    let ops =
+        vec![put(0, "k", "a", 0, 10), put(1, "k", "b", 0, 10), get(2, "k", "a", 20, 30), get(3, "k", "b", 40, 50)];
+    assert_lin(&ops, false);
+    let ops = vec![put(0, "k", "a", 0, 10), put(1, "k", "b", 0, 10), get(2, "k", "a", 5, 30), get(3, "k", "b", 4, 50)];
+    assert_lin(&ops, true);
+}
+
+#[test]
+fn pending_writes_may_take_effect_or_not() {
+    // Taken effect, much later than its call.
+    assert_lin(&[pput(0, "k", "x", 0), get(1, "k", "", 10, 20), get(1, "k", "x", 100, 110)], true);
+    // Never taken effect.
+    assert_lin(&[pput(0, "k", "x", 0), get(1, "k", "", 100, 110)], true);
+    // A pending append, used once only.
+    assert_lin(&[papp(0, "k", "x", 0), get(1, "k", "x", 10, 20), get(1, "k", "x", 30, 40)], true);
+    assert_lin(&[papp(0, "k", "x", 0), get(1, "k", "xx", 10, 20)], false);
+    // It cannot take effect before its call.
+    assert_lin(&[get(1, "k", "x", 0, 5), papp(0, "k", "x", 10)], false);
+    // Taking effect, then overwritten, then read: fine.
+    assert_lin(&[pput(0, "k", "p", 0), get(1, "k", "p", 5, 6), put(1, "k", "q", 7, 8), get(1, "k", "q", 9, 10)], true);
+    // Once a later read shows it is gone it cannot come back.
+    assert_lin(&[pput(0, "k", "p", 0), get(1, "k", "p", 5, 6), put(1, "k", "q", 7, 8), get(1, "k", "p", 9, 10)], false);
+    // Pending gets constrain nothing.
+    assert_lin(&[pget(0, "k", 0), put(1, "k", "q", 7, 8)], true);
+    // Two pending puts of the same value, both needed.
+    assert_lin(
+        &[
+            pput(0, "k", "p", 0),
+            pput(1, "k", "p", 1),
+            get(2, "k", "p", 5, 6),
+            put(2, "k", "q", 7, 8),
+            get(2, "k", "q", 9, 10),
+            get(2, "k", "p", 11, 12),
+        ],
+        true,
+    );
+    assert_lin(
+        &[
+            pput(0, "k", "p", 0),
+            get(2, "k", "p", 5, 6),
+            put(2, "k", "q", 7, 8),
+            get(2, "k", "q", 9, 10),
+            get(2, "k", "p", 11, 12),
+        ],
+        false,
+    );
+}
+
+#[test]
+fn equal_times_overlap() {
+    // A returns at 10, B is called at 10: they overlap, either order is fine.
+    assert_lin(&[put(0, "k", "a", 0, 10), put(1, "k", "b", 10, 20), get(2, "k", "a", 30, 40)], true);
+    assert_lin(&[put(0, "k", "a", 0, 9), put(1, "k", "b", 10, 20), get(2, "k", "a", 30, 40)], false);
+}
+
+#[test]
+fn keys_are_independent_and_all_failing_keys_reported() {
+    let ops = vec![
+        put(0, "a", "1", 0, 10),
+        get(0, "a", "2", 20, 30),
+        put(0, "b", "1", 0, 10),
+        get(0, "b", "1", 20, 30),
+        get(0, "c", "z", 0, 1),
+    ];
+    let v = check_history(&ops);
+    assert!(!v.linearizable);
+    assert_eq!(v.failing_key.as_deref(), Some("a"));
+    assert_eq!(v.failing_keys, vec!["a".to_string(), "c".to_string()]);
+}
+
+#[test]
+fn many_concurrent_clients_on_one_key() {
+    // More than 64 ops in flight at once on one key.
+    let mut ops = Vec::new();
+    for c in 0..100u64 {
+        ops.push(app(c, "k", "x", 0, 1000));
+    }
+    ops.push(get(200, "k", &"x".repeat(100), 2000, 2001));
+    assert!(check_history(&ops).linearizable);
+    ops.push(get(201, "k", &"x".repeat(99), 2000, 2001));
+    assert!(!check_history(&ops).linearizable);
+}
+
+#[test]
+fn invalid_ops_do_not_panic() {
+    // A get without output counts as pending; a return before the call as at the call.
+    let mut g = get(0, "k", "", 5, 1);
+    g.output = None;
+    let v = check_history(&[g, put(0, "k", "x", 10, 3), get(1, "k", "x", 20, 21)]);
+    assert!(v.linearizable);
+}
+
+// ---------------------------------------------------------------------------
+// The porcupine kv histories
+
+fn porcupine_dir() -> Option<PathBuf> {
+    let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/porcupine-kv"));
+    if dir.join("c01-ok.txt").exists() {
+        Some(dir)
+    } else {
+        println!("skipped: {} not found", dir.display());
+        None
+    }
+}
+
+#[test]
+fn porcupine_kv_verdicts() {
+    let Some(dir) = porcupine_dir() else { return };
+    for (file, expect) in [
+        ("c01-ok.txt", true),
+        ("c01-bad.txt", false),
+        ("c10-ok.txt", true),
+        ("c10-bad.txt", false),
+        ("c50-ok.txt", true),
+        ("c50-bad.txt", false),
+    ] {
+        let h = History::load_any(dir.join(file)).unwrap_or_else(|e| panic!("{e}"));
+        let v = check_history(&h.ops);
+        assert_eq!(v.linearizable, expect, "{file}: {v}");
+        if !expect {
+            let d = v.detail.as_ref().expect("failure detail");
+            assert!(d.stuck_op.is_some(), "{file}");
+            assert_eq!(v.failing_key.as_deref(), Some(d.key.as_str()));
+        }
+    }
+}
+
+#[test]
+fn porcupine_kv_bad_truncations_agree_with_full_search() {
+    // Check growing prefixes of c10-bad: once illegal, stays illegal.
+    let Some(dir) = porcupine_dir() else { return };
+    let h = History::load_any(dir.join("c10-bad.txt")).unwrap();
+    let mut was_bad = false;
+    for n in (0..=h.ops.len()).step_by(25) {
+        let bad = !check_history(&h.ops[..n]).linearizable;
+        assert!(!was_bad || bad, "prefix {n}");
+        was_bad = bad;
+    }
+    assert!(was_bad);
+}
+
+// ---------------------------------------------------------------------------
+// Generated large histories (correctness only; timing is in examples/bench.rs)
+
+#[test]
+fn generated_10k_history_is_linearizable() {
+    let h = generate(&GenConfig { ops: 10_000, keys: 10, clients: 10, seed: 7, ..GenConfig::default() });
+    let v = check_history(&h.ops);
+    assert!(v.linearizable, "{}", v.report(&h.ops));
+    // Break one read: it must be caught.
+    let mut ops = h.ops.clone();
+    let g =
+        ops.iter().rposition(|o| o.kind == OpKind::Get && o.output.as_deref().is_some_and(|s| !s.is_empty())).unwrap();
+    ops[g].output = Some(format!("{}!", ops[g].output.as_ref().unwrap()));
+    let v = check_history(&ops);
+    assert!(!v.linearizable);
+    assert_eq!(v.failing_key.as_deref(), Some(ops[g].key.as_str()));
+}
+
+#[test]
+fn generated_one_key_history_is_linearizable() {
+    let h = generate(&GenConfig { ops: 10_000, keys: 1, clients: 10, seed: 3, ..GenConfig::default() });
+    assert!(check_history(&h.ops).linearizable);
+    let h = generate(&GenConfig {
+        ops: 5_000,
+        keys: 1,
+        clients: 10,
+        seed: 4,
+        pending_writes: 0.1,
+        pending_gets: 0.05,
+        ..GenConfig::default()
+    });
+    assert!(check_history(&h.ops).linearizable);
+}
+
+// ---------------------------------------------------------------------------
+// JSON, EDN, validation, recorder
+
+#[test]
+fn json_round_trip() {
+    let h = generate(&GenConfig {
+        ops: 300,
+        keys: 3,
+        clients: 4,
+        seed: 9,
+        pending_writes: 0.2,
+        pending_gets: 0.2,
+        ..GenConfig::default()
+    });
+    let text = h.to_json_string();
+    let back = History::from_json_str(&text).unwrap();
+    assert_eq!(back.ops, h.ops);
+    assert_eq!(back.scenario, h.scenario);
+    assert_eq!(back.seed, h.seed);
+    // The documented field format.
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let first = &v["ops"][0];
+    for f in ["client", "kind", "key", "value", "output", "call_ns", "return_ns"] {
+        assert!(first.get(f).is_some(), "missing {f}");
+    }
+    let dir = std::env::temp_dir().join(format!("kvraft-checker-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("h.json");
+    h.write_json(&path).unwrap();
+    assert_eq!(History::load_json(&path).unwrap().ops, h.ops);
+    assert_eq!(History::load_any(&path).unwrap().ops, h.ops);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn json_format_exactly() {
+    let text = r#"{"scenario": "s", "seed": 123, "ops": [
+        {"client": 0, "kind": "put", "key": "k", "value": "v", "output": null, "call_ns": 0, "return_ns": 5},
+        {"client": 1, "kind": "get", "key": "k", "value": "", "output": "v", "call_ns": 6, "return_ns": 9},
+        {"client": 2, "kind": "append", "key": "k", "value": "w", "output": null, "call_ns": 6, "return_ns": null}
+    ]}"#;
+    let h = History::from_json_str(text).unwrap();
+    assert_eq!(h.seed, 123);
+    assert_eq!(h.ops[1].output.as_deref(), Some("v"));
+    assert_eq!(h.ops[2].return_ns, None);
+    assert!(check_history(&h.ops).linearizable);
+}
+
+#[test]
+fn bad_json_reports_line_and_column() {
+    let text = "{\"scenario\": \"s\", \"seed\": 1, \"ops\": [\n  {\"client\": 0, \"kind\": \"frob\"}\n]}";
+    let e = History::from_json_str_named(text, "bad.json").unwrap_err();
+    let msg = e.to_string();
+    assert!(matches!(e, HistoryError::Json { line: 2, .. }), "{msg}");
+    assert!(msg.contains("bad.json") && msg.contains("line 2"), "{msg}");
+    // Truncated file.
+    let e = History::from_json_str_named("{\"scenario\": \"s\", \"seed\": 1, \"ops\": [", "t.json").unwrap_err();
+    assert!(e.to_string().contains("t.json: line 1"), "{e}");
+    // Well-formed JSON, invalid history.
+    let text = r#"{"scenario": "s", "seed": 1, "ops": [{"client": 0, "kind": "get", "key": "k", "value": "", "output": null, "call_ns": 0, "return_ns": 5}]}"#;
+    let e = History::from_json_str_named(text, "v.json").unwrap_err();
+    assert!(e.to_string().contains("v.json: op 0: get returned but has no output"), "{e}");
+    let text = r#"{"scenario": "s", "seed": 1, "ops": [{"client": 0, "kind": "put", "key": "k", "value": "x", "output": null, "call_ns": 9, "return_ns": 5}]}"#;
+    let e = History::from_json_str(text).unwrap_err();
+    assert!(e.to_string().contains("before its call"), "{e}");
+    // Missing file.
+    let e = History::load_any("/nonexistent/h.json").unwrap_err();
+    assert!(e.to_string().contains("/nonexistent/h.json"), "{e}");
+}
+
+#[test]
+fn edn_parsing() {
+    let text = r#"
+{:process 0, :type :invoke, :f :put, :key "k", :value "a\"b"}
+{:type :invoke, :process 1, :f :get, :key "k", :value nil}
+{:process 0 :type :ok :f :put :key "k" :value "a\"b"}   ; comment
+{:process 1, :type :ok, :f :get, :key "k", :value "a\"b"}
+{:process 2, :type :invoke, :f :append, :key "k", :value "\u00e9\n"}
+{:process 3, :type :invoke, :f :append, :key "k", :value "z"}
+{:process 3, :type :fail, :f :append, :key "k", :value "z"}
+{:process 4, :type :invoke, :f :get, :key "k", :value nil}
+{:process 4, :type :info, :f :get, :key "k", :value nil}
+{:process :nemesis, :type :info, :f :start, :value nil}
+{:process 5, :type :invoke, :f :put, :value [7 "v"]}
+"#;
+    let h = parse_edn_history(text, "t.edn").unwrap();
+    assert_eq!(h.ops.len(), 5);
+    assert_eq!(h.ops[0].value, "a\"b");
+    assert_eq!((h.ops[0].call_ns, h.ops[0].return_ns), (2, Some(4)));
+    assert_eq!(h.ops[1].output.as_deref(), Some("a\"b"));
+    assert_eq!(h.ops[2].value, "é\n");
+    assert_eq!(h.ops[2].return_ns, None); // never completed: pending
+    assert_eq!(h.ops[3].kind, OpKind::Get); // :info: pending
+    assert_eq!(h.ops[3].return_ns, None);
+    assert_eq!((h.ops[4].key.as_str(), h.ops[4].value.as_str()), ("7", "v"));
+    assert!(check_history(&h.ops).linearizable);
+}
+
+#[test]
+fn bad_edn_reports_line() {
+    let cases: &[(&str, usize, &str)] = &[
+        ("{:process 0, :type :invoke, :f :get, :key \"k\", :value nil}\n{:process 0, :type :ok, :f :get, :key \"k\", :value \"unterminated}\n", 2, "unterminated string"),
+        ("\n\n{:process 0, :type :invoke, :f :get, :key \"k\"\n", 3, "never closed"),
+        ("{:process 0, :type :ok, :f :get, :key \"k\", :value nil}", 1, "never invoked"),
+        ("{:process 0, :type :invoke, :f :frob, :key \"k\"}", 1, "unknown :f"),
+        ("{:process 0, :type :invoke, :f :get, :key \"k\"}\n{:process 0, :type :invoke, :f :get, :key \"k\"}", 2, "line 1"),
+        ("{:process 0, :type :invoke, :f :get, :key \"k\"}\n{:process 0, :type :ok, :f :put, :key \"k\"}", 2, "completes a :get"),
+        ("{:process 0, :type :invoke}", 1, "no :f"),
+        ("{:process 0 :type}", 1, "odd number"),
+        ("[1 2 3]", 1, "expected an event map"),
+        ("{:a \"\\q\"}", 1, "unknown escape"),
+        ("}", 1, "unexpected '}'"),
+        ("{:process 0, :type :invoke, :f :put, :key \"k\", :value {:x 1}}", 1, "must be a string"),
+        ("{:process -3, :type :invoke, :f :put, :key \"k\", :value \"v\"}", 1, "non-negative"),
+    ];
+    for (text, line, what) in cases {
+        let e = parse_edn_history(text, "bad.edn").unwrap_err();
+        let msg = e.to_string();
+        assert!(matches!(e, HistoryError::Edn { line: l, .. } if l == *line), "{text:?}: {msg}");
+        assert!(msg.starts_with(&format!("bad.edn: line {line}: ")), "{msg}");
+        assert!(msg.contains(what), "{text:?}: {msg}");
+    }
+    // Deep nesting and garbage do not panic.
+    let deep = "[".repeat(100_000);
+    assert!(parse_edn_history(&deep, "deep.edn").is_err());
+    let tags = "#_ ".repeat(100_000) + "1";
+    assert!(parse_edn_history(&tags, "tags.edn").is_err());
+    for junk in [
+        "\\",
+        "#",
+        ":",
+        "{:a #_}",
+        "\"\\u12\"",
+        "\"\\ud800\"",
+        "#{",
+        "\u{0}",
+        "{:process 99999999999999999999999 :type :invoke}",
+    ] {
+        assert!(parse_edn_history(junk, "j.edn").is_err(), "{junk:?}");
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 500, failure_persistence: None, .. ProptestConfig::default() })]
+    /// The parsers never panic on arbitrary input.
+    #[test]
+    fn parsers_never_panic(s in "\\PC{0,80}", t in "[{}:\\[\\]\"\\\\#_ a-z0-9,\n]{0,80}") {
+        let _ = parse_edn_history(&s, "x");
+        let _ = parse_edn_history(&t, "x");
+        let _ = History::parse_any(&s, "x");
+        let _ = History::parse_any(&format!("{{\"{t}"), "x");
+    }
+}
+
+#[test]
+fn validation_rejects_malformed_ops() {
+    let ok = History::new("s", 1, vec![put(0, "k", "v", 0, 5), get(0, "k", "v", 6, 7)]);
+    assert!(ok.validate().is_ok());
+    let mut bad = ok.clone();
+    bad.ops[0].return_ns = Some(0);
+    bad.ops[0].call_ns = 3;
+    assert!(bad.validate().is_err());
+    let mut bad = ok.clone();
+    bad.ops[1].output = None;
+    assert!(bad.validate().is_err());
+    let mut bad = ok.clone();
+    bad.ops[0].output = Some("x".into());
+    assert!(bad.validate().unwrap_err().to_string().contains("op 0: put has an output"));
+    let mut bad = ok.clone();
+    bad.ops[1].return_ns = None;
+    assert!(bad.validate().is_err());
+}
+
+#[test]
+fn recorder_records_calls_and_returns() {
+    let r = Recorder::new();
+    let r2 = r.clone();
+    let a = r.call(0, OpKind::Put, "k", "v", 10);
+    let b = r2.call(1, OpKind::Get, "k", "", 12);
+    let c = r2.call(2, OpKind::Append, "k", "w", 13);
+    r.ret(a, None, 20);
+    r2.ret(b, Some("v".into()), 25);
+    let ops = r.snapshot();
+    assert_eq!(ops.len(), 3);
+    assert_eq!(ops[0].return_ns, Some(20));
+    assert_eq!(ops[1].output.as_deref(), Some("v"));
+    assert_eq!(ops[2].return_ns, None);
+    let _ = c;
+    let h = r.history("rec", 5);
+    assert!(h.validate().is_ok());
+    assert!(check_history(&h.ops).linearizable);
+}
+
+// ---------------------------------------------------------------------------
+// The check command and the timeline
+
+fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("kvraft-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+#[test]
+fn check_command_exit_codes() {
+    use kvraft::sim::check_cmd::run_check;
+    let d = temp_dir("checkcmd");
+    let good = d.join("good.json");
+    History::new("g", 1, vec![put(0, "k", "v", 0, 5), get(0, "k", "v", 6, 7)]).write_json(&good).unwrap();
+    let badlin = d.join("bad.edn");
+    std::fs::write(
+        &badlin,
+        "{:process 0, :type :invoke, :f :put, :key \"k\", :value \"v\"}\n{:process 0, :type :ok, :f :put, :key \"k\", :value \"v\"}\n{:process 1, :type :invoke, :f :get, :key \"k\", :value nil}\n{:process 1, :type :ok, :f :get, :key \"k\", :value \"w\"}\n",
+    )
+    .unwrap();
+    let broken = d.join("broken.json");
+    std::fs::write(&broken, "{\"scenario\": 1}").unwrap();
+    assert_eq!(run_check(std::slice::from_ref(&good)), 0);
+    assert_eq!(run_check(&[good.clone(), badlin.clone()]), 1);
+    assert_eq!(run_check(&[good.clone(), badlin.clone(), broken.clone()]), 2);
+    assert_eq!(run_check(&[d.join("missing.json")]), 2);
+    if let Some(dir) = porcupine_dir() {
+        assert_eq!(run_check(&[dir.join("c10-ok.txt"), dir.join("c50-ok.txt")]), 0);
+        assert_eq!(run_check(&[dir.join("c50-bad.txt")]), 1);
+    }
+    std::fs::remove_dir_all(&d).ok();
+}
+
+#[test]
+fn timeline_html_is_self_contained_and_escaped() {
+    use kvraft::sim::timeline::write_timeline_html;
+    let d = temp_dir("timeline");
+    let ops = vec![
+        put(0, "k<script>", "<b>&\"'", 0, 10),
+        get(1, "k<script>", "nope</div>", 5, 20),
+        pput(2, "k<script>", "p", 3),
+        get(3, "other", "", 1, 2),
+    ];
+    let h = History::new("scenario <x>", 42, ops);
+    let v = check_history(&h.ops);
+    assert!(!v.linearizable);
+    let path = d.join("t.html");
+    write_timeline_html(&h, &v, &path).unwrap();
+    let html = std::fs::read_to_string(&path).unwrap();
+    assert!(html.starts_with("<!DOCTYPE html>"));
+    assert!(!html.contains("<script>\"") && !html.contains("k<script>"), "unescaped text");
+    assert!(html.contains("k&lt;script&gt;"));
+    assert!(html.contains("scenario &lt;x&gt;"));
+    assert!(html.contains("NOT linearizable"));
+    assert!(!html.contains("http://") && !html.contains("https://"), "external assets");
+    // Linearizable, and large.
+    let h =
+        generate(&GenConfig { ops: 5000, keys: 5, clients: 20, seed: 2, pending_writes: 0.05, ..GenConfig::default() });
+    let v = check_history(&h.ops);
+    write_timeline_html(&h, &v, &path).unwrap();
+    let html = std::fs::read_to_string(&path).unwrap();
+    assert!(html.contains("linearizable"));
+    // A large failing one.
+    if let Some(dir) = porcupine_dir() {
+        let h = History::load_any(dir.join("c50-bad.txt")).unwrap();
+        let v = check_history(&h.ops);
+        write_timeline_html(&h, &v, &path).unwrap();
+        let html = std::fs::read_to_string(&path).unwrap();
+        assert!(html.contains("NOT linearizable"));
+    }
+    std::fs::remove_dir_all(&d).ok();
+}
+
+// ---------------------------------------------------------------------------
+// Timing (not a pass/fail criterion): `cargo test --release --test checker -- --ignored --nocapture timing`
+
+#[test]
+#[ignore]
+fn timing() {
+    use std::time::Instant;
+    fn best(n: usize, mut f: impl FnMut() -> bool) -> (f64, bool) {
+        let mut b = f64::MAX;
+        let mut r = false;
+        for _ in 0..n {
+            let t = Instant::now();
+            r = f();
+            b = b.min(t.elapsed().as_secs_f64() * 1e3);
+        }
+        (b, r)
+    }
+    if let Some(dir) = porcupine_dir() {
+        for f in ["c01-ok.txt", "c01-bad.txt", "c10-ok.txt", "c10-bad.txt", "c50-ok.txt", "c50-bad.txt"] {
+            let text = std::fs::read_to_string(dir.join(f)).unwrap();
+            let (ms, ok) = best(5, || check_history(&History::parse_any(&text, f).unwrap().ops).linearizable);
+            println!("{f:<12} parse+check {ms:>8.2} ms  {}", if ok { "linearizable" } else { "NOT linearizable" });
+        }
+    }
+    let base = GenConfig { ops: 10_000, keys: 10, clients: 10, seed: 1, ..GenConfig::default() };
+    for (name, cfg, reps) in [
+        ("10k ops, 10 keys, 10 clients", base.clone(), 5),
+        ("10k ops, 10 keys, 50 clients", GenConfig { clients: 50, ..base.clone() }, 5),
+        ("10k ops, 1 key, 10 clients", GenConfig { keys: 1, ..base.clone() }, 5),
+        ("10k ops, 10% pending writes", GenConfig { pending_writes: 0.1, pending_gets: 0.1, ..base.clone() }, 5),
+        (
+            "10k ops, 1 key, 10% pending",
+            GenConfig { keys: 1, pending_writes: 0.1, pending_gets: 0.1, ..base.clone() },
+            5,
+        ),
+        ("100k ops, 10 keys, 10 clients", GenConfig { ops: 100_000, ..base.clone() }, 2),
+    ] {
+        let json = generate(&cfg).to_json_string();
+        let (ms, ok) = best(reps, || check_history(&History::from_json_str(&json).unwrap().ops).linearizable);
+        assert!(ok);
+        println!("{name:<32} parse+check {ms:>8.2} ms");
+    }
+    let h = generate(&GenConfig { ops: 1_000_000, ..base });
+    let (ms, ok) = best(1, || check_history(&h.ops).linearizable);
+    assert!(ok);
+    println!("{:<32} check       {ms:>8.2} ms", "1M ops, 10 keys, 10 clients");
+}
