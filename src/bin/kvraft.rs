@@ -248,6 +248,10 @@ fn print_report(r: &RunReport) {
     println!("trace hash    {:016x}", r.trace_hash);
     if let Some(h) = &r.history {
         println!("history       {h}");
+        let html = std::path::Path::new(h).with_extension("html");
+        if html.exists() {
+            println!("timeline      {}", html.display());
+        }
     }
     if !r.passed {
         println!("reproduce     {}", r.reproduce());

@@ -275,25 +275,7 @@ pub fn run_spec(spec: &RunSpec, time_limit: Option<Duration>) -> RunReport {
     let owned = spec.clone();
     let outcome = catch_unwind(AssertUnwindSafe(|| rt.block_on(execute(owned))));
     let panic = report::take_panic();
-    let mut r = RunReport {
-        scenario: spec.scenario.clone(),
-        seed: spec.seed,
-        passed: false,
-        failure: None,
-        ops: 0,
-        ms_per_op: 0.0,
-        virtual_ms: 0,
-        linearizable: false,
-        faults: FaultCounts::default(),
-        history: None,
-        mix: swarm::describe_mix(spec),
-        bound_ms: spec.bound_ms,
-        liveness_ms: None,
-        liveness_window_ms: spec.liveness_ms,
-        trace_hash: 0,
-        reproduce,
-        spec: spec.clone(),
-    };
+    let mut r = RunReport { reproduce, ..run_spec_placeholder(spec) };
     match outcome {
         Ok(o) => {
             let f = &o.figures;
@@ -354,6 +336,7 @@ pub fn run_spec_isolated(spec: &RunSpec, time_limit: Option<Duration>, check_det
     r
 }
 
+/// A report for `spec` before (or without) running it: nothing passed yet.
 fn run_spec_placeholder(spec: &RunSpec) -> RunReport {
     RunReport {
         scenario: spec.scenario.clone(),

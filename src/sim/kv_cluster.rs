@@ -441,6 +441,8 @@ impl KvCluster {
             if !verdict.linearizable {
                 let html = dir.join(format!("{}-{}.html", h.scenario, h.seed));
                 match super::timeline::write_timeline_html(&h, &verdict, &html) {
+                    // Campaigns report the history path themselves.
+                    Ok(()) if report::is_quiet() => {}
                     Ok(()) => eprintln!("timeline: {}", html.display()),
                     Err(e) => eprintln!("could not write {}: {e}", html.display()),
                 }

@@ -105,6 +105,11 @@ pub fn take_panic() -> Option<String> {
     CONTEXT.with(|c| c.borrow_mut().last_panic.take())
 }
 
+/// Whether this thread runs a quiet campaign run.
+pub fn is_quiet() -> bool {
+    CONTEXT.with(|c| c.borrow().quiet)
+}
+
 /// Prints a line of a run's report, unless in a quiet campaign run.
 pub fn say(msg: impl std::fmt::Display) {
     if !CONTEXT.with(|c| c.borrow().quiet) {
