@@ -418,6 +418,38 @@ fn pending_writes_may_take_effect_or_not() {
     );
 }
 
+/// Legal histories that earlier versions of the checker wrongly rejected
+/// (found by the property tests and by differential fuzzing).
+#[test]
+fn regressions_found_by_fuzzing() {
+    // A put equal to the current value still lets concurrent writes be
+    // dropped before it.
+    assert_lin(
+        &[
+            get(2, "k", "", 0, 0),
+            put(1, "k", "b", 0, 2),
+            put(0, "k", "b", 0, 6),
+            put(1, "k", "ab", 3, 6),
+            get(0, "k", "b", 7, 7),
+            get(0, "k", "b", 8, 8),
+        ],
+        true,
+    );
+    // Of two identical appends, the droppable one returning first must
+    // still be tried before the other.
+    assert_lin(
+        &[
+            app(1, "k", "ab", 0, 6),
+            put(2, "k", "a", 1, 2),
+            app(2, "k", "b", 5, 14),
+            app(0, "k", "b", 1, 10),
+            get(0, "k", "abab", 11, 13),
+            get(0, "k", "ababb", 16, 20),
+        ],
+        true,
+    );
+}
+
 #[test]
 fn equal_times_overlap() {
     // A returns at 10, B is called at 10: they overlap, either order is fine.
