@@ -277,6 +277,31 @@ async fn figure8_unreliable_3c() {
 /// One churn client: until `stop`, offers random commands to every server
 /// and, when one accepts, waits a bounded while to see whether its command
 /// is the one committed at that index. Returns the commands it saw commit.
+/// Ends a churn: loss and delay off, every server up and connected, the
+/// clients stopped; returns every value the clients saw committed.
+async fn heal_and_stop_clients(
+    cfg: &RaftCluster,
+    stop: &AtomicBool,
+    clients: Vec<tokio::task::JoinHandle<Vec<u64>>>,
+) -> Vec<u64> {
+    cfg.set_unreliable(false);
+    for i in 0..cfg.n() {
+        if !cfg.is_alive(i) {
+            cfg.start1(i).await;
+        }
+        cfg.connect(i);
+    }
+    stop.store(true, Ordering::SeqCst);
+    let mut values = Vec::new();
+    for c in clients {
+        match c.await {
+            Ok(vv) => values.extend(vv),
+            Err(_) => panic!("client failed"),
+        }
+    }
+    values
+}
+
 async fn churn_client(cfg: RaftCluster, me: u64, stop: Arc<AtomicBool>) -> Vec<u64> {
     let servers = cfg.n();
     let mut values = Vec::new();
@@ -376,23 +401,7 @@ async fn internal_churn(unreliable: bool, name: &str) {
     }
 
     sleep(RAFT_ELECTION_TIMEOUT).await;
-    cfg.set_unreliable(false);
-    for i in 0..servers {
-        if !cfg.is_alive(i) {
-            cfg.start1(i).await;
-        }
-        cfg.connect(i);
-    }
-
-    stop.store(true, Ordering::SeqCst);
-
-    let mut values = Vec::new();
-    for c in clients {
-        match c.await {
-            Ok(vv) => values.extend(vv),
-            Err(_) => panic!("client failed"),
-        }
-    }
+    let values = heal_and_stop_clients(&cfg, &stop, clients).await;
 
     sleep(RAFT_ELECTION_TIMEOUT).await;
 
@@ -481,22 +490,7 @@ async fn duplication_partitions_crashes_3c() {
 
     // Heal: everyone up and connected, no more loss or delay (duplication
     // stays on: it loses nothing, so progress must still be possible).
-    cfg.set_unreliable(false);
-    for i in 0..servers {
-        if !cfg.is_alive(i) {
-            cfg.start1(i).await;
-        }
-        cfg.connect(i);
-    }
-
-    stop.store(true, Ordering::SeqCst);
-    let mut values = Vec::new();
-    for c in clients {
-        match c.await {
-            Ok(vv) => values.extend(vv),
-            Err(_) => panic!("client failed"),
-        }
-    }
+    let values = heal_and_stop_clients(&cfg, &stop, clients).await;
 
     let last_index = cfg.one(cmd_int(rand_u64()), servers, true).await;
 

@@ -205,13 +205,18 @@ fn with_events(spec: &RunSpec, events: Vec<NemesisEvent>) -> RunSpec {
     s
 }
 
-fn clients_cands(s: &RunSpec, _: &RunReport) -> Vec<(String, RunSpec)> {
-    let c = s.clients;
-    let mut targets = vec![1, 2, c / 2, c - 1];
-    targets.retain(|t| *t >= 1 && *t < c);
+/// The sizes among `targets` that are at least 1 and below `n`, in
+/// increasing order, once each.
+fn smaller(n: usize, mut targets: Vec<usize>) -> Vec<usize> {
+    targets.retain(|t| *t >= 1 && *t < n);
     targets.sort_unstable();
     targets.dedup();
     targets
+}
+
+fn clients_cands(s: &RunSpec, _: &RunReport) -> Vec<(String, RunSpec)> {
+    let c = s.clients;
+    smaller(c, vec![1, 2, c / 2, c - 1])
         .into_iter()
         .map(|t| {
             let mut n = s.clone();
@@ -374,11 +379,7 @@ fn server_cands(s: &RunSpec, _: &RunReport) -> Vec<(String, RunSpec)> {
 
 fn key_cands(s: &RunSpec, _: &RunReport) -> Vec<(String, RunSpec)> {
     let Workload::Swarm { keys, run_ms, ops_per_client } = &s.workload else { return Vec::new() };
-    let mut targets = vec![1, 2, keys / 2];
-    targets.retain(|t| *t >= 1 && t < keys);
-    targets.sort_unstable();
-    targets.dedup();
-    targets
+    smaller(*keys, vec![1, 2, keys / 2])
         .into_iter()
         .map(|t| {
             let mut n = s.clone();
