@@ -3,10 +3,11 @@
 
 use std::path::PathBuf;
 
-use kvraft::sim::checker::check_history;
-use kvraft::sim::edn::parse_edn_history;
-use kvraft::sim::history::gen::{generate, GenConfig};
-use kvraft::sim::history::{History, HistoryError, Op, OpKind, Recorder};
+use kvraft::check::check_history;
+use kvraft::check::edn::parse_edn_history;
+use kvraft::check::history::gen::{generate, GenConfig};
+use kvraft::check::history::{History, HistoryError, Op, OpKind, Recorder};
+use kvraft::check::{load_any, parse_any};
 use proptest::prelude::*;
 
 // ---------------------------------------------------------------------------
@@ -279,7 +280,7 @@ proptest! {
         let v = check_history(&ops);
         prop_assert_eq!(v.linearizable, brute_force(&ops), "{:#?}\n{}", ops, v.report(&ops));
         // The general bit sets (used beyond 64 ops in flight) agree.
-        prop_assert_eq!(kvraft::sim::checker::check_history_wide(&ops), v);
+        prop_assert_eq!(kvraft::check::checker::check_history_wide(&ops), v);
     }
 }
 
@@ -518,7 +519,7 @@ fn porcupine_kv_verdicts() {
         ("c50-ok.txt", true),
         ("c50-bad.txt", false),
     ] {
-        let h = History::load_any(dir.join(file)).unwrap_or_else(|e| panic!("{e}"));
+        let h = load_any(dir.join(file)).unwrap_or_else(|e| panic!("{e}"));
         let v = check_history(&h.ops);
         assert_eq!(v.linearizable, expect, "{file}: {v}");
         if !expect {
@@ -533,7 +534,7 @@ fn porcupine_kv_verdicts() {
 fn porcupine_kv_bad_truncations_agree_with_full_search() {
     // Check growing prefixes of c10-bad: once illegal, stays illegal.
     let Some(dir) = porcupine_dir() else { return };
-    let h = History::load_any(dir.join("c10-bad.txt")).unwrap();
+    let h = load_any(dir.join("c10-bad.txt")).unwrap();
     let mut was_bad = false;
     for n in (0..=h.ops.len()).step_by(25) {
         let bad = !check_history(&h.ops[..n]).linearizable;
@@ -607,7 +608,7 @@ fn json_round_trip() {
     let path = dir.join("h.json");
     h.write_json(&path).unwrap();
     assert_eq!(History::load_json(&path).unwrap().ops, h.ops);
-    assert_eq!(History::load_any(&path).unwrap().ops, h.ops);
+    assert_eq!(load_any(&path).unwrap().ops, h.ops);
     std::fs::remove_dir_all(&dir).ok();
 }
 
@@ -643,7 +644,7 @@ fn bad_json_reports_line_and_column() {
     let e = History::from_json_str(text).unwrap_err();
     assert!(e.to_string().contains("before its call"), "{e}");
     // Missing file.
-    let e = History::load_any("/nonexistent/h.json").unwrap_err();
+    let e = load_any("/nonexistent/h.json").unwrap_err();
     assert!(e.to_string().contains("/nonexistent/h.json"), "{e}");
 }
 
@@ -726,8 +727,8 @@ proptest! {
     fn parsers_never_panic(s in "\\PC{0,80}", t in "[{}:\\[\\]\"\\\\#_ a-z0-9,\n]{0,80}") {
         let _ = parse_edn_history(&s, "x");
         let _ = parse_edn_history(&t, "x");
-        let _ = History::parse_any(&s, "x");
-        let _ = History::parse_any(&format!("{{\"{t}"), "x");
+        let _ = parse_any(&s, "x");
+        let _ = parse_any(&format!("{{\"{t}"), "x");
     }
 }
 
@@ -781,7 +782,7 @@ fn temp_dir(name: &str) -> PathBuf {
 
 #[test]
 fn check_command_exit_codes() {
-    use kvraft::sim::check_cmd::run_check;
+    use kvraft::check::cmd::run_check;
     let d = temp_dir("checkcmd");
     let good = d.join("good.json");
     History::new("g", 1, vec![put(0, "k", "v", 0, 5), get(0, "k", "v", 6, 7)]).write_json(&good).unwrap();
@@ -806,7 +807,7 @@ fn check_command_exit_codes() {
 
 #[test]
 fn timeline_html_is_self_contained_and_escaped() {
-    use kvraft::sim::timeline::write_timeline_html;
+    use kvraft::check::timeline::write_timeline_html;
     let d = temp_dir("timeline");
     let ops = vec![
         put(0, "k<script>", "<b>&\"'", 0, 10),
@@ -835,7 +836,7 @@ fn timeline_html_is_self_contained_and_escaped() {
     assert!(html.contains("linearizable"));
     // A large failing one.
     if let Some(dir) = porcupine_dir() {
-        let h = History::load_any(dir.join("c50-bad.txt")).unwrap();
+        let h = load_any(dir.join("c50-bad.txt")).unwrap();
         let v = check_history(&h.ops);
         write_timeline_html(&h, &v, &path).unwrap();
         let html = std::fs::read_to_string(&path).unwrap();
@@ -864,7 +865,7 @@ fn timing() {
     if let Some(dir) = porcupine_dir() {
         for f in ["c01-ok.txt", "c01-bad.txt", "c10-ok.txt", "c10-bad.txt", "c50-ok.txt", "c50-bad.txt"] {
             let text = std::fs::read_to_string(dir.join(f)).unwrap();
-            let (ms, ok) = best(5, || check_history(&History::parse_any(&text, f).unwrap().ops).linearizable);
+            let (ms, ok) = best(5, || check_history(&parse_any(&text, f).unwrap().ops).linearizable);
             println!("{f:<12} parse+check {ms:>8.2} ms  {}", if ok { "linearizable" } else { "NOT linearizable" });
         }
     }

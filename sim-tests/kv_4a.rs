@@ -5,7 +5,8 @@
 use std::time::{Duration, Instant};
 
 use kvraft::sim::kv_cluster::KvCluster;
-use kvraft::sim::scenario::{check_clnt_appends, check_concurrent_appends, generic_test, GenericSpec, ELECTION_TIMEOUT};
+use kvraft::campaign::verify;
+use kvraft::campaign::workload::{check_clnt_appends, check_concurrent_appends, generic_test, GenericSpec, ELECTION_TIMEOUT};
 use tokio::time::sleep;
 
 /// GenericTest(nclients, nservers, unreliable, crash, partitions, maxraftstate=-1, randomkeys).
@@ -15,7 +16,7 @@ fn spec(clients: usize, servers: usize, unreliable: bool, crash: bool, partition
 
 #[madsim::test]
 async fn basic_4a() {
-    generic_test("basic_4a", &spec(1, 5, false, false, false, false), 45.0).await;
+    generic_test("kv_4a::basic_4a", &spec(1, 5, false, false, false, false), 45.0).await;
 }
 
 #[madsim::test]
@@ -24,7 +25,7 @@ async fn speed_4a() {
     // 6.5840: heartbeats are ~100 ms apart and at least 3 ops must complete
     // per heartbeat interval, so an op may not wait for a heartbeat.
     const TIME_PER_OP_MS: f64 = 100.0 / 3.0;
-    let cfg = KvCluster::new(3, false, "speed_4a").await;
+    let cfg = KvCluster::new(3, false, "kv_4a::speed_4a").await;
     let mut ck = cfg.make_client(&cfg.all()).await;
     cfg.begin("Test: ops complete fast enough (4A)");
     // Wait for the first op, so a leader exists and the servers are ready.
@@ -39,25 +40,25 @@ async fn speed_4a() {
     let per_op = dur.as_secs_f64() * 1000.0 / NUM_OPS as f64;
     println!("  {NUM_OPS} appends: {per_op:.2} ms/op (bound {TIME_PER_OP_MS:.1} ms/op)");
     assert!(per_op <= TIME_PER_OP_MS, "Operations completed too slowly {per_op:.2} ms/op > {TIME_PER_OP_MS:.1} ms/op");
-    cfg.check(TIME_PER_OP_MS);
+    verify::check(&cfg, TIME_PER_OP_MS);
     cfg.end();
 }
 
 #[madsim::test]
 async fn concurrent_4a() {
-    generic_test("concurrent_4a", &spec(5, 5, false, false, false, false), 60.0).await;
+    generic_test("kv_4a::concurrent_4a", &spec(5, 5, false, false, false, false), 60.0).await;
 }
 
 #[madsim::test]
 async fn unreliable_4a() {
-    generic_test("unreliable_4a", &spec(5, 5, true, false, false, false), 200.0).await;
+    generic_test("kv_4a::unreliable_4a", &spec(5, 5, true, false, false, false), 200.0).await;
 }
 
 #[madsim::test]
 async fn unreliable_one_key_4a() {
     const NCLIENT: usize = 5;
     const UPTO: usize = 10;
-    let cfg = KvCluster::new(3, true, "unreliable_one_key_4a").await;
+    let cfg = KvCluster::new(3, true, "kv_4a::unreliable_one_key_4a").await;
     let mut ck = cfg.make_client(&cfg.all()).await;
     cfg.begin("Test: concurrent append to same key, unreliable (4A)");
     ck.put("k", "").await;
@@ -76,7 +77,7 @@ async fn unreliable_one_key_4a() {
     let counts = vec![UPTO; NCLIENT];
     let vx = ck.get("k").await;
     check_concurrent_appends(&vx, &counts);
-    cfg.check(250.0);
+    verify::check(&cfg, 250.0);
     cfg.end();
 }
 
@@ -92,7 +93,7 @@ fn spawn_done<F: std::future::Future<Output = ()> + Send + 'static>(f: F) -> tok
 
 #[madsim::test]
 async fn one_partition_4a() {
-    let cfg = KvCluster::new(5, false, "one_partition_4a").await;
+    let cfg = KvCluster::new(5, false, "kv_4a::one_partition_4a").await;
     let mut ck = cfg.make_client(&cfg.all()).await;
     ck.put("1", "13").await;
 
@@ -139,46 +140,46 @@ async fn one_partition_4a() {
     }
     assert_eq!(ck.get("1").await, "15");
     // Two ops sat in the minority for over a second: they dominate the mean.
-    cfg.check(800.0);
+    verify::check(&cfg, 800.0);
     cfg.end();
 }
 
 #[madsim::test]
 async fn many_partitions_one_client_4a() {
-    generic_test("many_partitions_one_client_4a", &spec(1, 5, false, false, true, false), 150.0).await;
+    generic_test("kv_4a::many_partitions_one_client_4a", &spec(1, 5, false, false, true, false), 150.0).await;
 }
 
 #[madsim::test]
 async fn many_partitions_many_clients_4a() {
-    generic_test("many_partitions_many_clients_4a", &spec(5, 5, false, false, true, false), 150.0).await;
+    generic_test("kv_4a::many_partitions_many_clients_4a", &spec(5, 5, false, false, true, false), 150.0).await;
 }
 
 #[madsim::test]
 async fn persist_one_client_4a() {
-    generic_test("persist_one_client_4a", &spec(1, 5, false, true, false, false), 100.0).await;
+    generic_test("kv_4a::persist_one_client_4a", &spec(1, 5, false, true, false, false), 100.0).await;
 }
 
 #[madsim::test]
 async fn persist_concurrent_4a() {
-    generic_test("persist_concurrent_4a", &spec(5, 5, false, true, false, false), 100.0).await;
+    generic_test("kv_4a::persist_concurrent_4a", &spec(5, 5, false, true, false, false), 100.0).await;
 }
 
 #[madsim::test]
 async fn persist_concurrent_unreliable_4a() {
-    generic_test("persist_concurrent_unreliable_4a", &spec(5, 5, true, true, false, false), 300.0).await;
+    generic_test("kv_4a::persist_concurrent_unreliable_4a", &spec(5, 5, true, true, false, false), 300.0).await;
 }
 
 #[madsim::test]
 async fn persist_partition_4a() {
-    generic_test("persist_partition_4a", &spec(5, 5, false, true, true, false), 150.0).await;
+    generic_test("kv_4a::persist_partition_4a", &spec(5, 5, false, true, true, false), 150.0).await;
 }
 
 #[madsim::test]
 async fn persist_partition_unreliable_4a() {
-    generic_test("persist_partition_unreliable_4a", &spec(5, 5, true, true, true, false), 500.0).await;
+    generic_test("kv_4a::persist_partition_unreliable_4a", &spec(5, 5, true, true, true, false), 500.0).await;
 }
 
 #[madsim::test]
 async fn persist_partition_unreliable_linearizable_4a() {
-    generic_test("persist_partition_unreliable_linearizable_4a", &spec(15, 7, true, true, true, true), 600.0).await;
+    generic_test("kv_4a::persist_partition_unreliable_linearizable_4a", &spec(15, 7, true, true, true, true), 600.0).await;
 }

@@ -9,7 +9,8 @@ use std::time::Duration;
 use kvraft::kv::Bug;
 use kvraft::raft::{self, Consensus, Index, MakeArgs, MakeRaft, Term};
 use kvraft::sim::kv_cluster::{KvCluster, KvOptions};
-use kvraft::sim::scenario::{check_clnt_appends, generic_test, run_generic, GenericSpec, ELECTION_TIMEOUT};
+use kvraft::campaign::verify;
+use kvraft::campaign::workload::{check_clnt_appends, generic_test, run_generic, GenericSpec, ELECTION_TIMEOUT};
 use tokio::time::sleep;
 
 #[madsim::test]
@@ -18,7 +19,7 @@ async fn duplication_4a() {
     // partitions and whole-cluster restarts.
     let mut spec = GenericSpec::new(5, 5, true, true, true, false);
     spec.duplicate_rate = 0.3;
-    let cfg = generic_test("duplication_4a", &spec, 600.0).await;
+    let cfg = generic_test("kv_more::duplication_4a", &spec, 600.0).await;
     assert!(cfg.figures().net.duplicated > 100, "duplication did not fire");
 }
 
@@ -26,7 +27,7 @@ async fn duplication_4a() {
 async fn one_way_partitions_4a() {
     let mut spec = GenericSpec::new(5, 5, false, false, true, false);
     spec.one_way = true;
-    generic_test("one_way_partitions_4a", &spec, 300.0).await;
+    generic_test("kv_more::one_way_partitions_4a", &spec, 300.0).await;
 }
 
 /// Wraps a Raft so the harness learns the moment a leader accepts a command.
@@ -67,7 +68,7 @@ async fn leader_crash_after_start_4a() {
     });
     let mut opts = KvOptions::new(5, false);
     opts.make_raft = make;
-    let cfg = KvCluster::with_options(opts, "leader_crash_after_start_4a").await;
+    let cfg = KvCluster::with_options(opts, "kv_more::leader_crash_after_start_4a").await;
     cfg.begin("Test: leader crashed right after start (new)");
     let mut ck = cfg.make_client(&cfg.all()).await;
     ck.put("k", "").await;
@@ -102,7 +103,7 @@ async fn leader_crash_after_start_4a() {
     sleep(ELECTION_TIMEOUT).await;
     let v = ck.get("k").await;
     check_clnt_appends(0, &v, ROUNDS);
-    cfg.check(1500.0);
+    verify::check(&cfg, 1500.0);
     cfg.end();
 }
 
@@ -111,7 +112,7 @@ async fn expect_caught(name: &str, bug: Bug, mut spec: GenericSpec) {
     spec.bug = bug;
     spec.inline_checks = false;
     let cfg = run_generic(name, &spec).await;
-    let (verdict, _) = cfg.verify();
+    let (verdict, _) = verify::linearizability(&cfg);
     println!("  {bug:?}: {} ops, linearizable = {}, failing key {:?}", cfg.figures().ops, verdict.linearizable, verdict.failing_key);
     assert!(!verdict.linearizable, "the checker missed a server with bug {bug:?}");
 }
@@ -122,7 +123,7 @@ async fn broken_local_get_is_caught() {
     // a value the majority has already overwritten.
     let mut opts = KvOptions::new(5, false);
     opts.bug = Bug::LocalGet;
-    let cfg = KvCluster::with_options(opts, "broken_local_get_is_caught").await;
+    let cfg = KvCluster::with_options(opts, "kv_more::broken_local_get_is_caught").await;
     let mut ck = cfg.make_client(&cfg.all()).await;
     ck.put("k", "a").await;
     let (p1, p2) = cfg.make_partition();
@@ -138,7 +139,7 @@ async fn broken_local_get_is_caught() {
     // one answers at once, with the stale "a".
     let stale = tokio::time::timeout(Duration::from_secs(2), ck_minor.get("k")).await;
     println!("  minority get: {stale:?}");
-    let (verdict, _) = cfg.verify();
+    let (verdict, _) = verify::linearizability(&cfg);
     assert!(!verdict.linearizable, "the checker missed a server that answers Get from its local map");
     assert_eq!(verdict.failing_key.as_deref(), Some("k"));
 }
@@ -148,5 +149,5 @@ async fn broken_no_dedup_is_caught() {
     // No duplicate table: retried appends (after lost replies) apply twice.
     let mut spec = GenericSpec::new(5, 5, true, false, false, false);
     spec.duplicate_rate = 0.3;
-    expect_caught("broken_no_dedup_is_caught", Bug::NoDedup, spec).await;
+    expect_caught("kv_more::broken_no_dedup_is_caught", Bug::NoDedup, spec).await;
 }

@@ -14,7 +14,7 @@ const RAFT_ELECTION_TIMEOUT: Duration = Duration::from_millis(1000);
 #[madsim::test]
 async fn initial_election_3a() {
     let servers = 3;
-    let cfg = RaftCluster::new(servers, true, "initial_election_3a").await;
+    let cfg = RaftCluster::new(servers, true, "raft_3a::initial_election_3a").await;
     cfg.begin("Test (3A): initial election");
 
     // A leader must emerge.
@@ -44,7 +44,7 @@ async fn initial_election_3a() {
 #[madsim::test]
 async fn re_election_3a() {
     let servers = 3;
-    let cfg = RaftCluster::new(servers, true, "re_election_3a").await;
+    let cfg = RaftCluster::new(servers, true, "raft_3a::re_election_3a").await;
     cfg.begin("Test (3A): election after network failure");
 
     let leader1 = cfg.check_one_leader().await;
@@ -80,7 +80,7 @@ async fn re_election_3a() {
 #[madsim::test]
 async fn many_elections_3a() {
     let servers = 7;
-    let cfg = RaftCluster::new(servers, true, "many_elections_3a").await;
+    let cfg = RaftCluster::new(servers, true, "raft_3a::many_elections_3a").await;
     cfg.begin("Test (3A): multiple elections");
 
     cfg.check_one_leader().await;

@@ -18,7 +18,7 @@ fn as_int(cmd: &[u8]) -> Option<u64> {
 #[madsim::test]
 async fn basic_agree_3b() {
     let servers = 3;
-    let cfg = RaftCluster::new(servers, true, "basic_agree_3b").await;
+    let cfg = RaftCluster::new(servers, true, "raft_3b::basic_agree_3b").await;
     cfg.begin("Test (3B): basic agreement");
 
     let iters = 3u64;
@@ -41,7 +41,7 @@ async fn basic_agree_3b() {
 #[madsim::test]
 async fn rpc_bytes_3b() {
     let servers = 3;
-    let cfg = RaftCluster::new(servers, true, "rpc_bytes_3b").await;
+    let cfg = RaftCluster::new(servers, true, "raft_3b::rpc_bytes_3b").await;
     cfg.begin("Test (3B): RPC byte count");
 
     cfg.one(cmd_int(99), servers, false).await;
@@ -73,7 +73,7 @@ async fn rpc_bytes_3b() {
 #[madsim::test]
 async fn follower_failure_3b() {
     let servers = 3;
-    let cfg = RaftCluster::new(servers, true, "follower_failure_3b").await;
+    let cfg = RaftCluster::new(servers, true, "raft_3b::follower_failure_3b").await;
     cfg.begin("Test (3B): test progressive failure of followers");
 
     cfg.one(cmd_int(101), servers, false).await;
@@ -115,7 +115,7 @@ async fn follower_failure_3b() {
 #[madsim::test]
 async fn leader_failure_3b() {
     let servers = 3;
-    let cfg = RaftCluster::new(servers, true, "leader_failure_3b").await;
+    let cfg = RaftCluster::new(servers, true, "raft_3b::leader_failure_3b").await;
     cfg.begin("Test (3B): test failure of leaders");
 
     cfg.one(cmd_int(101), servers, false).await;
@@ -153,7 +153,7 @@ async fn leader_failure_3b() {
 #[madsim::test]
 async fn fail_agree_3b() {
     let servers = 3;
-    let cfg = RaftCluster::new(servers, true, "fail_agree_3b").await;
+    let cfg = RaftCluster::new(servers, true, "raft_3b::fail_agree_3b").await;
     cfg.begin("Test (3B): agreement after follower reconnects");
 
     cfg.one(cmd_int(101), servers, false).await;
@@ -183,7 +183,7 @@ async fn fail_agree_3b() {
 #[madsim::test]
 async fn fail_no_agree_3b() {
     let servers = 5;
-    let cfg = RaftCluster::new(servers, true, "fail_no_agree_3b").await;
+    let cfg = RaftCluster::new(servers, true, "raft_3b::fail_no_agree_3b").await;
     cfg.begin("Test (3B): no agreement if too many followers disconnect");
 
     cfg.one(cmd_int(10), servers, false).await;
@@ -231,7 +231,7 @@ async fn fail_no_agree_3b() {
 #[madsim::test]
 async fn concurrent_starts_3b() {
     let servers = 3;
-    let cfg = RaftCluster::new(servers, true, "concurrent_starts_3b").await;
+    let cfg = RaftCluster::new(servers, true, "raft_3b::concurrent_starts_3b").await;
     cfg.begin("Test (3B): concurrent Start()s");
 
     let mut success = false;
@@ -317,7 +317,7 @@ async fn concurrent_starts_3b() {
 #[madsim::test]
 async fn rejoin_3b() {
     let servers = 3;
-    let cfg = RaftCluster::new(servers, true, "rejoin_3b").await;
+    let cfg = RaftCluster::new(servers, true, "raft_3b::rejoin_3b").await;
     cfg.begin("Test (3B): rejoin of partitioned leader");
 
     cfg.one(cmd_int(101), servers, true).await;
@@ -354,7 +354,7 @@ async fn rejoin_3b() {
 #[madsim::test]
 async fn backup_3b() {
     let servers = 5;
-    let cfg = RaftCluster::new(servers, true, "backup_3b").await;
+    let cfg = RaftCluster::new(servers, true, "raft_3b::backup_3b").await;
     cfg.begin("Test (3B): leader backs up quickly over incorrect follower logs");
 
     cfg.one(cmd_int(rand_u64()), servers, true).await;
@@ -425,7 +425,7 @@ async fn backup_3b() {
 #[madsim::test]
 async fn count_3b() {
     let servers = 3;
-    let cfg = RaftCluster::new(servers, true, "count_3b").await;
+    let cfg = RaftCluster::new(servers, true, "raft_3b::count_3b").await;
     cfg.begin("Test (3B): RPC counts aren't too high");
 
     let rpcs = || (0..servers).map(|j| cfg.rpc_count(j)).sum::<u64>();

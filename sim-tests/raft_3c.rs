@@ -24,7 +24,7 @@ fn rand_below(n: usize) -> usize {
 #[madsim::test]
 async fn persist1_3c() {
     let servers = 3;
-    let cfg = RaftCluster::new(servers, true, "persist1_3c").await;
+    let cfg = RaftCluster::new(servers, true, "raft_3c::persist1_3c").await;
     cfg.begin("Test (3C): basic persistence");
 
     cfg.one(cmd_int(11), servers, true).await;
@@ -70,7 +70,7 @@ async fn persist1_3c() {
 #[madsim::test]
 async fn persist2_3c() {
     let servers = 5;
-    let cfg = RaftCluster::new(servers, true, "persist2_3c").await;
+    let cfg = RaftCluster::new(servers, true, "raft_3c::persist2_3c").await;
     cfg.begin("Test (3C): more persistence");
 
     let mut index = 1u64;
@@ -115,7 +115,7 @@ async fn persist2_3c() {
 #[madsim::test]
 async fn persist3_3c() {
     let servers = 3;
-    let cfg = RaftCluster::new(servers, true, "persist3_3c").await;
+    let cfg = RaftCluster::new(servers, true, "raft_3c::persist3_3c").await;
     cfg.begin("Test (3C): partitioned leader and one follower crash, leader restarts");
 
     cfg.one(cmd_int(101), 3, true).await;
@@ -149,7 +149,7 @@ async fn persist3_3c() {
 #[madsim::test]
 async fn figure8_3c() {
     let servers = 5;
-    let cfg = RaftCluster::new(servers, true, "figure8_3c").await;
+    let cfg = RaftCluster::new(servers, true, "raft_3c::figure8_3c").await;
     cfg.begin("Test (3C): Figure 8");
 
     cfg.one(cmd_int(rand_u64()), 1, true).await;
@@ -197,7 +197,7 @@ async fn figure8_3c() {
 #[madsim::test]
 async fn unreliable_agree_3c() {
     let servers = 5;
-    let cfg = RaftCluster::new(servers, false, "unreliable_agree_3c").await;
+    let cfg = RaftCluster::new(servers, false, "raft_3c::unreliable_agree_3c").await;
     cfg.begin("Test (3C): unreliable agreement");
 
     let mut tasks = Vec::new();
@@ -225,7 +225,7 @@ async fn unreliable_agree_3c() {
 #[madsim::test]
 async fn figure8_unreliable_3c() {
     let servers = 5;
-    let cfg = RaftCluster::new(servers, false, "figure8_unreliable_3c").await;
+    let cfg = RaftCluster::new(servers, false, "raft_3c::figure8_unreliable_3c").await;
     cfg.begin("Test (3C): Figure 8 (unreliable)");
 
     cfg.one(cmd_int(rand_u64() % 10000), 1, true).await;
@@ -414,12 +414,12 @@ async fn internal_churn(unreliable: bool, name: &str) {
 
 #[madsim::test]
 async fn reliable_churn_3c() {
-    internal_churn(false, "reliable_churn_3c").await;
+    internal_churn(false, "raft_3c::reliable_churn_3c").await;
 }
 
 #[madsim::test]
 async fn unreliable_churn_3c() {
-    internal_churn(true, "unreliable_churn_3c").await;
+    internal_churn(true, "raft_3c::unreliable_churn_3c").await;
 }
 
 /// Not in 6.5840: heavy message duplication (30% of requests and of replies
@@ -432,7 +432,7 @@ async fn unreliable_churn_3c() {
 #[madsim::test]
 async fn duplication_partitions_crashes_3c() {
     let servers = 5;
-    let cfg = RaftCluster::new(servers, false, "duplication_partitions_crashes_3c").await;
+    let cfg = RaftCluster::new(servers, false, "raft_3c::duplication_partitions_crashes_3c").await;
     cfg.set_duplication(0.3);
     cfg.begin("Test (3C): duplication with partitions and crashes");
 

@@ -18,8 +18,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use kvraft::sim::campaign::{run_spec_isolated, FailureClass};
-use kvraft::sim::spec::RegressionFile;
+use kvraft::campaign::exec::run_spec_isolated;
+use kvraft::campaign::regressions::RegressionFile;
+use kvraft::campaign::report::FailureClass;
 
 #[test]
 fn regressions_replay() {

@@ -8,10 +8,15 @@ use std::process::Command;
 use std::time::Duration;
 
 use kvraft::kv::Bug;
-use kvraft::sim::campaign::{self, run_spec_isolated, spec_for, FailureClass};
-use kvraft::sim::shrink::{shrink, ShrinkOptions};
-use kvraft::sim::spec::{Action, NemesisEvent, PartitionStyle, RegressionFile, RunSpec, Workload};
-use kvraft::sim::swarm::{self, materialize, schedule, swarm_spec};
+use kvraft::campaign::catalog::{self, spec_for};
+use kvraft::campaign::exec::run_spec_isolated;
+use kvraft::campaign::nemesis::{materialize, schedule};
+use kvraft::campaign::regressions::RegressionFile;
+use kvraft::campaign::report::{describe_mix, FailureClass};
+use kvraft::campaign::shrink::{shrink, ShrinkOptions};
+use kvraft::campaign::spec::{Action, NemesisEvent, PartitionStyle, RunSpec, Workload};
+use kvraft::campaign::swarm::{self, swarm_spec};
+use kvraft::campaign::workload::GenericSpec;
 
 const LIMIT: Option<Duration> = Some(Duration::from_secs(600));
 
@@ -40,7 +45,7 @@ fn small_swarm(seed: u64, events: Vec<NemesisEvent>) -> RunSpec {
 
 #[test]
 fn specs_round_trip_through_json() {
-    for name in campaign::catalog().iter().map(|s| s.name).chain([swarm::SWARM]) {
+    for name in catalog::catalog().iter().map(|s| s.name).chain([swarm::SWARM]) {
         for seed in [1, 77] {
             let spec = materialize(&spec_for(name, seed, None).unwrap());
             let back = RunSpec::from_json_str(&spec.to_json_pretty(), "test").unwrap();
@@ -48,8 +53,8 @@ fn specs_round_trip_through_json() {
         }
     }
     // A catalogue scenario through its spec keeps the scenario's parameters.
-    let sc = campaign::find("duplication").unwrap();
-    let g = RunSpec::from_scenario(&sc, 3).to_generic().unwrap();
+    let sc = catalog::find("duplication").unwrap();
+    let g = GenericSpec::from_run(&sc.spec(3)).unwrap();
     assert_eq!((g.clients, g.servers, g.crash, g.partitions, g.duplicate_rate), (5, 5, true, true, 0.3));
     assert_eq!(g.faults.as_ref().unwrap().request_loss, 0.1);
 }
@@ -113,7 +118,7 @@ fn swarm_mixes_are_per_seed_and_cover_every_knob() {
     for k in ["partition", "isolate_leader", "cut_one_way", "bridge", "heal", "crash", "restart"] {
         assert!(kinds.contains(k), "no {k} event in 200 schedules");
     }
-    let mixes: std::collections::BTreeSet<String> = specs.iter().map(swarm::describe_mix).collect();
+    let mixes: std::collections::BTreeSet<String> = specs.iter().map(describe_mix).collect();
     assert!(mixes.len() > 190, "only {} distinct mixes in 200 seeds", mixes.len());
 }
 

@@ -2,9 +2,16 @@
 //! simulation harness (on madsim) that tests it.
 //!
 //! Layers, each using only those before it: [`net`] (RPC transport),
-//! [`raft`] (consensus), [`sim`] (simulated cluster, faults, checks).
+//! [`raft`] (consensus), [`kv`] (the service); [`check`] (the
+//! linearizability checker, which needs nothing else of the crate); [`sim`]
+//! (the simulated world: network, faults, clusters); [`campaign`] (run specs,
+//! their executor, campaigns, shrinking, reports); [`bench`] (the speed
+//! figures).
 
 pub mod net;
 pub mod raft;
 pub mod kv;
+pub mod check;
 pub mod sim;
+pub mod campaign;
+pub mod bench;

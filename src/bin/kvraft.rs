@@ -12,10 +12,12 @@ use std::time::{Duration, Instant};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use kvraft::kv::Bug;
-use kvraft::sim::campaign::{self, FailureClass, RunReport};
-use kvraft::sim::shrink::{self, ShrinkOptions};
-use kvraft::sim::spec::{self, Regression, RegressionFile, RunSpec};
-use kvraft::sim::swarm;
+use kvraft::campaign::exec::run_spec_isolated;
+use kvraft::campaign::regressions::{Regression, RegressionFile};
+use kvraft::campaign::report::{self, FailureClass, RunReport};
+use kvraft::campaign::shrink::{self, ShrinkOptions};
+use kvraft::campaign::spec::{self, RunSpec};
+use kvraft::campaign::{catalog, nemesis, run, swarm};
 
 #[derive(Parser)]
 #[command(name = "kvraft", about = "Deterministic simulation harness for a Raft key/value service", version)]
@@ -60,7 +62,7 @@ struct BenchArgs {
 }
 
 fn bench(args: BenchArgs) -> Result<bool, String> {
-    use kvraft::sim::bench;
+    use kvraft::bench;
     let opts = bench::BenchOptions { skip_suite: args.skip_suite, skip_memory: args.skip_memory, repeats: args.repeats };
     let quiet = args.json;
     let report = bench::run(&opts, &|step| {
@@ -210,7 +212,7 @@ impl Target {
             }
             (Some(name), None) => {
                 let seed = self.seed.ok_or_else(|| format!("{command}: --seed N is required with scenario '{name}'"))?;
-                campaign::spec_for(name, seed, None)?
+                catalog::spec_for(name, seed, None)?
             }
             (None, None) => {
                 return Err(format!("{command}: name a scenario (see `kvraft list`) and --seed N, or give --spec FILE"))
@@ -227,69 +229,22 @@ impl Target {
     }
 }
 
-fn print_report(r: &RunReport) {
-    println!("scenario      {}", r.scenario);
-    println!("seed          {}", r.seed);
-    println!("mix           {}", r.mix);
-    println!("result        {}", if r.passed { "passed".to_string() } else { format!("FAILED: {}", r.failure.as_deref().unwrap_or("")) });
-    println!("ops           {}", r.ops);
-    println!("ms/op         {:.2} (virtual; bound {} ms/op)", r.ms_per_op, r.bound_ms);
-    println!("virtual time  {} ms", r.virtual_ms);
-    println!("linearizable  {}", r.linearizable);
-    match r.liveness_ms {
-        Some(ms) => println!("liveness      every clerk completed a new op {ms} ms after the heal (window {} ms, virtual)", r.liveness_window_ms),
-        None => println!("liveness      not shown (window {} ms, virtual)", r.liveness_window_ms),
-    }
-    let f = &r.faults;
-    println!(
-        "faults        requests_dropped={} replies_dropped={} duplicated={} delayed={} partitions={} crashes={}",
-        f.requests_dropped, f.replies_dropped, f.duplicated, f.delayed, f.partitions, f.crashes
-    );
-    println!("trace hash    {:016x}", r.trace_hash);
-    if let Some(h) = &r.history {
-        println!("history       {h}");
-        let html = std::path::Path::new(h).with_extension("html");
-        if html.exists() {
-            println!("timeline      {}", html.display());
-        }
-    }
-    if !r.passed {
-        println!("reproduce     {}", r.reproduce());
-    }
-}
-
 fn run(args: RunArgs) -> Result<bool, String> {
     let spec = args.target.resolve("run")?;
     if args.print_spec {
-        println!("{}", swarm::materialize(&spec).to_json_pretty());
+        println!("{}", nemesis::materialize(&spec).to_json_pretty());
         return Ok(true);
     }
-    let mut r = campaign::run_spec_isolated(&spec, args.target.limit(), args.check_determinism);
+    let mut r = run_spec_isolated(&spec, args.target.limit(), args.check_determinism);
     if let Some(path) = &args.target.spec {
         r.reproduce = format!("cargo run --release -- run --spec {}", path.display());
     }
     if args.json {
         println!("{}", serde_json::to_string(&r).unwrap_or_default());
     } else {
-        print_report(&r);
+        print!("{}", report::render_report(&r));
     }
     Ok(r.passed)
-}
-
-/// The regression entry of a failing run: expected to pass once the bug is
-/// fixed; with a deliberate bug, expected to keep failing the same way.
-fn regression_of(r: &RunReport) -> Regression {
-    let failure = r.failure.clone().unwrap_or_default();
-    let expect = match FailureClass::of(&failure) {
-        c @ (FailureClass::NotLinearizable | FailureClass::Liveness | FailureClass::TooSlow) if r.spec.bug != Bug::None => c.name(),
-        _ => "pass".to_string(),
-    };
-    Regression {
-        name: format!("{}-{}", r.scenario, r.seed),
-        why: format!("found by kvraft fuzz ({}): {failure}. Say what the bug was once it is fixed.", r.mix),
-        expect,
-        spec: swarm::materialize(&r.spec),
-    }
 }
 
 fn fuzz(args: FuzzArgs) -> Result<bool, String> {
@@ -298,7 +253,7 @@ fn fuzz(args: FuzzArgs) -> Result<bool, String> {
         names.push(swarm::SWARM.to_string());
     }
     if names.is_empty() {
-        names = campaign::catalog().into_iter().filter(|s| s.default).map(|s| s.name.to_string()).collect();
+        names = catalog::catalog().into_iter().filter(|s| s.default).map(|s| s.name.to_string()).collect();
         names.push(swarm::SWARM.to_string());
     }
     let (shard_i, shard_n) = args.shard.unwrap_or((0, 1));
@@ -306,7 +261,7 @@ fn fuzz(args: FuzzArgs) -> Result<bool, String> {
     let mut specs = Vec::new();
     for seed in &seeds {
         for name in &names {
-            specs.push(campaign::spec_for(name, *seed, args.bug)?);
+            specs.push(catalog::spec_for(name, *seed, args.bug)?);
         }
     }
     let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
@@ -318,7 +273,7 @@ fn fuzz(args: FuzzArgs) -> Result<bool, String> {
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let failures = AtomicUsize::new(0);
-    let reports = campaign::run_specs(&specs, jobs, time_limit, args.check_determinism, &|r| {
+    let reports = run::run_specs(&specs, jobs, time_limit, args.check_determinism, &|r| {
         if !r.passed {
             failures.fetch_add(1, Ordering::SeqCst);
         }
@@ -330,8 +285,8 @@ fn fuzz(args: FuzzArgs) -> Result<bool, String> {
     });
     bar.finish_and_clear();
     let wall = started.elapsed().as_secs_f64();
-    let rows = campaign::summarize(&reports);
-    print!("{}", campaign::render_table(&rows));
+    let rows = report::summarize(&reports);
+    print!("{}", report::render_table(&rows));
     println!(
         "{} runs in {:.1} s wall ({:.0} seeds/min), {} jobs{}",
         reports.len(),
@@ -348,12 +303,12 @@ fn fuzz(args: FuzzArgs) -> Result<bool, String> {
     for r in &failed {
         println!("FAILED {} seed {}: {}", r.scenario, r.seed, r.failure.as_deref().unwrap_or(""));
         println!("  mix: {}", r.mix);
-        println!("  reproduce: {}", r.reproduce());
+        println!("  reproduce: {}", r.reproduce);
     }
     println!("{} passed, {} failed", reports.len() - failed.len(), failed.len());
     if let Some(path) = &args.save_failures {
         if !failed.is_empty() {
-            let n = RegressionFile::append(path, failed.iter().map(|r| regression_of(r)).collect())?;
+            let n = RegressionFile::append(path, failed.iter().map(|r| Regression::of_failure(r)).collect())?;
             println!("saved {n} failing spec(s) to {}", path.display());
         }
     }
@@ -396,7 +351,7 @@ fn shrink_cmd(args: ShrinkArgs) -> Result<bool, String> {
     let json = o.shrunk.to_json_pretty() + "\n";
     // The file must replay on its own: parse it back and run it once more.
     let reread = RunSpec::from_json_str(&json, "the shrunk spec")?;
-    let replay = campaign::run_spec_isolated(&reread, opts.time_limit, false);
+    let replay = run_spec_isolated(&reread, opts.time_limit, false);
     let same = replay.failure.as_deref().map(FailureClass::of) == Some(o.class.clone());
     write_or_print(args.out.as_deref(), &json)?;
     say(&format!("failure class: {}", o.class.name()));
@@ -417,9 +372,9 @@ fn shrink_cmd(args: ShrinkArgs) -> Result<bool, String> {
 }
 
 fn list() -> Result<bool, String> {
-    for s in campaign::catalog() {
+    for s in catalog::catalog() {
         let tag = if s.default { "" } else { " [not in the default campaign]" };
-        println!("{:<32} {} (bound {} ms/op){tag}", s.name, s.about, s.bound_ms);
+        println!("{:<32} {} (bound {} ms/op){tag}", s.name, s.about, s.bound_ms());
     }
     println!(
         "{:<32} random Get/Put/Append under a fault mix drawn from each seed (bound per mix)",
@@ -437,7 +392,7 @@ fn main() -> ExitCode {
         Command::Shrink(args) => shrink_cmd(args),
         Command::Bench(args) => bench(args),
         Command::Check { files } => {
-            let code = kvraft::sim::check_cmd::run_check(&files);
+            let code = kvraft::check::cmd::run_check(&files);
             return ExitCode::from(code.clamp(0, 255) as u8);
         }
     };

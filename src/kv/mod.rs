@@ -1,11 +1,14 @@
 //! The key/value service: [`ops`] (requests, replies, the replicated state
 //! machine with its duplicate table), [`server`] (on top of Raft) and
-//! [`clerk`] (the client).
+//! [`clerk`] (the client); [`broken`] holds the deliberately broken servers
+//! that show the harness catches bugs, kept behind one seam.
 
+pub mod broken;
 pub mod clerk;
 pub mod ops;
 pub mod server;
 
 pub use clerk::{Clerk, ClerkConfig};
 pub use ops::{KvOp, KvReply, KvRequest, KvStateMachine, KV_SERVICE};
-pub use server::{Bug, KvServer, ServerConfig};
+pub use broken::{Bug, Tamper};
+pub use server::{KvServer, ServerConfig};

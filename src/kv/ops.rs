@@ -47,29 +47,22 @@ struct Session {
 pub struct KvStateMachine {
     data: BTreeMap<String, String>,
     sessions: BTreeMap<u64, Session>,
-    /// Test-only fault: forget the duplicate table (applies retries twice).
-    pub forget_duplicates: bool,
 }
 
 impl KvStateMachine {
     /// The reply already given to `(client, seq)`, if it was applied and is
     /// the clerk's latest request.
     pub fn cached(&self, client: u64, seq: u64) -> Option<Option<String>> {
-        if self.forget_duplicates {
-            return None;
-        }
         self.sessions.get(&client).filter(|s| s.seq == seq).map(|s| s.reply.clone())
     }
 
     /// Applies a committed request once; a repeat gets the first reply.
     pub fn apply(&mut self, req: &KvRequest) -> Option<String> {
-        if !self.forget_duplicates {
-            if let Some(s) = self.sessions.get(&req.client) {
-                if req.seq <= s.seq {
-                    // seq < s.seq: the clerk has moved on and will not read
-                    // this reply; it must still not be applied again.
-                    return s.reply.clone();
-                }
+        if let Some(s) = self.sessions.get(&req.client) {
+            if req.seq <= s.seq {
+                // seq < s.seq: the clerk has moved on and will not read
+                // this reply; it must still not be applied again.
+                return s.reply.clone();
             }
         }
         let reply = match &req.op {
@@ -87,9 +80,15 @@ impl KvStateMachine {
         reply
     }
 
-    /// A local read, bypassing Raft (only the broken test server uses it).
-    pub fn local_get(&self, key: &str) -> String {
+    /// The value of `key` in this replica ("" if missing).
+    pub fn get(&self, key: &str) -> String {
         self.data.get(key).cloned().unwrap_or_default()
+    }
+
+    /// Forgets every clerk's session (only a deliberately broken server
+    /// does this: see [`super::broken`]).
+    pub fn forget_sessions(&mut self) {
+        self.sessions.clear();
     }
 
     pub fn len(&self) -> usize {

@@ -9,33 +9,25 @@ use std::time::Duration;
 use futures::FutureExt;
 use tokio::sync::{mpsc, oneshot};
 
-use super::ops::{KvOp, KvReply, KvRequest, KvStateMachine, KV_SERVICE};
+use super::broken::Tamper;
+use super::ops::{KvReply, KvRequest, KvStateMachine, KV_SERVICE};
 use crate::net::{decode, encode, Transport};
 use crate::raft::{ApplyMsg, Consensus, Index, Term};
 
-/// Deliberate bugs, for showing that the harness catches them.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum Bug {
-    #[default]
-    None,
-    /// Answer Get from the local map without going through Raft.
-    LocalGet,
-    /// Keep no duplicate table: a retried Put/Append is applied again.
-    NoDedup,
-}
-
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ServerConfig {
     /// How long a request waits for its op to commit before answering Timeout.
     pub commit_wait: Duration,
     /// How often leadership is checked for waiting requests.
     pub leadership_poll: Duration,
-    pub bug: Bug,
+    /// A deliberately broken server's deviation (tests only; None for the
+    /// real service).
+    pub tamper: Option<Arc<dyn Tamper>>,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        ServerConfig { commit_wait: Duration::from_millis(1000), leadership_poll: Duration::from_millis(10), bug: Bug::None }
+        ServerConfig { commit_wait: Duration::from_millis(1000), leadership_poll: Duration::from_millis(10), tamper: None }
     }
 }
 
@@ -69,9 +61,7 @@ impl KvServer {
         mut apply_rx: mpsc::UnboundedReceiver<ApplyMsg>,
         cfg: ServerConfig,
     ) -> KvServer {
-        let mut sm = KvStateMachine::default();
-        sm.forget_duplicates = cfg.bug == Bug::NoDedup;
-        let inner = Arc::new(Mutex::new(Inner { sm, waiters: BTreeMap::new(), last_applied: 0, killed: false }));
+        let inner = Arc::new(Mutex::new(Inner { sm: KvStateMachine::default(), waiters: BTreeMap::new(), last_applied: 0, killed: false }));
         let server = KvServer { inner: inner.clone(), raft: raft.clone() };
 
         let s = server.clone();
@@ -98,6 +88,7 @@ impl KvServer {
 
         // The applier: applies committed ops in log order and wakes waiters.
         let applier = inner.clone();
+        let tamper = cfg.tamper.clone();
         tokio::spawn(async move {
             while let Some(m) = apply_rx.recv().await {
                 let req: KvRequest = match decode(&m.command, "kv command") {
@@ -112,6 +103,9 @@ impl KvServer {
                 let mut g = applier.lock().unwrap();
                 if g.killed {
                     return;
+                }
+                if let Some(t) = &tamper {
+                    t.before_apply(&req, &mut g.sm);
                 }
                 let result = g.sm.apply(&req);
                 g.last_applied = m.index;
@@ -151,13 +145,13 @@ impl KvServer {
             if g.killed {
                 return None;
             }
+            if let Some(t) = &cfg.tamper {
+                if let Some(reply) = t.on_request(&req, &mut g.sm) {
+                    return Some(reply);
+                }
+            }
             if let Some(reply) = g.sm.cached(req.client, req.seq) {
                 return Some(KvReply::Ok(reply));
-            }
-            if cfg.bug == Bug::LocalGet {
-                if let KvOp::Get { key } = &req.op {
-                    return Some(KvReply::Ok(Some(g.sm.local_get(key))));
-                }
             }
             let Some((index, term)) = self.raft.start(encode(&req)) else {
                 return Some(KvReply::WrongLeader);

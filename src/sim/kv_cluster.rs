@@ -4,19 +4,17 @@
 //! KV scenario makes: linearizability and a ms/op bound in virtual time.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use madsim::runtime::{Handle, NodeHandle};
 use tokio::sync::mpsc;
 use tokio::time::sleep;
 
-use super::checker::{check_history, Verdict};
-use super::history::{History, OpKind, Recorder};
+use super::context;
+use super::fleet::{Fleet, Service};
 use super::network::{FaultConfig, NetStats, SimNetwork};
 use super::raft_cluster::server_addr;
-use super::report;
+use crate::check::history::{History, OpKind, Recorder};
 use crate::kv::{Bug, Clerk, ClerkConfig, KvServer, ServerConfig};
 use crate::net::{FaultHook, Transport};
 use crate::raft::{self, ApplyMsg, Consensus, MakeArgs, MakeRaft, Persister};
@@ -45,19 +43,23 @@ impl KvOptions {
     }
 }
 
-#[derive(Default)]
-struct ServerSlot {
-    kv: Option<KvServer>,
-    raft: Option<Arc<dyn Consensus>>,
-    persister: Persister,
+/// What runs on a server node: the KV server and its Raft.
+#[derive(Clone)]
+struct KvNode {
+    kv: KvServer,
+    raft: Arc<dyn Consensus>,
+}
+
+impl Service for KvNode {
+    fn stop(&self) {
+        // Stops the server and its Raft.
+        self.kv.kill();
+    }
 }
 
 struct State {
-    servers: Vec<ServerSlot>,
     clerks: usize,
     clerk_nodes: Vec<madsim::task::NodeId>,
-    crashes: u64,
-    restarts: u64,
     partitions: u64,
 }
 
@@ -65,10 +67,9 @@ struct Shared {
     name: String,
     seed: u64,
     n: usize,
-    handle: Handle,
-    nodes: Vec<NodeHandle>,
+    fleet: Fleet<KvNode>,
     net: Arc<SimNetwork>,
-    state: Arc<Mutex<State>>,
+    state: Mutex<State>,
     recorder: Recorder,
     clerk_cfg: ClerkConfig,
     t0: Instant,
@@ -99,8 +100,7 @@ impl KvCluster {
     }
 
     pub async fn with_options(opts: KvOptions, test_name: &str) -> Self {
-        let seed = report::announce(test_name);
-        let handle = Handle::current();
+        let seed = context::announce(test_name);
         let net = Arc::new(SimNetwork::new());
         if let Some(f) = opts.faults.clone() {
             net.set_faults(f);
@@ -108,50 +108,25 @@ impl KvCluster {
             net.set_faults(FaultConfig::unreliable());
         }
         let n = opts.servers;
-        let state = Arc::new(Mutex::new(State {
-            servers: (0..n).map(|_| ServerSlot::default()).collect(),
-            clerks: 0,
-            clerk_nodes: Vec::new(),
-            crashes: 0,
-            restarts: 0,
-            partitions: 0,
-        }));
         let peers: Vec<SocketAddr> = (0..n).map(server_addr).collect();
-        let mut nodes = Vec::with_capacity(n);
-        for i in 0..n {
-            let (state, net, peers, make, bug) = (state.clone(), net.clone(), peers.clone(), opts.make_raft.clone(), opts.bug);
-            nodes.push(
-                handle
-                    .create_node()
-                    .name(format!("server-{i}"))
-                    .ip(peers[i].ip())
-                    .init(move || boot(i, state.clone(), net.clone(), peers.clone(), make.clone(), bug))
-                    .build(),
-            );
-        }
-        let c = KvCluster(Arc::new(Shared {
+        let ips: Vec<IpAddr> = peers.iter().map(|a| a.ip()).collect();
+        let (nt, make, bug) = (net.clone(), opts.make_raft.clone(), opts.bug);
+        let fleet = Fleet::start(&ips, move |i, _boot, persister| {
+            boot(i, nt.clone(), peers.clone(), make.clone(), bug, persister)
+        })
+        .await;
+        KvCluster(Arc::new(Shared {
             name: test_name.to_string(),
             seed,
             n,
-            handle,
-            nodes,
+            fleet,
             net,
-            state,
+            state: Mutex::new(State { clerks: 0, clerk_nodes: Vec::new(), partitions: 0 }),
             recorder: Recorder::new(),
             clerk_cfg: opts.clerk,
             t0: Instant::now(),
             begin: Mutex::new(Instant::now()),
-        }));
-        for i in 0..n {
-            c.wait_booted(i).await;
-        }
-        c
-    }
-
-    async fn wait_booted(&self, i: usize) {
-        while self.0.state.lock().unwrap().servers[i].kv.is_none() {
-            sleep(Duration::from_millis(1)).await;
-        }
+        }))
     }
 
     pub fn n(&self) -> usize {
@@ -174,7 +149,7 @@ impl KvCluster {
     }
 
     pub fn begin(&self, description: &str) {
-        report::say(format!("{description} ..."));
+        context::say(format!("{description} ..."));
         *self.0.begin.lock().unwrap() = Instant::now();
     }
 
@@ -183,7 +158,7 @@ impl KvCluster {
         let t = self.0.begin.lock().unwrap().elapsed();
         assert!(self.0.t0.elapsed() <= Duration::from_secs(120), "test took longer than 120 seconds (virtual)");
         let f = self.figures();
-        report::say(format!(
+        context::say(format!(
             "  ... Passed -- virtual {:.1}s, {} peers, {} ops so far ({} pending), {} kv rpcs",
             t.as_secs_f64(),
             self.0.n,
@@ -203,7 +178,7 @@ impl KvCluster {
             s.clerks - 1
         };
         let addr = clerk_addr(k);
-        let node = self.0.handle.create_node().name(format!("clerk-{k}")).ip(addr.ip()).build();
+        let node = self.0.fleet.handle().create_node().name(format!("clerk-{k}")).ip(addr.ip()).build();
         self.0.state.lock().unwrap().clerk_nodes.push(node.id());
         let hook: Arc<dyn FaultHook> = self.0.net.clone();
         let transport = node
@@ -267,12 +242,10 @@ impl KvCluster {
     /// their wakers after the simulation ends, and a campaign's memory grows
     /// with every run.
     pub async fn shutdown(&self) {
-        for i in 0..self.0.n {
-            self.shutdown_server(i);
-        }
+        self.0.fleet.crash_all();
         let clerks = std::mem::take(&mut self.0.state.lock().unwrap().clerk_nodes);
         for id in clerks {
-            self.0.handle.kill(id);
+            self.0.fleet.handle().kill(id);
         }
         // Killed tasks are dropped when the executor next polls them.
         sleep(Duration::from_millis(1)).await;
@@ -281,30 +254,14 @@ impl KvCluster {
     /// Kills server `i` (its persisted state is kept).
     pub fn shutdown_server(&self, i: usize) {
         self.0.net.disconnect(server_addr(i).ip());
-        let kv = {
-            let mut s = self.0.state.lock().unwrap();
-            let slot = &mut s.servers[i];
-            slot.persister = slot.persister.copy();
-            slot.raft = None;
-            let kv = slot.kv.take();
-            if kv.is_some() {
-                s.crashes += 1;
-            }
-            kv
-        };
-        if let Some(kv) = kv {
-            kv.kill();
-            self.0.handle.kill(self.0.nodes[i].id());
-        }
+        self.0.fleet.crash(i);
     }
 
     /// Restarts server `i` from its persisted state. It stays disconnected
     /// until `connect_all` (as in 6.5840).
     pub async fn start_server(&self, i: usize) {
-        self.shutdown_server(i);
-        self.0.state.lock().unwrap().restarts += 1;
-        self.0.handle.restart(self.0.nodes[i].id());
-        self.wait_booted(i).await;
+        self.0.net.disconnect(server_addr(i).ip());
+        self.0.fleet.restart(i).await;
     }
 
     /// Cuts every listed directed server link (from, to) as one partition event.
@@ -349,19 +306,16 @@ impl KvCluster {
     }
 
     pub fn is_alive(&self, i: usize) -> bool {
-        self.0.state.lock().unwrap().servers[i].kv.is_some()
+        self.0.fleet.is_up(i)
     }
 
     /// Some server that believes it is the leader (highest term).
     pub fn leader(&self) -> Option<usize> {
-        let s = self.0.state.lock().unwrap();
         let mut best: Option<(u64, usize)> = None;
-        for (i, slot) in s.servers.iter().enumerate() {
-            if let Some(r) = &slot.raft {
-                let (term, is_leader) = r.state();
-                if is_leader && best.is_none_or(|(t, _)| term > t) {
-                    best = Some((term, i));
-                }
+        for (i, node) in self.0.fleet.up() {
+            let (term, is_leader) = node.raft.state();
+            if is_leader && best.is_none_or(|(t, _)| term > t) {
+                best = Some((term, i));
             }
         }
         best.map(|(_, i)| i)
@@ -396,7 +350,7 @@ impl KvCluster {
 
     /// Total bytes of Raft state persisted by all servers.
     pub fn log_size(&self) -> usize {
-        self.0.state.lock().unwrap().servers.iter().map(|s| s.persister.raft_state_size()).max().unwrap_or(0)
+        (0..self.0.n).map(|i| self.0.fleet.persister(i).raft_state_size()).max().unwrap_or(0)
     }
 
     // ----- results -----
@@ -410,84 +364,19 @@ impl KvCluster {
         let ops = self.0.recorder.snapshot();
         let lat: Vec<f64> =
             ops.iter().filter_map(|o| o.return_ns.map(|r| (r - o.call_ns) as f64 / 1e6)).collect();
-        let s = self.0.state.lock().unwrap();
+        let (crashes, restarts) = self.0.fleet.counts();
+        let partitions = self.0.state.lock().unwrap().partitions;
         RunFigures {
             ops: lat.len(),
             pending: ops.len() - lat.len(),
             mean_ms_per_op: if lat.is_empty() { 0.0 } else { lat.iter().sum::<f64>() / lat.len() as f64 },
             max_ms_per_op: lat.iter().copied().fold(0.0, f64::max),
             virtual_ms: self.0.t0.elapsed().as_millis() as u64,
-            crashes: s.crashes,
-            restarts: s.restarts,
-            partitions: s.partitions,
+            crashes,
+            restarts,
+            partitions,
             net: self.0.net.stats(),
         }
-    }
-
-    /// Checks the history; writes it (JSON, and an HTML timeline if it fails)
-    /// where [`history_dir`] says. Does not panic.
-    pub fn verify(&self) -> (Verdict, Option<PathBuf>) {
-        let h = self.history();
-        let verdict = check_history(&h.ops);
-        let mut written = None;
-        let dir = history_dir(!verdict.linearizable);
-        if let Some(dir) = dir {
-            let _ = std::fs::create_dir_all(&dir);
-            let json = dir.join(format!("{}-{}.json", h.scenario, h.seed));
-            match h.write_json(&json) {
-                Ok(()) => written = Some(json.clone()),
-                Err(e) => eprintln!("could not write {}: {e}", json.display()),
-            }
-            if !verdict.linearizable {
-                let html = dir.join(format!("{}-{}.html", h.scenario, h.seed));
-                match super::timeline::write_timeline_html(&h, &verdict, &html) {
-                    // Campaigns report the history path themselves.
-                    Ok(()) if report::is_quiet() => {}
-                    Ok(()) => eprintln!("timeline: {}", html.display()),
-                    Err(e) => eprintln!("could not write {}: {e}", html.display()),
-                }
-            }
-        }
-        (verdict, written)
-    }
-
-    /// The two checks of every KV scenario: the history is linearizable, and
-    /// the mean virtual ms per completed op is within `bound_ms`.
-    pub fn check(&self, bound_ms: f64) {
-        let f = self.figures();
-        report::say(format!(
-            "  {} ops ({} pending); {:.2} ms/op mean (bound {bound_ms} ms/op), {:.0} ms max",
-            f.ops, f.pending, f.mean_ms_per_op, f.max_ms_per_op
-        ));
-        report::say(format!(
-            "  faults: requests_dropped={} replies_dropped={} cut_dropped={} duplicated={} delayed={} partitions={} crashes={} restarts={}",
-            f.net.requests_dropped, f.net.replies_dropped, f.net.cut_dropped, f.net.duplicated, f.net.delayed, f.partitions, f.crashes, f.restarts
-        ));
-        let (verdict, path) = self.verify();
-        if !verdict.linearizable {
-            panic!(
-                "history is not linearizable (key {:?}); history: {}; reproduce with: {}",
-                verdict.failing_key,
-                path.map(|p| p.display().to_string()).unwrap_or_default(),
-                report::reproduce_command(&self.0.name, self.0.seed)
-            );
-        }
-        report::say("  history is linearizable");
-        assert!(
-            f.mean_ms_per_op <= bound_ms,
-            "operations too slow: {:.2} ms/op > {bound_ms} ms/op (virtual)",
-            f.mean_ms_per_op
-        );
-    }
-}
-
-/// Where histories go: `KVRAFT_HISTORY_DIR` if set; for a failed check,
-/// `target/kvraft-failures` otherwise.
-pub fn history_dir(failed: bool) -> Option<PathBuf> {
-    match std::env::var_os("KVRAFT_HISTORY_DIR") {
-        Some(d) => Some(PathBuf::from(d)),
-        None if failed => Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/kvraft-failures")),
-        None => None,
     }
 }
 
@@ -529,19 +418,19 @@ impl TestClerk {
 }
 
 /// One boot of KV server `i` on its node.
-async fn boot(i: usize, state: Arc<Mutex<State>>, net: Arc<SimNetwork>, peers: Vec<SocketAddr>, make: MakeRaft, bug: Bug) {
+async fn boot(
+    i: usize,
+    net: Arc<SimNetwork>,
+    peers: Vec<SocketAddr>,
+    make: MakeRaft,
+    bug: Bug,
+    persister: Persister,
+) -> KvNode {
     let hook: Arc<dyn FaultHook> = net;
     let transport = Transport::bind(peers[i], hook).await.unwrap_or_else(|e| panic!("server {i}: bind {}: {e}", peers[i]));
-    let persister = state.lock().unwrap().servers[i].persister.clone();
     let (apply_tx, apply_rx) = mpsc::unbounded_channel::<ApplyMsg>();
     let raft = make(MakeArgs { transport: transport.clone(), peers, me: i, persister, apply_tx })
         .unwrap_or_else(|e| panic!("server {i} failed to boot: {e}"));
-    let kv = KvServer::start(&transport, raft.clone(), apply_rx, ServerConfig { bug, ..Default::default() });
-    let mut s = state.lock().unwrap();
-    s.servers[i].raft = Some(raft);
-    s.servers[i].kv = Some(kv);
-    drop(s);
-    // A madsim node whose init task returns is considered exited, and its
-    // tasks stop: keep it running until it is killed.
-    futures::future::pending::<()>().await;
+    let kv = KvServer::start(&transport, raft.clone(), apply_rx, ServerConfig { tamper: bug.tamper(), ..Default::default() });
+    KvNode { kv, raft }
 }

@@ -1,20 +1,14 @@
-//! The simulation harness: the simulated network and its faults, cluster
-//! control (Raft alone, and the KV service), client histories and their
-//! linearizability checker, and what runs print. Reaches Raft only through
-//! [`crate::raft::Consensus`] and [`crate::raft::MakeRaft`].
+//! The simulated world: the network and its fault model ([`network`]), the
+//! servers' nodes with their one crash and restart path ([`fleet`]), a
+//! cluster of Raft servers ([`raft_cluster`], 6.5840's Raft tester) and of
+//! KV servers with recorded clerks ([`kv_cluster`], its KV tester), and what
+//! a running simulation says about itself ([`context`]). It runs things and
+//! hands results up; checking and reporting them is the campaign's job.
+//! Reaches Raft only through [`crate::raft::Consensus`] and
+//! [`crate::raft::MakeRaft`].
 
-pub mod bench;
-pub mod campaign;
-pub mod check_cmd;
-pub mod checker;
-pub mod edn;
-pub mod history;
+pub mod context;
+pub mod fleet;
 pub mod kv_cluster;
 pub mod network;
 pub mod raft_cluster;
-pub mod report;
-pub mod scenario;
-pub mod shrink;
-pub mod spec;
-pub mod swarm;
-pub mod timeline;

@@ -7,13 +7,13 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use madsim::runtime::{Handle, NodeHandle};
 use rand::Rng;
 use tokio::sync::mpsc;
 use tokio::time::sleep;
 
+use super::context;
+use super::fleet::Fleet;
 use super::network::{FaultConfig, SimNetwork};
-use super::report;
 use crate::net::{FaultHook, Transport};
 use crate::raft::{self, ApplyMsg, Consensus, MakeArgs, MakeRaft, Persister, RAFT_SERVICE};
 
@@ -56,23 +56,12 @@ fn show(cmd: &[u8]) -> String {
     }
 }
 
-#[derive(Default)]
-struct ServerSlot {
-    raft: Option<Arc<dyn Consensus>>,
-    persister: Persister,
-    /// Commands this server applied, by index (kept across reboots: a
-    /// restarted server must re-apply the same ones).
-    log: BTreeMap<u64, Vec<u8>>,
-    /// Last index applied in the current boot (applies must be 1, 2, 3, …).
-    boot_applied: u64,
-    connected: bool,
-}
-
 struct State {
-    servers: Vec<ServerSlot>,
+    /// Commands each server applied, by index (kept across reboots: a
+    /// restarted server must re-apply the same ones).
+    logs: Vec<BTreeMap<u64, Vec<u8>>>,
+    connected: Vec<bool>,
     max_index: u64,
-    crashes: u64,
-    restarts: u64,
     /// Disconnections of a connected server (each one cuts the network).
     partitions: u64,
 }
@@ -81,8 +70,7 @@ struct Shared {
     name: String,
     n: usize,
     seed: u64,
-    handle: Handle,
-    nodes: Vec<NodeHandle>,
+    fleet: Fleet<Arc<dyn Consensus>>,
     net: Arc<SimNetwork>,
     state: Arc<Mutex<State>>,
     t0: Instant,
@@ -102,46 +90,34 @@ impl RaftCluster {
 
     /// As [`new`](Self::new), with another Raft implementation.
     pub async fn with_raft(n: usize, reliable: bool, test_name: &str, make: MakeRaft) -> Self {
-        let seed = report::announce(test_name);
-        let handle = Handle::current();
+        let seed = context::announce(test_name);
         let net = Arc::new(SimNetwork::new());
         if !reliable {
             net.set_faults(FaultConfig::unreliable());
         }
         let state = Arc::new(Mutex::new(State {
-            servers: (0..n).map(|_| ServerSlot { connected: true, ..Default::default() }).collect(),
+            logs: vec![BTreeMap::new(); n],
+            connected: vec![true; n],
             max_index: 0,
-            crashes: 0,
-            restarts: 0,
             partitions: 0,
         }));
         let peers: Vec<SocketAddr> = (0..n).map(server_addr).collect();
-        let mut nodes = Vec::with_capacity(n);
-        for i in 0..n {
-            let (state, net, peers, make) = (state.clone(), net.clone(), peers.clone(), make.clone());
-            let node = handle
-                .create_node()
-                .name(format!("server-{i}"))
-                .ip(peers[i].ip())
-                .init(move || boot(i, state.clone(), net.clone(), peers.clone(), make.clone()))
-                .build();
-            nodes.push(node);
-        }
-        let c = RaftCluster(Arc::new(Shared {
+        let ips: Vec<IpAddr> = peers.iter().map(|a| a.ip()).collect();
+        let (st, nt) = (state.clone(), net.clone());
+        let fleet = Fleet::start(&ips, move |i, _boot, persister| {
+            boot(i, st.clone(), nt.clone(), peers.clone(), make.clone(), persister)
+        })
+        .await;
+        RaftCluster(Arc::new(Shared {
             name: test_name.to_string(),
             n,
             seed,
-            handle,
-            nodes,
+            fleet,
             net,
             state,
             t0: Instant::now(),
             begin: Mutex::new((Instant::now(), 0, 0, 0)),
-        }));
-        for i in 0..n {
-            c.wait_booted(i).await;
-        }
-        c
+        }))
     }
 
     pub fn n(&self) -> usize {
@@ -154,19 +130,13 @@ impl RaftCluster {
         &self.0.net
     }
 
-    async fn wait_booted(&self, i: usize) {
-        while self.0.state.lock().unwrap().servers[i].raft.is_none() {
-            sleep(Duration::from_millis(1)).await;
-        }
-    }
-
     fn raft(&self, i: usize) -> Option<Arc<dyn Consensus>> {
-        self.0.state.lock().unwrap().servers[i].raft.clone()
+        self.0.fleet.get(i)
     }
 
     /// Starts the timer and counters of one test (6.5840's cfg.begin).
     pub fn begin(&self, description: &str) {
-        report::say(format!("{description} ..."));
+        context::say(format!("{description} ..."));
         *self.0.begin.lock().unwrap() = (Instant::now(), self.rpc_total(), self.bytes_total(), self.max_index());
     }
 
@@ -176,11 +146,9 @@ impl RaftCluster {
         let elapsed = t.elapsed();
         assert!(self.0.t0.elapsed() <= Duration::from_secs(120), "test took longer than 120 seconds (virtual)");
         let st = self.0.net.stats();
-        let (crashes, restarts, partitions) = {
-            let s = self.0.state.lock().unwrap();
-            (s.crashes, s.restarts, s.partitions)
-        };
-        report::say(format!(
+        let (crashes, restarts) = self.0.fleet.counts();
+        let partitions = self.0.state.lock().unwrap().partitions;
+        context::say(format!(
             "  ... Passed -- virtual {:.1}s, {} peers, {} rpcs, {} bytes, {} cmds",
             elapsed.as_secs_f64(),
             self.0.n,
@@ -188,7 +156,7 @@ impl RaftCluster {
             self.bytes_total() - bytes0,
             self.max_index() - cmds0
         ));
-        report::say(format!(
+        context::say(format!(
             "  faults: requests_dropped={} replies_dropped={} cut_dropped={} duplicated={} delayed={} long_delayed={} partitions={} crashes={} restarts={}",
             st.requests_dropped, st.replies_dropped, st.cut_dropped, st.duplicated, st.delayed, st.long_delayed, partitions, crashes, restarts
         ));
@@ -199,58 +167,37 @@ impl RaftCluster {
     /// Shuts server `i` down, keeping its persisted state.
     pub fn crash1(&self, i: usize) {
         self.disconnect(i);
-        let raft = {
-            let mut s = self.0.state.lock().unwrap();
-            let slot = &mut s.servers[i];
-            // The old instance, should anything of it survive, writes to a
-            // copy the new boot never sees.
-            slot.persister = slot.persister.copy();
-            let r = slot.raft.take();
-            if r.is_some() {
-                s.crashes += 1;
-            }
-            r
-        };
-        if let Some(r) = raft {
-            r.kill();
-            self.0.handle.kill(self.0.nodes[i].id());
-        }
+        self.0.fleet.crash(i);
     }
 
     /// Restarts server `i` from its persisted state (crashing it first if it
     /// is up). It comes back disconnected, as in 6.5840; call `connect`.
     pub async fn start1(&self, i: usize) {
-        self.crash1(i);
-        {
-            let mut s = self.0.state.lock().unwrap();
-            s.servers[i].boot_applied = 0;
-            s.restarts += 1;
-        }
-        self.0.handle.restart(self.0.nodes[i].id());
-        self.wait_booted(i).await;
+        self.disconnect(i);
+        self.0.fleet.restart(i).await;
     }
 
     pub fn disconnect(&self, i: usize) {
         let mut s = self.0.state.lock().unwrap();
-        if s.servers[i].connected {
+        if s.connected[i] {
             s.partitions += 1;
         }
-        s.servers[i].connected = false;
+        s.connected[i] = false;
         drop(s);
         self.0.net.disconnect(server_addr(i).ip());
     }
 
     pub fn connect(&self, i: usize) {
-        self.0.state.lock().unwrap().servers[i].connected = true;
+        self.0.state.lock().unwrap().connected[i] = true;
         self.0.net.connect(server_addr(i).ip());
     }
 
     pub fn is_connected(&self, i: usize) -> bool {
-        self.0.state.lock().unwrap().servers[i].connected
+        self.0.state.lock().unwrap().connected[i]
     }
 
     pub fn is_alive(&self, i: usize) -> bool {
-        self.raft(i).is_some()
+        self.0.fleet.is_up(i)
     }
 
     pub fn set_unreliable(&self, unreliable: bool) {
@@ -356,8 +303,8 @@ impl RaftCluster {
         let s = self.0.state.lock().unwrap();
         let mut count = 0;
         let mut cmd: Option<&Vec<u8>> = None;
-        for (i, slot) in s.servers.iter().enumerate() {
-            if let Some(c) = slot.log.get(&index) {
+        for (i, log) in s.logs.iter().enumerate() {
+            if let Some(c) = log.get(&index) {
                 if let Some(prev) = cmd {
                     assert_eq!(prev, c, "committed values do not match: index {index}, server {i}");
                 }
@@ -432,33 +379,43 @@ impl RaftCluster {
 }
 
 /// One boot of server `i`: runs on its node, from its persisted state.
-async fn boot(i: usize, state: Arc<Mutex<State>>, net: Arc<SimNetwork>, peers: Vec<SocketAddr>, make: MakeRaft) {
+async fn boot(
+    i: usize,
+    state: Arc<Mutex<State>>,
+    net: Arc<SimNetwork>,
+    peers: Vec<SocketAddr>,
+    make: MakeRaft,
+    persister: Persister,
+) -> Arc<dyn Consensus> {
     let hook: Arc<dyn FaultHook> = net;
     let transport = Transport::bind(peers[i], hook).await.unwrap_or_else(|e| panic!("server {i}: bind {}: {e}", peers[i]));
-    let persister = state.lock().unwrap().servers[i].persister.clone();
     let (apply_tx, mut apply_rx) = mpsc::unbounded_channel::<ApplyMsg>();
     let raft = make(MakeArgs { transport, peers, me: i, persister, apply_tx })
         .unwrap_or_else(|e| panic!("server {i} failed to boot: {e}"));
-    state.lock().unwrap().servers[i].raft = Some(raft);
     // The applier: checks every applied command against all servers at once.
-    while let Some(m) = apply_rx.recv().await {
-        let mut s = state.lock().unwrap();
-        let expect = s.servers[i].boot_applied + 1;
-        assert_eq!(m.index, expect, "server {i} applied index {} out of order (expected {expect})", m.index);
-        s.servers[i].boot_applied = m.index;
-        for (j, other) in s.servers.iter().enumerate() {
-            if let Some(old) = other.log.get(&m.index) {
-                assert_eq!(
-                    old,
-                    &m.command,
-                    "commit index={} server={i} {} != server={j} {}",
-                    m.index,
-                    show(&m.command),
-                    show(old)
-                );
+    tokio::spawn(async move {
+        // Applies must be 1, 2, 3, ... in every boot.
+        let mut applied = 0;
+        while let Some(m) = apply_rx.recv().await {
+            let mut s = state.lock().unwrap();
+            let expect = applied + 1;
+            assert_eq!(m.index, expect, "server {i} applied index {} out of order (expected {expect})", m.index);
+            applied = m.index;
+            for (j, other) in s.logs.iter().enumerate() {
+                if let Some(old) = other.get(&m.index) {
+                    assert_eq!(
+                        old,
+                        &m.command,
+                        "commit index={} server={i} {} != server={j} {}",
+                        m.index,
+                        show(&m.command),
+                        show(old)
+                    );
+                }
             }
+            s.logs[i].insert(m.index, m.command);
+            s.max_index = s.max_index.max(m.index);
         }
-        s.servers[i].log.insert(m.index, m.command);
-        s.max_index = s.max_index.max(m.index);
-    }
+    });
+    raft
 }

@@ -1,5 +1,6 @@
-//! What runs print: the seed at the start, the one command that reproduces a
-//! failure bit for bit, and (quietly, inside campaigns) the panic message.
+//! What a running simulation says about itself: its seed at the start, the
+//! one command that reproduces a failure bit for bit, and (quietly, inside
+//! campaigns) its first panic message, kept for the report.
 
 use std::cell::RefCell;
 use std::sync::Once;

@@ -1,4 +1,4 @@
-//! `kvraft bench`: the project's speed figures, each from a benchmark run.
+//! Benchmarks (`kvraft bench`): the project's speed figures, each from a benchmark run.
 //! Virtual-time figures are exact for their seed; wall-clock figures are
 //! medians over repeated runs.
 
@@ -9,14 +9,16 @@ use std::time::{Duration, Instant};
 use futures::FutureExt;
 use serde::Serialize;
 
-use super::campaign;
-use super::checker::check_history;
-use super::history::{gen, History, OpKind};
-use super::kv_cluster::{clerk_addr, KvCluster};
-use super::network::SimNetwork;
-use super::raft_cluster::server_addr;
-use super::report;
-use super::scenario::{run_generic, GenericSpec};
+use crate::campaign::catalog;
+use crate::campaign::exec::run_spec;
+use crate::campaign::run::run_specs;
+use crate::campaign::workload::{run_generic, GenericSpec};
+use crate::check::history::{gen, History, OpKind};
+use crate::check::check_history;
+use crate::sim::context;
+use crate::sim::kv_cluster::{clerk_addr, KvCluster};
+use crate::sim::network::SimNetwork;
+use crate::sim::raft_cluster::server_addr;
 use crate::net::{FaultHook, Transport};
 use crate::raft::RAFT_SERVICE;
 
@@ -89,12 +91,12 @@ pub fn simulate<T: Send + 'static, F: std::future::Future<Output = T> + 'static>
     f: impl FnOnce() -> F + Send + 'static,
 ) -> T {
     std::thread::spawn(move || {
-        report::enter_quiet_run(format!("kvraft bench (seed {seed})"));
+        context::enter_quiet_run(format!("kvraft bench (seed {seed})"));
         let rt = madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
         rt.block_on(f())
     })
     .join()
-    .unwrap_or_else(|_| panic!("benchmark simulation failed: {}", report::take_panic().unwrap_or_default()))
+    .unwrap_or_else(|_| panic!("benchmark simulation failed: {}", context::take_panic().unwrap_or_default()))
 }
 
 const ECHO_SERVICE: u16 = 99;
@@ -214,9 +216,9 @@ fn persist_partition_unreliable(dup: f64) -> (f64, u64, f64) {
 
 /// Virtual seconds simulated per wall second on the hardest catalogue scenario.
 pub fn sim_speedup() -> f64 {
-    let sc = campaign::find("linearizable").expect("the linearizable scenario exists");
+    let spec = catalog::find("linearizable").expect("the linearizable scenario exists").spec(BENCH_SEED);
     let wall = Instant::now();
-    let r = std::thread::spawn(move || campaign::run_one(&sc, BENCH_SEED, None)).join().expect("run");
+    let r = std::thread::spawn(move || run_spec(&spec, None)).join().expect("run");
     // Instant::now() outside a simulation is the real clock.
     let w = wall.elapsed().as_secs_f64();
     r.virtual_ms as f64 / 1000.0 / w
@@ -335,11 +337,11 @@ pub fn run(opts: &BenchOptions, progress: &dyn Fn(&str)) -> BenchReport {
         None
     } else {
         progress("campaign memory (200 seeds)");
-        let sc = campaign::find("unreliable").expect("scenario");
-        let runs = |from: u64, n: u64| -> Vec<(campaign::Scenario, u64)> { (from..from + n).map(|s| (sc.clone(), s)).collect() };
-        campaign::run_many(&runs(1, 50), 2, None, &|_| {});
+        let sc = catalog::find("unreliable").expect("scenario");
+        let runs = |from: u64, n: u64| -> Vec<_> { (from..from + n).map(|s| sc.spec(s)).collect() };
+        run_specs(&runs(1, 50), 2, None, false, &|_| {});
         let after_50 = rss_mb().0;
-        campaign::run_many(&runs(51, 150), 2, None, &|_| {});
+        run_specs(&runs(51, 150), 2, None, false, &|_| {});
         let after_200 = rss_mb().0;
         Some(CampaignMemory {
             scenario: sc.name.to_string(),

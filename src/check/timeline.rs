@@ -13,8 +13,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
 use std::path::Path;
 
-use crate::sim::checker::{describe_op, Verdict};
-use crate::sim::history::{History, Op, OpKind};
+use super::checker::{describe_op, Verdict};
+use super::history::{History, Op, OpKind};
 
 /// At most this many ops are drawn in the overview (the failing key's are
 /// always drawn).

@@ -189,33 +189,6 @@ impl History {
         let text = std::fs::read_to_string(path).map_err(|source| HistoryError::Io { path: name.clone(), source })?;
         Self::from_json_str_named(&text, &name)
     }
-
-    /// Reads a history file in either format: JSON (the object documented
-    /// above) or Jepsen-style EDN event lines (see [`crate::sim::edn`]).
-    pub fn load_any(path: impl AsRef<Path>) -> Result<History, HistoryError> {
-        let path = path.as_ref();
-        let name = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| HistoryError::Io { path: name.clone(), source })?;
-        Self::parse_any(&text, &name)
-    }
-
-    /// Parses `text` as JSON when it looks like a JSON history object, else as
-    /// EDN event lines. `name` is used in errors and as the EDN scenario.
-    pub fn parse_any(text: &str, name: &str) -> Result<History, HistoryError> {
-        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-        let looks_json = text.trim_start().starts_with("{\"");
-        if looks_json {
-            match Self::from_json_str_named(text, name) {
-                Ok(h) => Ok(h),
-                Err(json_err) => match crate::sim::edn::parse_edn_history(text, name) {
-                    Ok(h) => Ok(h),
-                    Err(_) => Err(json_err),
-                },
-            }
-        } else {
-            crate::sim::edn::parse_edn_history(text, name)
-        }
-    }
 }
 
 /// serde_json appends " at line L column C"; we report those separately.

@@ -1,17 +1,16 @@
 //! Run specs: everything that determines one KV run (workload, sizes, fault
-//! rates, nemesis schedule, server bug, bounds, and the seed), as JSON, so a
-//! run can be saved, shrunk, replayed (`kvraft run --spec FILE`) and kept as
-//! a regression. Also the regressions file format.
+//! rates, nemesis schedule, server bug, bounds, and the seed), as plain data
+//! with its JSON form, so a run can be saved, shrunk, replayed (`kvraft run
+//! --spec FILE`) and kept as a regression. The catalogue and the swarm
+//! generator make specs; the executor runs them.
 
 use std::path::Path;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::campaign::Scenario;
-use super::network::FaultConfig;
-use super::scenario::GenericSpec;
 use crate::kv::Bug;
+use crate::sim::network::FaultConfig;
 
 /// Default liveness window: after every fault is healed, each clerk must
 /// complete one new op within this much virtual time.
@@ -46,7 +45,7 @@ pub struct RunSpec {
     #[serde(default)]
     pub crash_rate: f64,
     /// The swarm nemesis's fault events; absent: generated from the seed, the
-    /// partition style and the crash rate (see `swarm::schedule`).
+    /// partition style and the crash rate (see `nemesis::schedule`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nemesis: Option<Vec<NemesisEvent>>,
     /// A deliberate server bug.
@@ -254,44 +253,6 @@ pub fn parse_bug(s: &str) -> Result<Bug, String> {
 }
 
 impl RunSpec {
-    /// The spec of catalogue scenario `sc` with `seed`.
-    pub fn from_scenario(sc: &Scenario, seed: u64) -> RunSpec {
-        let g = &sc.spec;
-        let mut faults = Faults { duplicate_rate: g.duplicate_rate, ..Default::default() };
-        if g.unreliable {
-            let u = FaultConfig::unreliable();
-            faults.request_loss = u.request_loss;
-            faults.reply_loss = u.reply_loss;
-            faults.delay_ms = [u.min_delay.as_millis() as u64, u.max_delay.as_millis() as u64];
-        }
-        let partition = match (g.partitions, g.one_way) {
-            (false, _) => PartitionStyle::None,
-            (true, false) => PartitionStyle::Halves,
-            (true, true) => PartitionStyle::OneWay,
-        };
-        RunSpec {
-            scenario: sc.name.to_string(),
-            seed,
-            servers: g.servers,
-            clients: g.clients,
-            workload: Workload::Generic {
-                iterations: g.iterations,
-                round_ms: g.run.as_millis() as u64,
-                random_keys: g.random_keys,
-                restarts: g.crash,
-                inline_checks: g.inline_checks,
-            },
-            faults,
-            partition,
-            crash_rate: 0.0,
-            nemesis: None,
-            bug: g.bug,
-            bound_ms: sc.bound_ms,
-            liveness_ms: LIVENESS_MS,
-            inject_nondeterminism: false,
-        }
-    }
-
     /// Applies a deliberate server bug. A broken server would trip the
     /// clerks' own read checks, so those are turned off and the history
     /// checker judges the whole run.
@@ -303,29 +264,6 @@ impl RunSpec {
             }
         }
         self
-    }
-
-    /// The GenericTest parameters of a generic workload.
-    pub fn to_generic(&self) -> Option<GenericSpec> {
-        let Workload::Generic { iterations, round_ms, random_keys, restarts, inline_checks } = &self.workload else {
-            return None;
-        };
-        let mut g = GenericSpec::new(
-            self.clients,
-            self.servers,
-            !self.faults.is_none(),
-            *restarts,
-            self.partition != PartitionStyle::None,
-            *random_keys,
-        );
-        g.iterations = *iterations;
-        g.run = Duration::from_millis(*round_ms);
-        g.duplicate_rate = self.faults.duplicate_rate;
-        g.one_way = self.partition == PartitionStyle::OneWay;
-        g.bug = self.bug;
-        g.inline_checks = *inline_checks;
-        g.faults = Some(self.faults.to_config());
-        Some(g)
     }
 
     /// Checks every field; the error names the field and the problem.
@@ -445,98 +383,10 @@ impl RunSpec {
     }
 }
 
-fn json_error(origin: &str, e: &serde_json::Error, what: &str) -> String {
+pub(super) fn json_error(origin: &str, e: &serde_json::Error, what: &str) -> String {
     // serde_json ends its message with the position, which comes first here.
     let msg = e.to_string();
     let suffix = format!(" at line {} column {}", e.line(), e.column());
     let msg = msg.strip_suffix(&suffix).unwrap_or(&msg);
     format!("{origin}: line {}, column {}: {what}: {msg}", e.line(), e.column())
-}
-
-/// The regressions file (`sim-tests/regressions.json`): runs that once
-/// failed, replayed by `cargo test --test regressions`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RegressionFile {
-    /// What the file is (kept at the top of the file as its documentation).
-    pub about: String,
-    pub entries: Vec<Regression>,
-}
-
-/// One regression: a run and what it must do now.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Regression {
-    /// Unique in the file; names the test's output line.
-    pub name: String,
-    /// Why it is here: the bug it found, or why the run is worth keeping.
-    pub why: String,
-    /// "pass" (the bug was fixed), or the failure class a deliberately
-    /// broken server must keep producing: "not linearizable", "liveness",
-    /// "too slow".
-    #[serde(default = "default_expect")]
-    pub expect: String,
-    pub spec: RunSpec,
-}
-
-fn default_expect() -> String {
-    "pass".to_string()
-}
-
-pub const REGRESSIONS_ABOUT: &str = "Regressions: runs that once failed (or are worth keeping), \
-replayed by `cargo test --release --test regressions`. Each entry: name (unique), why (the bug it \
-found, or why it is kept), expect (\"pass\", or for a deliberately broken server the failure class it \
-must keep producing: \"not linearizable\", \"liveness\", \"too slow\"), spec (a run spec, as \
-`kvraft run --spec` reads). `kvraft fuzz --save-failures FILE` appends failing runs; once the bug \
-is fixed, edit `why` to say what it was.";
-
-impl RegressionFile {
-    pub fn new() -> Self {
-        RegressionFile { about: REGRESSIONS_ABOUT.to_string(), entries: Vec::new() }
-    }
-
-    /// Reads and validates a regressions file (every spec, unique names).
-    pub fn load(path: &Path) -> Result<RegressionFile, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
-        let origin = path.display().to_string();
-        let f: RegressionFile = serde_json::from_str(&text).map_err(|e| json_error(&origin, &e, "invalid regressions file"))?;
-        for (i, r) in f.entries.iter().enumerate() {
-            r.spec.validate().map_err(|e| format!("{origin}: entry {i} ({}): invalid spec: {e}", r.name))?;
-            if f.entries[..i].iter().any(|o| o.name == r.name) {
-                return Err(format!("{origin}: entry {i}: the name '{}' is used twice", r.name));
-            }
-            if !["pass", "not linearizable", "liveness", "too slow"].contains(&r.expect.as_str()) {
-                return Err(format!(
-                    "{origin}: entry {i} ({}): expect is '{}'; use pass, not linearizable, liveness or too slow",
-                    r.name, r.expect
-                ));
-            }
-        }
-        Ok(f)
-    }
-
-    /// Appends `entries` to the file at `path` (created if missing), making
-    /// names unique.
-    pub fn append(path: &Path, entries: Vec<Regression>) -> Result<usize, String> {
-        let mut f = if path.exists() { RegressionFile::load(path)? } else { RegressionFile::new() };
-        let n = entries.len();
-        for mut e in entries {
-            let base = e.name.clone();
-            let mut k = 2;
-            while f.entries.iter().any(|o| o.name == e.name) {
-                e.name = format!("{base}-{k}");
-                k += 1;
-            }
-            f.entries.push(e);
-        }
-        let text = serde_json::to_string_pretty(&f).expect("a regressions file serialises") + "\n";
-        std::fs::write(path, text).map_err(|e| format!("{}: cannot write: {e}", path.display()))?;
-        Ok(n)
-    }
-}
-
-impl Default for RegressionFile {
-    fn default() -> Self {
-        Self::new()
-    }
 }

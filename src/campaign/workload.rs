@@ -1,16 +1,21 @@
-//! The KV workloads of 6.5840's lab 4A tester (GenericTest and its helpers),
-//! parameterised so the ported tests and new scenarios share one body.
+//! What the clerks do in a KV run: 6.5840's GenericTest (the ported lab 4A
+//! tests and the catalogue share its body), random Get/Put/Append on a few
+//! keys (swarm), and the liveness phase that ends every campaign run.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::time::sleep;
 
-use super::kv_cluster::{KvCluster, KvOptions, TestClerk};
-use super::network::FaultConfig;
-use super::raft_cluster::rand_u64;
+use tokio::task::JoinHandle;
+
+use super::spec::{PartitionStyle, RunSpec, Workload};
+use super::{nemesis, verify};
 use crate::kv::Bug;
+use crate::sim::kv_cluster::{KvCluster, KvOptions, TestClerk};
+use crate::sim::network::FaultConfig;
+use crate::sim::raft_cluster::rand_u64;
 
 /// 6.5840's electionTimeout in the KV tests.
 pub const ELECTION_TIMEOUT: Duration = Duration::from_secs(1);
@@ -59,6 +64,37 @@ impl GenericSpec {
             inline_checks: true,
             faults: None,
         }
+    }
+
+    /// The GenericTest parameters of a spec's generic workload.
+    pub fn from_run(spec: &RunSpec) -> Option<GenericSpec> {
+        let Workload::Generic { iterations, round_ms, random_keys, restarts, inline_checks } = &spec.workload else {
+            return None;
+        };
+        let mut g = GenericSpec::new(
+            spec.clients,
+            spec.servers,
+            !spec.faults.is_none(),
+            *restarts,
+            spec.partition != PartitionStyle::None,
+            *random_keys,
+        );
+        g.iterations = *iterations;
+        g.run = Duration::from_millis(*round_ms);
+        g.duplicate_rate = spec.faults.duplicate_rate;
+        g.one_way = spec.partition == PartitionStyle::OneWay;
+        g.bug = spec.bug;
+        g.inline_checks = *inline_checks;
+        g.faults = Some(spec.faults.to_config());
+        Some(g)
+    }
+
+    /// The cluster this workload runs on.
+    pub fn options(&self) -> KvOptions {
+        let mut opts = KvOptions::new(self.servers, self.unreliable);
+        opts.bug = self.bug;
+        opts.faults = self.faults.clone();
+        opts
     }
 
     /// 6.5840's test title.
@@ -140,7 +176,7 @@ async fn partitioner(cfg: KvCluster, done: Arc<AtomicBool>, one_way: bool) {
 /// are checked, and the whole history for linearizability and `bound_ms`.
 pub async fn generic_test(name: &str, spec: &GenericSpec, bound_ms: f64) -> KvCluster {
     let cfg = run_generic(name, spec).await;
-    cfg.check(bound_ms);
+    verify::check(&cfg, bound_ms);
     cfg.end();
     cfg
 }
@@ -148,16 +184,14 @@ pub async fn generic_test(name: &str, spec: &GenericSpec, bound_ms: f64) -> KvCl
 /// GenericTest's workload without the final checks: returns the cluster with
 /// its recorded history.
 pub async fn run_generic(name: &str, spec: &GenericSpec) -> KvCluster {
-    run_generic_clerks(name, spec).await.0
+    let cfg = KvCluster::with_options(spec.options(), name).await;
+    generic(&cfg, spec).await;
+    cfg
 }
 
-/// As [`run_generic`], also returning the clerks of the last round and the
-/// checking clerk, for a liveness phase.
-pub async fn run_generic_clerks(name: &str, spec: &GenericSpec) -> (KvCluster, Vec<TestClerk>) {
-    let mut opts = KvOptions::new(spec.servers, spec.unreliable);
-    opts.bug = spec.bug;
-    opts.faults = spec.faults.clone();
-    let cfg = KvCluster::with_options(opts, name).await;
+/// GenericTest's workload on `cfg`; returns the clerks of the last round and
+/// the checking clerk, for a liveness phase.
+pub async fn generic(cfg: &KvCluster, spec: &GenericSpec) -> Vec<TestClerk> {
     if spec.faults.is_none() {
         cfg.set_duplication(spec.duplicate_rate);
     }
@@ -236,7 +270,7 @@ pub async fn run_generic_clerks(name: &str, spec: &GenericSpec) -> (KvCluster, V
         }
     }
     last_round.push(ck);
-    (cfg, last_round)
+    last_round
 }
 
 /// What the liveness phase measured.
@@ -291,3 +325,60 @@ pub async fn liveness_phase(
         ))
     }
 }
+
+/// The key clerk `k` appends to in the liveness phase.
+pub fn key_name(k: usize) -> String {
+    format!("k{k}")
+}
+
+/// The random-ops workload of a swarm spec on `cfg`, up to the end of its
+/// run time: clerks do random Get/Put/Append on the spec's keys while the
+/// nemesis applies the schedule. Returns the clerks (each handed back when
+/// its current op finishes).
+pub async fn random_ops(cfg: &KvCluster, spec: &RunSpec) -> Vec<JoinHandle<TestClerk>> {
+    let Workload::Swarm { keys, run_ms, ops_per_client } = spec.workload else {
+        panic!("random_ops needs a swarm workload");
+    };
+    cfg.begin(&format!("Test: swarm {}", super::report::describe_mix(spec)));
+    // Events at or after the end of the run would never fire.
+    let events: Vec<_> = nemesis::schedule(spec).into_iter().filter(|e| e.at_ms < run_ms).collect();
+    // Start once a first leader is elected (or after 10 s without one), so
+    // the first election does not count as the workload's latency: the
+    // clerks run closed loops, and in short runs that one second would
+    // dominate the mean ms/op.
+    let wait_from = Instant::now();
+    while cfg.leader().is_none() && wait_from.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let done = Arc::new(AtomicBool::new(false));
+    let start = Instant::now();
+    let mut clerks = Vec::new();
+    for c in 0..spec.clients {
+        let mut ck = cfg.make_client(&cfg.all()).await;
+        let done = done.clone();
+        clerks.push(tokio::spawn(async move {
+            let mut n = 0u64;
+            while !done.load(Ordering::SeqCst) && ops_per_client.is_none_or(|m| n < m) {
+                let key = key_name(rand_u64() as usize % keys);
+                // Unique values let the checker tell every write apart.
+                let value = format!("c{c}n{n}.");
+                match rand_u64() % 100 {
+                    0..=44 => {
+                        ck.get(&key).await;
+                    }
+                    45..=64 => ck.put(&key, &value).await,
+                    _ => ck.append(&key, &value).await,
+                }
+                n += 1;
+            }
+            ck
+        }));
+    }
+    let nemesis = tokio::spawn(nemesis::run(cfg.clone(), events, start));
+    tokio::time::sleep(Duration::from_millis(run_ms)).await;
+    done.store(true, Ordering::SeqCst);
+    // Every event is due before now; a restart in progress finishes first.
+    nemesis.await.expect("nemesis task");
+    clerks
+}
+

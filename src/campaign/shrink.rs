@@ -6,9 +6,10 @@
 
 use std::time::Duration;
 
-use super::campaign::{run_specs, FailureClass, RunReport};
+use super::report::{FailureClass, RunReport};
+use super::run::run_specs;
 use super::spec::{Action, NemesisEvent, PartitionStyle, RunSpec, Workload};
-use super::swarm;
+use super::nemesis;
 
 pub struct ShrinkOptions {
     /// Most runs to spend (the first run of the original included).
@@ -46,7 +47,7 @@ impl ShrinkOutcome {
             }
         };
         cmp("seed", a.seed.to_string(), b.seed.to_string());
-        cmp("nemesis events", swarm::schedule(a).len().to_string(), swarm::schedule(b).len().to_string());
+        cmp("nemesis events", nemesis::schedule(a).len().to_string(), nemesis::schedule(b).len().to_string());
         cmp("servers", a.servers.to_string(), b.servers.to_string());
         cmp("clients", a.clients.to_string(), b.clients.to_string());
         cmp("ops completed", self.original_report.ops.to_string(), self.shrunk_report.ops.to_string());
@@ -417,7 +418,7 @@ fn generic_cands(s: &RunSpec, _: &RunReport) -> Vec<(String, RunSpec)> {
 pub fn shrink(spec: &RunSpec, opts: &ShrinkOptions, progress: &dyn Fn(&str)) -> Result<ShrinkOutcome, String> {
     // The explicit schedule behaves exactly as the generated one, and its
     // events can be removed one by one.
-    let original = swarm::materialize(spec);
+    let original = nemesis::materialize(spec);
     let first = run_specs(std::slice::from_ref(&original), 1, opts.time_limit, false, &|_| {}).remove(0);
     let Some(failure) = first.failure.clone() else {
         return Err(format!(

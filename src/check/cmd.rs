@@ -4,8 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use crate::sim::checker::check_history;
-use crate::sim::history::History;
+use super::checker::check_history;
 
 /// Checks every file; prints one line each. Returns 0 when all are
 /// linearizable, 1 when some are not, 2 when some file cannot be read or
@@ -24,7 +23,7 @@ pub fn run_check_with(paths: &[PathBuf], timeline_dir: Option<&Path>) -> i32 {
     }
     for path in paths {
         let shown = path.display();
-        let history = match History::load_any(path) {
+        let history = match super::input::load_any(path) {
             Ok(h) => h,
             Err(e) => {
                 println!("{shown}: error: {}", strip_prefix(&e.to_string(), &shown.to_string()));
@@ -50,7 +49,7 @@ pub fn run_check_with(paths: &[PathBuf], timeline_dir: Option<&Path>) -> i32 {
                 let name =
                     path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_else(|| "history".into());
                 let out = dir.join(format!("{name}.html"));
-                match crate::sim::timeline::write_timeline_html(&history, &verdict, &out) {
+                match super::timeline::write_timeline_html(&history, &verdict, &out) {
                     Ok(()) => println!("  timeline: {}", out.display()),
                     Err(e) => println!("  cannot write timeline {}: {e}", out.display()),
                 }

@@ -60,7 +60,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 
-use crate::sim::history::{Op, OpKind};
+use super::history::{Op, OpKind};
 
 // ---------------------------------------------------------------------------
 // Results
@@ -163,7 +163,7 @@ pub fn describe_op(op: &Op) -> String {
 /// Checks a history. Never gives up: the answer is always exact.
 ///
 /// Ops need not be valid in the sense of
-/// [`crate::sim::history::validate_ops`]: a get without output is treated as
+/// [`super::history::validate_ops`]: a get without output is treated as
 /// pending (it constrains nothing) and a return before the call as a return at
 /// the call.
 pub fn check_history(ops: &[Op]) -> Verdict {

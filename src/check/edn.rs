@@ -18,7 +18,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
-use crate::sim::history::{History, HistoryError, Op, OpKind};
+use super::history::{History, HistoryError, Op, OpKind};
 
 /// An EDN value (the subset histories use, plus enough to skip the rest).
 #[derive(Clone, Debug, PartialEq)]

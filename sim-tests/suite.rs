@@ -1,0 +1,13 @@
+//! Every test of the crate, in one binary (one link instead of nine): the
+//! ported 6.5840 suites, the harness's own tests and the checker's. Filter
+//! by module, e.g. `cargo test --release --test suite -- kv_4a::`.
+
+mod checker;
+mod kv_4a;
+mod kv_more;
+mod raft_3a;
+mod raft_3b;
+mod raft_3c;
+mod raft_core;
+mod regressions;
+mod tool;

@@ -1,0 +1,160 @@
+//! The catalogue of named KV scenarios, each a run spec for any seed; the
+//! spec of a run named on the command line (a scenario or "swarm"); and the
+//! shortest command that replays a spec.
+
+use super::nemesis;
+use super::spec::{self, Faults, PartitionStyle, RunSpec, Workload, LIVENESS_MS};
+use super::swarm;
+use crate::kv::Bug;
+use crate::sim::network::FaultConfig;
+
+/// One named scenario.
+#[derive(Clone)]
+pub struct Scenario {
+    pub name: &'static str,
+    pub about: &'static str,
+    /// Its run spec, for seed 0.
+    template: RunSpec,
+    /// Part of the default campaign (the deliberately broken ones are not).
+    pub default: bool,
+}
+
+impl Scenario {
+    /// The scenario's run with `seed`.
+    pub fn spec(&self, seed: u64) -> RunSpec {
+        RunSpec { seed, ..self.template.clone() }
+    }
+
+    /// Mean virtual ms per completed op that the scenario must stay under.
+    pub fn bound_ms(&self) -> f64 {
+        self.template.bound_ms
+    }
+}
+
+/// 6.5840's GenericTest as a run spec: `clients` clerks and `servers`
+/// servers, three 5 s rounds, 6.5840's unreliable network if asked,
+/// restarts of every server between rounds, partitions of the given style.
+fn generic(
+    name: &str,
+    clients: usize,
+    servers: usize,
+    unreliable: bool,
+    restarts: bool,
+    partition: PartitionStyle,
+    random_keys: bool,
+    bound_ms: f64,
+) -> RunSpec {
+    let mut faults = Faults::default();
+    if unreliable {
+        let u = FaultConfig::unreliable();
+        faults.request_loss = u.request_loss;
+        faults.reply_loss = u.reply_loss;
+        faults.delay_ms = [u.min_delay.as_millis() as u64, u.max_delay.as_millis() as u64];
+    }
+    RunSpec {
+        scenario: name.to_string(),
+        seed: 0,
+        servers,
+        clients,
+        workload: Workload::Generic { iterations: 3, round_ms: 5000, random_keys, restarts, inline_checks: true },
+        faults,
+        partition,
+        crash_rate: 0.0,
+        nemesis: None,
+        bug: Bug::None,
+        bound_ms,
+        liveness_ms: LIVENESS_MS,
+        inject_nondeterminism: false,
+    }
+}
+
+/// Every scenario, in a fixed order.
+pub fn catalog() -> Vec<Scenario> {
+    use PartitionStyle::{Halves, None as NoParts, OneWay};
+    let sc = |name: &'static str, about: &'static str, template: RunSpec| Scenario { name, about, template, default: true };
+    let broken = |name: &'static str, about: &'static str, template: RunSpec| Scenario { name, about, template, default: false };
+    let mut dup = generic("duplication", 5, 5, true, true, Halves, false, 600.0);
+    dup.faults.duplicate_rate = 0.3;
+    vec![
+        sc("basic", "1 clerk, 5 servers, reliable network", generic("basic", 1, 5, false, false, NoParts, false, 45.0)),
+        sc("concurrent", "5 clerks, 5 servers, reliable network", generic("concurrent", 5, 5, false, false, NoParts, false, 60.0)),
+        sc(
+            "unreliable",
+            "5 clerks; 10% of requests and replies lost, delays 0-27 ms",
+            generic("unreliable", 5, 5, true, false, NoParts, false, 200.0),
+        ),
+        sc(
+            "partitions",
+            "5 clerks; servers split in two at random every ~1 s",
+            generic("partitions", 5, 5, false, false, Halves, false, 150.0),
+        ),
+        sc(
+            "restarts",
+            "5 clerks; all servers crash and restart between rounds",
+            generic("restarts", 5, 5, false, true, NoParts, false, 100.0),
+        ),
+        sc(
+            "restarts_unreliable",
+            "5 clerks; crashes and a lossy network",
+            generic("restarts_unreliable", 5, 5, true, true, NoParts, false, 300.0),
+        ),
+        sc(
+            "partitions_restarts_unreliable",
+            "5 clerks; partitions, crashes, loss",
+            generic("partitions_restarts_unreliable", 5, 5, true, true, Halves, false, 500.0),
+        ),
+        sc(
+            "linearizable",
+            "15 clerks, 7 servers, random keys with puts; partitions, crashes, loss",
+            generic("linearizable", 15, 7, true, true, Halves, true, 600.0),
+        ),
+        sc("duplication", "5 clerks; 30% of messages delivered twice, plus loss, partitions, crashes", dup),
+        sc("one_way", "5 clerks; random one-way link cuts between servers", generic("one_way", 5, 5, false, false, OneWay, false, 300.0)),
+        broken(
+            "broken_local_get",
+            "a broken server that answers Get from its local map (must fail)",
+            generic("broken_local_get", 5, 5, false, false, Halves, true, 150.0).with_bug(Bug::LocalGet),
+        ),
+        broken(
+            "broken_no_dedup",
+            "a broken server without a duplicate table (must fail)",
+            generic("broken_no_dedup", 5, 5, true, false, NoParts, false, 200.0).with_bug(Bug::NoDedup),
+        ),
+    ]
+}
+
+pub fn find(name: &str) -> Option<Scenario> {
+    catalog().into_iter().find(|s| s.name == name)
+}
+
+/// The spec of a named run: a catalogue scenario or "swarm", with `seed`
+/// and a deliberate bug (None: as the scenario has it).
+pub fn spec_for(name: &str, seed: u64, bug: Option<Bug>) -> Result<RunSpec, String> {
+    let spec = if name == swarm::SWARM {
+        swarm::swarm_spec(seed)
+    } else {
+        let sc = find(name).ok_or_else(|| {
+            let mut names: Vec<&str> = catalog().iter().map(|s| s.name).collect();
+            names.push(swarm::SWARM);
+            format!("unknown scenario '{name}'; known: {}", names.join(", "))
+        })?;
+        sc.spec(seed)
+    };
+    Ok(match bug {
+        Some(b) => spec.with_bug(b),
+        None => spec,
+    })
+}
+
+/// The shortest command that replays `spec`: by name and seed when the name
+/// and seed generate exactly this spec, else from a spec file.
+pub fn reproduce_command(spec: &RunSpec) -> String {
+    let bug = if spec.bug == Bug::None { None } else { Some(spec.bug) };
+    match spec_for(&spec.scenario, spec.seed, bug) {
+        Ok(s) if s == *spec || (s.nemesis.is_none() && nemesis::materialize(&s) == *spec) => {
+            let bug_arg = bug.map(|b| format!(" --bug {}", spec::bug_to_str(b))).unwrap_or_default();
+            format!("cargo run --release -- run {} --seed {}{bug_arg}", spec.scenario, spec.seed)
+        }
+        _ => "cargo run --release -- run --spec FILE (the spec saved by --save-failures or shrink --out)".to_string(),
+    }
+}

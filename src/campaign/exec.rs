@@ -1,0 +1,138 @@
+//! The executor: runs one spec in a fresh simulation (on a thread of its
+//! own) and returns its report. Every spec takes the same path: build the
+//! cluster, run the spec's workload (the nemesis alongside), the liveness
+//! phase, the checks. Failures are caught and reported, not raised.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::catalog::reproduce_command;
+use super::report::{FaultCounts, RunReport};
+use super::spec::{RunSpec, Workload};
+use super::verify;
+use super::workload::{self, key_name, liveness_phase, GenericSpec, Liveness};
+use crate::sim::context;
+use crate::sim::kv_cluster::{KvCluster, KvOptions, RunFigures};
+
+/// What a run produced inside the simulation.
+struct Outcome {
+    verdict_linearizable: bool,
+    failing_key: Option<String>,
+    figures: RunFigures,
+    history: Option<PathBuf>,
+    liveness: Result<Liveness, String>,
+    trace_hash: u64,
+}
+
+/// The whole run inside the simulation: workload, liveness phase, history check.
+async fn execute(spec: RunSpec) -> Outcome {
+    let window = Duration::from_millis(spec.liveness_ms);
+    let mut opts = KvOptions::new(spec.servers, false);
+    opts.bug = spec.bug;
+    opts.faults = Some(spec.faults.to_config());
+    let cfg = KvCluster::with_options(opts, &spec.scenario).await;
+    if spec.inject_nondeterminism {
+        cfg.network().inject_unseeded_delay();
+    }
+    let (clerks, key_of): (_, Box<dyn Fn(usize) -> String>) = match &spec.workload {
+        Workload::Generic { .. } => {
+            let g = GenericSpec::from_run(&spec).expect("a generic workload");
+            let clerks = workload::generic(&cfg, &g).await;
+            // Handles for uniformity with swarm clerks, which may be mid-op.
+            let clerks = clerks.into_iter().map(|ck| tokio::spawn(async move { ck })).collect();
+            let n = spec.clients;
+            (clerks, Box::new(move |k| (k % n).to_string()))
+        }
+        Workload::Swarm { keys, .. } => {
+            let keys = *keys;
+            (workload::random_ops(&cfg, &spec).await, Box::new(move |k| key_name(k % keys)))
+        }
+    };
+    let liveness = liveness_phase(&cfg, clerks, key_of, window).await;
+    let (verdict, path) = verify::linearizability(&cfg);
+    let outcome = Outcome {
+        verdict_linearizable: verdict.linearizable,
+        failing_key: verdict.failing_key,
+        figures: cfg.figures(),
+        history: path,
+        liveness,
+        trace_hash: cfg.trace_hash(),
+    };
+    cfg.shutdown().await;
+    outcome
+}
+
+/// Runs `spec` in a fresh simulation on this thread (failures are caught
+/// and reported, not raised).
+pub fn run_spec(spec: &RunSpec, time_limit: Option<Duration>) -> RunReport {
+    let reproduce = reproduce_command(spec);
+    context::enter_quiet_run(reproduce.clone());
+    let mut rt = madsim::runtime::Runtime::with_seed_and_config(spec.seed, madsim::Config::default());
+    if let Some(limit) = time_limit {
+        rt.set_time_limit(limit);
+    }
+    let owned = spec.clone();
+    let outcome = catch_unwind(AssertUnwindSafe(|| rt.block_on(execute(owned))));
+    let panic = context::take_panic();
+    let mut r = RunReport::pending(spec, reproduce);
+    match outcome {
+        Ok(o) => {
+            let f = &o.figures;
+            r.ops = f.ops;
+            r.ms_per_op = f.mean_ms_per_op;
+            r.virtual_ms = f.virtual_ms;
+            r.linearizable = o.verdict_linearizable;
+            r.history = o.history.map(|p| p.display().to_string());
+            r.trace_hash = o.trace_hash;
+            r.faults = FaultCounts {
+                requests_dropped: f.net.requests_dropped,
+                replies_dropped: f.net.replies_dropped,
+                duplicated: f.net.duplicated,
+                delayed: f.net.delayed + f.net.long_delayed,
+                partitions: f.partitions,
+                crashes: f.crashes,
+            };
+            r.liveness_ms = o.liveness.as_ref().ok().and_then(|l| l.ms);
+            // Safety first: a wrong answer matters more than a stuck or slow run.
+            if !o.verdict_linearizable {
+                r.failure = Some(format!("not linearizable (key {:?})", o.failing_key.unwrap_or_default()));
+            } else if let Err(e) = o.liveness {
+                r.failure = Some(e);
+            } else if f.mean_ms_per_op > spec.bound_ms {
+                r.failure = Some(format!("too slow: {:.1} ms/op > {} ms/op", f.mean_ms_per_op, spec.bound_ms));
+            } else {
+                r.passed = true;
+            }
+        }
+        Err(_) => {
+            r.failure = Some(panic.unwrap_or_else(|| "panicked".to_string()));
+        }
+    }
+    r
+}
+
+/// Runs `spec` on a thread of its own (madsim keeps per-thread state);
+/// with `check_determinism`, twice, and a different trace is a failure.
+pub fn run_spec_isolated(spec: &RunSpec, time_limit: Option<Duration>, check_determinism: bool) -> RunReport {
+    let once = || {
+        std::thread::scope(|s| s.spawn(|| run_spec(spec, time_limit)).join()).unwrap_or_else(|_| {
+            let mut r = RunReport::pending(spec, reproduce_command(spec));
+            r.failure = Some("the run's thread panicked".to_string());
+            r
+        })
+    };
+    let mut r = once();
+    if check_determinism {
+        let again = once();
+        if (again.trace_hash, &again.failure) != (r.trace_hash, &r.failure) {
+            r.passed = false;
+            r.failure = Some(format!(
+                "nondeterminism: two runs of the same spec differ: trace hash {:016x} then {:016x}; failure {:?} then {:?}",
+                r.trace_hash, again.trace_hash, r.failure, again.failure
+            ));
+        }
+    }
+    r
+}
+

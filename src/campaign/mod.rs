@@ -1,0 +1,18 @@
+//! The campaign engine. A run flows one way: the catalogue ([`catalog`]) or
+//! the swarm generator ([`swarm`]) makes a run spec ([`spec`]); the executor
+//! ([`exec`]) runs it (the workload of [`workload`], the faults of
+//! [`nemesis`], the checks of [`verify`]) and returns a report ([`report`]);
+//! a campaign ([`run`]) summarises many, [`shrink`] searches for a smaller
+//! run that fails the same way, and [`regressions`] keeps failing runs.
+
+pub mod catalog;
+pub mod exec;
+pub mod nemesis;
+pub mod regressions;
+pub mod report;
+pub mod run;
+pub mod shrink;
+pub mod spec;
+pub mod swarm;
+pub mod verify;
+pub mod workload;

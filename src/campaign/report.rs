@@ -1,0 +1,309 @@
+//! What a run reports: its figures, the faults that fired, how it failed (a
+//! failure class, for "fails the same way"), a one-line description of its
+//! mix; and a campaign's summary table.
+
+use serde::Serialize;
+
+use super::nemesis;
+use super::spec::{self, PartitionStyle, RunSpec, Workload};
+use crate::kv::Bug;
+
+/// Faults that fired in a run.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct FaultCounts {
+    pub requests_dropped: u64,
+    pub replies_dropped: u64,
+    pub duplicated: u64,
+    pub delayed: u64,
+    pub partitions: u64,
+    pub crashes: u64,
+}
+
+/// The result of one run (the `--json` line).
+#[derive(Clone, Debug, Serialize)]
+pub struct RunReport {
+    pub scenario: String,
+    pub seed: u64,
+    pub passed: bool,
+    pub failure: Option<String>,
+    pub ops: usize,
+    pub ms_per_op: f64,
+    pub virtual_ms: u64,
+    pub linearizable: bool,
+    pub faults: FaultCounts,
+    pub history: Option<String>,
+    /// The run's parameters in one short line (see [`describe_mix`]).
+    pub mix: String,
+    /// The ms/op bound the run was held to.
+    pub bound_ms: f64,
+    /// Virtual ms from the final heal until every clerk completed a new op
+    /// (None if the liveness phase failed or was not reached).
+    pub liveness_ms: Option<u64>,
+    /// The liveness window, virtual ms.
+    pub liveness_window_ms: u64,
+    /// Hash of every message event and the history (0 if the run panicked).
+    pub trace_hash: u64,
+    /// The command that replays this run.
+    pub reproduce: String,
+    /// Everything that determines the run.
+    #[serde(skip)]
+    pub spec: RunSpec,
+}
+
+
+impl RunReport {
+    /// A report for `spec` before (or without) running it: nothing passed yet.
+    pub fn pending(spec: &RunSpec, reproduce: String) -> RunReport {
+        RunReport {
+            scenario: spec.scenario.clone(),
+            seed: spec.seed,
+            passed: false,
+            failure: None,
+            ops: 0,
+            ms_per_op: 0.0,
+            virtual_ms: 0,
+            linearizable: false,
+            faults: FaultCounts::default(),
+            history: None,
+            mix: describe_mix(spec),
+            bound_ms: spec.bound_ms,
+            liveness_ms: None,
+            liveness_window_ms: spec.liveness_ms,
+            trace_hash: 0,
+            reproduce,
+            spec: spec.clone(),
+        }
+    }
+}
+
+/// How a run failed, for "fails the same way".
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FailureClass {
+    NotLinearizable,
+    Liveness,
+    TooSlow,
+    Nondeterminism,
+    /// A panic (an assertion in the workload, a time limit), by the start
+    /// of its message.
+    Panic(String),
+}
+
+impl FailureClass {
+    /// Classifies a report's failure message.
+    pub fn of(failure: &str) -> FailureClass {
+        if failure.starts_with("not linearizable") {
+            FailureClass::NotLinearizable
+        } else if failure.starts_with("liveness:") {
+            FailureClass::Liveness
+        } else if failure.starts_with("too slow:") {
+            FailureClass::TooSlow
+        } else if failure.starts_with("nondeterminism:") {
+            FailureClass::Nondeterminism
+        } else {
+            FailureClass::Panic(panic_prefix(failure))
+        }
+    }
+
+    pub fn name(&self) -> String {
+        match self {
+            FailureClass::NotLinearizable => "not linearizable".to_string(),
+            FailureClass::Liveness => "liveness".to_string(),
+            FailureClass::TooSlow => "too slow".to_string(),
+            FailureClass::Nondeterminism => "nondeterminism".to_string(),
+            FailureClass::Panic(p) => format!("panic: {p}"),
+        }
+    }
+}
+
+/// The start of a panic message with what varies between runs blanked: the
+/// source location dropped, every number replaced by `N`, at most 48
+/// characters (e.g. `N missing element x N N y in Append result x N N`).
+pub fn panic_prefix(msg: &str) -> String {
+    let msg = msg.split(" (at ").next().unwrap_or(msg);
+    let mut out = String::new();
+    let mut in_number = false;
+    for c in msg.chars() {
+        if c.is_ascii_digit() {
+            if !in_number {
+                out.push('N');
+            }
+            in_number = true;
+        } else {
+            in_number = false;
+            out.push(c);
+        }
+        if out.chars().count() >= 48 {
+            break;
+        }
+    }
+    out.trim_end().to_string()
+}
+
+/// One short line naming the mix, e.g.
+/// `s5 c7 k23 loss 12/5% dup 30% delay 2-40ms lr part bridge crash 0.2/s 14 ev`.
+pub fn describe_mix(spec: &RunSpec) -> String {
+    let f = &spec.faults;
+    let pct = |x: f64| (x * 100.0).round() as u64;
+    let mut s = format!("s{} c{}", spec.servers, spec.clients);
+    if let Workload::Swarm { keys, run_ms, ops_per_client } = &spec.workload {
+        s += &format!(" k{keys} {}s", *run_ms as f64 / 1000.0);
+        if let Some(n) = ops_per_client {
+            s += &format!(" {n}op");
+        }
+    }
+    if f.request_loss > 0.0 || f.reply_loss > 0.0 {
+        s += &format!(" loss {}/{}%", pct(f.request_loss), pct(f.reply_loss));
+    }
+    if f.duplicate_rate > 0.0 {
+        s += &format!(" dup {}%", pct(f.duplicate_rate));
+    }
+    if f.delay_ms[1] > 0 {
+        s += &format!(" delay {}-{}ms", f.delay_ms[0], f.delay_ms[1]);
+    }
+    if f.long_reordering {
+        s += " lr";
+    }
+    match &spec.nemesis {
+        None => {
+            if spec.partition != PartitionStyle::None {
+                s += &format!(" part {}", spec.partition.name());
+            }
+            if spec.crash_rate > 0.0 {
+                s += &format!(" crash {}/s", spec.crash_rate);
+            }
+            if matches!(spec.workload, Workload::Swarm { .. }) {
+                s += &format!(" {} ev", nemesis::schedule(spec).len());
+            }
+        }
+        Some(ev) => s += &format!(" {} ev (explicit)", ev.len()),
+    }
+    if spec.bug != Bug::None {
+        s += &format!(" bug {}", spec::bug_to_str(spec.bug));
+    }
+    s
+}
+
+
+/// One row of the summary table.
+#[derive(Clone, Debug, Serialize)]
+pub struct SummaryRow {
+    pub scenario: String,
+    pub seeds: usize,
+    pub passed: usize,
+    pub failed: usize,
+    pub ops: usize,
+    pub median_ms_per_op: f64,
+    pub max_ms_per_op: f64,
+    /// Slowest liveness phase (virtual ms from heal to every clerk's new op).
+    pub max_liveness_ms: u64,
+    pub faults: FaultCounts,
+}
+
+/// Aggregates reports per scenario, in order of first appearance.
+pub fn summarize(reports: &[RunReport]) -> Vec<SummaryRow> {
+    let mut names: Vec<&str> = Vec::new();
+    for r in reports {
+        if !names.contains(&r.scenario.as_str()) {
+            names.push(&r.scenario);
+        }
+    }
+    names
+        .into_iter()
+        .map(|name| {
+            let rs: Vec<&RunReport> = reports.iter().filter(|r| r.scenario == name).collect();
+            let mut ms: Vec<f64> = rs.iter().filter(|r| r.ops > 0).map(|r| r.ms_per_op).collect();
+            ms.sort_by(|a, b| a.total_cmp(b));
+            let mut faults = FaultCounts::default();
+            for r in &rs {
+                faults.requests_dropped += r.faults.requests_dropped;
+                faults.replies_dropped += r.faults.replies_dropped;
+                faults.duplicated += r.faults.duplicated;
+                faults.delayed += r.faults.delayed;
+                faults.partitions += r.faults.partitions;
+                faults.crashes += r.faults.crashes;
+            }
+            SummaryRow {
+                scenario: name.to_string(),
+                seeds: rs.len(),
+                passed: rs.iter().filter(|r| r.passed).count(),
+                failed: rs.iter().filter(|r| !r.passed).count(),
+                ops: rs.iter().map(|r| r.ops).sum(),
+                median_ms_per_op: if ms.is_empty() { 0.0 } else { ms[ms.len() / 2] },
+                max_ms_per_op: ms.last().copied().unwrap_or(0.0),
+                max_liveness_ms: rs.iter().filter_map(|r| r.liveness_ms).max().unwrap_or(0),
+                faults,
+            }
+        })
+        .collect()
+}
+
+/// The summary as an aligned text table, one column per fault kind.
+pub fn render_table(rows: &[SummaryRow]) -> String {
+    let mut out = format!(
+        "{:<31} {:>5} {:>6} {:>6} {:>8} {:>9} {:>9} {:>8} {:>8} {:>8} {:>7} {:>8} {:>6} {:>7}\n",
+        "scenario", "seeds", "passed", "failed", "ops", "med ms/op", "max ms/op", "live ms", "req drop", "rep drop", "dup", "delayed", "parts", "crashes"
+    );
+    for r in rows {
+        let f = &r.faults;
+        out += &format!(
+            "{:<31} {:>5} {:>6} {:>6} {:>8} {:>9.1} {:>9.1} {:>8} {:>8} {:>8} {:>7} {:>8} {:>6} {:>7}\n",
+            r.scenario,
+            r.seeds,
+            r.passed,
+            r.failed,
+            r.ops,
+            r.median_ms_per_op,
+            r.max_ms_per_op,
+            r.max_liveness_ms,
+            f.requests_dropped,
+            f.replies_dropped,
+            f.duplicated,
+            f.delayed,
+            f.partitions,
+            f.crashes
+        );
+    }
+    out
+}
+
+
+/// One run's report as aligned lines (what `kvraft run` prints).
+pub fn render_report(r: &RunReport) -> String {
+    let mut s = String::new();
+    let mut line = |k: &str, v: String| s += &format!("{k:<13} {v}\n");
+    line("scenario", r.scenario.clone());
+    line("seed", r.seed.to_string());
+    line("mix", r.mix.clone());
+    line("result", if r.passed { "passed".to_string() } else { format!("FAILED: {}", r.failure.as_deref().unwrap_or("")) });
+    line("ops", r.ops.to_string());
+    line("ms/op", format!("{:.2} (virtual; bound {} ms/op)", r.ms_per_op, r.bound_ms));
+    line("virtual time", format!("{} ms", r.virtual_ms));
+    line("linearizable", r.linearizable.to_string());
+    line(
+        "liveness",
+        match r.liveness_ms {
+            Some(ms) => format!("every clerk completed a new op {ms} ms after the heal (window {} ms, virtual)", r.liveness_window_ms),
+            None => format!("not shown (window {} ms, virtual)", r.liveness_window_ms),
+        },
+    );
+    let f = &r.faults;
+    line(
+        "faults",
+        format!(
+            "requests_dropped={} replies_dropped={} duplicated={} delayed={} partitions={} crashes={}",
+            f.requests_dropped, f.replies_dropped, f.duplicated, f.delayed, f.partitions, f.crashes
+        ),
+    );
+    line("trace hash", format!("{:016x}", r.trace_hash));
+    if let Some(h) = &r.history {
+        line("history", h.clone());
+        let html = std::path::Path::new(h).with_extension("html");
+        if html.exists() {
+            line("timeline", html.display().to_string());
+        }
+    }
+    if !r.passed {
+        line("reproduce", r.reproduce.clone());
+    }
+    s
+}

@@ -1,0 +1,99 @@
+//! The swarm generator: each seed draws its own fault mix (cluster size,
+//! clients, keys, loss, duplication, delays, partition style, crash rate)
+//! from a generator seeded by the seed, as a run spec whose nemesis
+//! schedule is left to [`super::nemesis::schedule`]; its clerks run the
+//! random-ops workload ([`super::workload::random_ops`]).
+
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+
+use super::nemesis::{outage_ms, schedule};
+use super::spec::{Faults, PartitionStyle, RunSpec, Workload, LIVENESS_MS};
+use crate::kv::Bug;
+
+/// The name swarm runs go by.
+pub const SWARM: &str = "swarm";
+
+// The mix's own stream (the schedule draws from another, so that a spec
+// with an edited mix still gets a schedule of its own seed).
+const MIX_STREAM: u64 = 0x5357_4152_4d5f_4d49; // "SWARM_MI"
+
+fn rate(rng: &mut StdRng, p_zero: f64, max: f64) -> f64 {
+    if rng.gen_bool(p_zero) {
+        0.0
+    } else {
+        // Two decimals: short in reports and spec files.
+        (rng.gen_range(0.01..max) * 100.0).round() / 100.0
+    }
+}
+
+/// The swarm spec of `seed`: its fault mix, with the schedule left implicit.
+pub fn swarm_spec(seed: u64) -> RunSpec {
+    let mut rng = StdRng::seed_from_u64(seed ^ MIX_STREAM);
+    let servers = *[3usize, 5, 7].choose(&mut rng).unwrap();
+    let clients = rng.gen_range(1..=15);
+    // Half the seeds use few keys, so that clerks contend on them.
+    let keys = if rng.gen_bool(0.5) { rng.gen_range(1..=10) } else { rng.gen_range(1..=100) };
+    let request_loss = rate(&mut rng, 0.3, 0.3);
+    let reply_loss = rate(&mut rng, 0.3, 0.3);
+    let duplicate_rate = rate(&mut rng, 0.4, 0.5);
+    let delay_ms = if rng.gen_bool(0.4) {
+        [0, 0]
+    } else {
+        let lo = rng.gen_range(0..=10);
+        [lo, lo + rng.gen_range(1..=60)]
+    };
+    let long_reordering = rng.gen_bool(0.15);
+    let partition = *[
+        PartitionStyle::None,
+        PartitionStyle::Halves,
+        PartitionStyle::Leader,
+        PartitionStyle::OneWay,
+        PartitionStyle::Bridge,
+        PartitionStyle::Mixed,
+    ]
+    .choose(&mut rng)
+    .unwrap();
+    let crash_rate = if rng.gen_bool(0.35) { 0.0 } else { (rng.gen_range(0.05..0.6f64) * 100.0).round() / 100.0 };
+    let run_ms = rng.gen_range(3..=8) * 1000;
+    let faults = Faults { request_loss, reply_loss, duplicate_rate, delay_ms, long_reordering };
+    let mut spec = RunSpec {
+        scenario: SWARM.to_string(),
+        seed,
+        servers,
+        clients,
+        workload: Workload::Swarm { keys, run_ms, ops_per_client: None },
+        faults,
+        partition,
+        crash_rate,
+        nemesis: None,
+        bug: Bug::None,
+        bound_ms: 0.0,
+        liveness_ms: LIVENESS_MS,
+        inject_nondeterminism: false,
+    };
+    spec.bound_ms = swarm_bound_ms(&spec);
+    spec
+}
+
+/// The ms/op bound of a swarm mix. A clerk waits out lost requests and
+/// replies (150 ms per attempt, on its own RPCs and on Raft's), delays,
+/// long reordering (up to 2.2 s per reply), each crash or partition (an
+/// election), and stretches with no majority up (see [`outage_ms`]). Runs
+/// with few ops have noisy means, so the bound is wide: on seeds 1000-12999
+/// the slowest run reached 0.45 of it (a mix without nemesis events), the
+/// median 0.05; mixes with events or long reordering at most 0.36.
+pub fn swarm_bound_ms(spec: &RunSpec) -> f64 {
+    let f = &spec.faults;
+    let loss = 1.0 - (1.0 - f.request_loss) * (1.0 - f.reply_loss);
+    let mut b = 100.0 + 8000.0 * loss + 3.0 * f.delay_ms[1] as f64;
+    if f.long_reordering {
+        b += 7000.0;
+    }
+    let run_s = spec.run_ms() as f64 / 1000.0;
+    b += 2000.0 * schedule(spec).len() as f64 / run_s;
+    b += 2.0 * outage_ms(spec).0 as f64;
+    b.round()
+}
+

@@ -1,0 +1,74 @@
+//! The checks every KV run ends with: the clerks' history is linearizable
+//! (written as JSON, plus an HTML timeline when it is not), and the mean
+//! virtual ms per completed op is within the run's bound.
+
+use std::path::PathBuf;
+
+use crate::check::timeline::write_timeline_html;
+use crate::check::{check_history, Verdict};
+use crate::sim::context;
+use crate::sim::kv_cluster::KvCluster;
+
+/// Checks the cluster's history; writes it (JSON, and an HTML timeline if it
+/// fails) where [`history_dir`] says. Does not panic.
+pub fn linearizability(cfg: &KvCluster) -> (Verdict, Option<PathBuf>) {
+    let h = cfg.history();
+    let verdict = check_history(&h.ops);
+    let mut written = None;
+    if let Some(dir) = history_dir(!verdict.linearizable) {
+        let _ = std::fs::create_dir_all(&dir);
+        // Test names may carry their module ("kv_4a::basic_4a").
+        let stem = format!("{}-{}", h.scenario.replace("::", "."), h.seed);
+        let json = dir.join(format!("{stem}.json"));
+        match h.write_json(&json) {
+            Ok(()) => written = Some(json.clone()),
+            Err(e) => eprintln!("could not write {}: {e}", json.display()),
+        }
+        if !verdict.linearizable {
+            let html = dir.join(format!("{stem}.html"));
+            match write_timeline_html(&h, &verdict, &html) {
+                // Campaigns report the history path themselves.
+                Ok(()) if context::is_quiet() => {}
+                Ok(()) => eprintln!("timeline: {}", html.display()),
+                Err(e) => eprintln!("could not write {}: {e}", html.display()),
+            }
+        }
+    }
+    (verdict, written)
+}
+
+/// The two checks of every ported KV test, as assertions: the history is
+/// linearizable, and the mean virtual ms per completed op is within
+/// `bound_ms`.
+pub fn check(cfg: &KvCluster, bound_ms: f64) {
+    let f = cfg.figures();
+    context::say(format!(
+        "  {} ops ({} pending); {:.2} ms/op mean (bound {bound_ms} ms/op), {:.0} ms max",
+        f.ops, f.pending, f.mean_ms_per_op, f.max_ms_per_op
+    ));
+    context::say(format!(
+        "  faults: requests_dropped={} replies_dropped={} cut_dropped={} duplicated={} delayed={} partitions={} crashes={} restarts={}",
+        f.net.requests_dropped, f.net.replies_dropped, f.net.cut_dropped, f.net.duplicated, f.net.delayed, f.partitions, f.crashes, f.restarts
+    ));
+    let (verdict, path) = linearizability(cfg);
+    if !verdict.linearizable {
+        panic!(
+            "history is not linearizable (key {:?}); history: {}; reproduce with: {}",
+            verdict.failing_key,
+            path.map(|p| p.display().to_string()).unwrap_or_default(),
+            context::reproduce_command(cfg.name(), cfg.seed())
+        );
+    }
+    context::say("  history is linearizable");
+    assert!(f.mean_ms_per_op <= bound_ms, "operations too slow: {:.2} ms/op > {bound_ms} ms/op (virtual)", f.mean_ms_per_op);
+}
+
+/// Where histories go: `KVRAFT_HISTORY_DIR` if set; for a failed check,
+/// `target/kvraft-failures` otherwise.
+pub fn history_dir(failed: bool) -> Option<PathBuf> {
+    match std::env::var_os("KVRAFT_HISTORY_DIR") {
+        Some(d) => Some(PathBuf::from(d)),
+        None if failed => Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/kvraft-failures")),
+        None => None,
+    }
+}
