@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::catalog::reproduce_command;
-use super::report::{FaultCounts, RunReport};
+use super::report::{describe_mix, FaultCounts, RunReport};
 use super::spec::{RunSpec, Workload};
 use super::verify;
 use super::workload::{self, key_name, liveness_phase, GenericSpec, Liveness};
@@ -46,6 +46,7 @@ async fn execute(spec: RunSpec) -> Outcome {
         }
         Workload::Swarm { keys, .. } => {
             let keys = *keys;
+            cfg.begin(&format!("Test: swarm {}", describe_mix(&spec)));
             (workload::random_ops(&cfg, &spec).await, Box::new(move |k| key_name(k % keys)))
         }
     };

@@ -339,7 +339,6 @@ pub async fn random_ops(cfg: &KvCluster, spec: &RunSpec) -> Vec<JoinHandle<TestC
     let Workload::Swarm { keys, run_ms, ops_per_client } = spec.workload else {
         panic!("random_ops needs a swarm workload");
     };
-    cfg.begin(&format!("Test: swarm {}", super::report::describe_mix(spec)));
     // Events at or after the end of the run would never fire.
     let events: Vec<_> = nemesis::schedule(spec).into_iter().filter(|e| e.at_ms < run_ms).collect();
     // Start once a first leader is elected (or after 10 s without one), so
