@@ -380,13 +380,18 @@ pub fn run(opts: &BenchOptions, progress: &dyn Fn(&str)) -> BenchReport {
 /// Wall seconds of the ported suite (3A-3C and 4A), release, one seed each:
 /// builds first, then times the run alone.
 pub fn suite_wall_s() -> Option<f64> {
-    let args = ["test", "--release", "--test", "raft_3a", "--test", "raft_3b", "--test", "raft_3c", "--test", "kv_4a"];
+    let args = ["test", "--release", "--test", "suite"];
     let built = std::process::Command::new("cargo").args(args).arg("--no-run").output().ok()?;
     if !built.status.success() {
         return None;
     }
     let t = Instant::now();
-    let out = std::process::Command::new("cargo").args(args).env("MADSIM_TEST_SEED", "1").output().ok()?;
+    let out = std::process::Command::new("cargo")
+        .args(args)
+        .args(["--", "raft_3a::", "raft_3b::", "raft_3c::", "kv_4a::"])
+        .env("MADSIM_TEST_SEED", "1")
+        .output()
+        .ok()?;
     out.status.success().then(|| t.elapsed().as_secs_f64())
 }
 

@@ -11,7 +11,7 @@ use super::spec::{json_error, RunSpec};
 use crate::kv::Bug;
 
 /// The regressions file (`sim-tests/regressions.json`): runs that once
-/// failed, replayed by `cargo test --test regressions`.
+/// failed, replayed by `cargo test --release --test suite -- regressions::`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RegressionFile {
@@ -61,7 +61,7 @@ fn default_expect() -> String {
 }
 
 pub const REGRESSIONS_ABOUT: &str = "Regressions: runs that once failed (or are worth keeping), \
-replayed by `cargo test --release --test regressions`. Each entry: name (unique), why (the bug it \
+replayed by `cargo test --release --test suite -- regressions::`. Each entry: name (unique), why (the bug it \
 found, or why it is kept), expect (\"pass\", or for a deliberately broken server the failure class it \
 must keep producing: \"not linearizable\", \"liveness\", \"too slow\"), spec (a run spec, as \
 `kvraft run --spec` reads). `kvraft fuzz --save-failures FILE` appends failing runs; once the bug \
