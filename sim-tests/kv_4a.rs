@@ -40,7 +40,7 @@ async fn speed_4a() {
     let per_op = dur.as_secs_f64() * 1000.0 / NUM_OPS as f64;
     println!("  {NUM_OPS} appends: {per_op:.2} ms/op (bound {TIME_PER_OP_MS:.1} ms/op)");
     assert!(per_op <= TIME_PER_OP_MS, "Operations completed too slowly {per_op:.2} ms/op > {TIME_PER_OP_MS:.1} ms/op");
-    verify::check(&cfg, TIME_PER_OP_MS);
+    verify::check(&cfg, TIME_PER_OP_MS).await;
     cfg.end();
 }
 
@@ -77,7 +77,7 @@ async fn unreliable_one_key_4a() {
     let counts = vec![UPTO; NCLIENT];
     let vx = ck.get("k").await;
     check_concurrent_appends(&vx, &counts);
-    verify::check(&cfg, 250.0);
+    verify::check(&cfg, 250.0).await;
     cfg.end();
 }
 
@@ -140,7 +140,7 @@ async fn one_partition_4a() {
     }
     assert_eq!(ck.get("1").await, "15");
     // Two ops sat in the minority for over a second: they dominate the mean.
-    verify::check(&cfg, 800.0);
+    verify::check(&cfg, 800.0).await;
     cfg.end();
 }
 

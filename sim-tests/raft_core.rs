@@ -1114,11 +1114,14 @@ fn late_shorter_append_does_not_truncate() {
     assert_eq!(f.last_index(), 3);
     let ready = f.take_ready();
     assert_eq!((ready.truncate_from, ready.append.len()), (None, 0));
+    // It changed nothing, and the core says it was stale.
+    assert_eq!(ready.events, vec![RaftEvent::Situation(Situation::StaleAppend)]);
     // A duplicate of the full one, and one overlapping the middle.
     assert_eq!(append_reply(f.step_request(0, full)).match_index, 3);
     assert_eq!(append_reply(f.step_request(0, append(1, 0, 1, 1, vec![ent(1, "b")], 0))).match_index, 2);
     assert_eq!(core_log(&f), vec![ent(1, "a"), ent(1, "b"), ent(1, "c")]);
-    assert!(f.take_ready().is_empty());
+    let ready = f.take_ready();
+    assert!(ready.hard_state.is_none() && ready.truncate_from.is_none() && ready.messages.is_empty() && ready.committed.is_empty());
 }
 
 #[test]

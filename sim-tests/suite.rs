@@ -5,6 +5,7 @@
 mod checker;
 mod kv_4a;
 mod kv_more;
+mod monitor;
 mod raft_3a;
 mod raft_3b;
 mod raft_3c;

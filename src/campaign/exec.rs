@@ -5,12 +5,13 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::catalog::reproduce_command;
 use super::report::{describe_mix, FaultCounts, RunReport};
 use super::spec::{RunSpec, Workload};
-use super::verify;
+use super::verify::{self, CONVERGENCE_MS};
 use super::workload::{self, key_name, liveness_phase, GenericSpec, Liveness};
 use crate::sim::context;
 use crate::sim::kv_cluster::{KvCluster, KvOptions, RunFigures};
@@ -22,16 +23,23 @@ struct Outcome {
     figures: RunFigures,
     history: Option<PathBuf>,
     liveness: Result<Liveness, String>,
+    convergence_ms: u64,
     trace_hash: u64,
 }
 
-/// The whole run inside the simulation: workload, liveness phase, history check.
-async fn execute(spec: RunSpec) -> Outcome {
+/// The whole run inside the simulation: workload, liveness phase,
+/// convergence, history check. The cluster goes into `seen` as soon as it
+/// exists, so a run that fails midway still reports what it reached.
+async fn execute(spec: RunSpec, customize: Option<Customize>, seen: Arc<Mutex<Option<KvCluster>>>) -> Outcome {
     let window = Duration::from_millis(spec.liveness_ms);
     let mut opts = KvOptions::new(spec.servers, false);
     opts.bug = spec.bug;
     opts.faults = Some(spec.faults.to_config());
+    if let Some(c) = &customize {
+        c(&mut opts);
+    }
     let cfg = KvCluster::with_options(opts, &spec.scenario).await;
+    *seen.lock().unwrap() = Some(cfg.clone());
     if spec.inject_nondeterminism {
         cfg.network().inject_unseeded_delay();
     }
@@ -51,6 +59,11 @@ async fn execute(spec: RunSpec) -> Outcome {
         }
     };
     let liveness = liveness_phase(&cfg, clerks, key_of, window).await;
+    // A stuck cluster cannot converge: report the liveness failure instead.
+    let convergence_ms = match liveness {
+        Ok(_) => cfg.converge(Duration::from_millis(CONVERGENCE_MS)).await,
+        Err(_) => 0,
+    };
     let (verdict, path) = verify::linearizability(&cfg);
     let outcome = Outcome {
         verdict_linearizable: verdict.linearizable,
@@ -58,15 +71,26 @@ async fn execute(spec: RunSpec) -> Outcome {
         figures: cfg.figures(),
         history: path,
         liveness,
+        convergence_ms,
         trace_hash: cfg.trace_hash(),
     };
     cfg.shutdown().await;
     outcome
 }
 
+/// A change to the cluster a spec describes, e.g. a deliberately broken
+/// Raft wrapped around `MakeRaft`: for tests that show a check can fail.
+/// It is not part of the spec, so such a run replays only from its test.
+pub type Customize = Arc<dyn Fn(&mut KvOptions) + Send + Sync>;
+
 /// Runs `spec` in a fresh simulation on this thread (failures are caught
 /// and reported, not raised).
 pub fn run_spec(spec: &RunSpec, time_limit: Option<Duration>) -> RunReport {
+    run_spec_with(spec, time_limit, None)
+}
+
+/// As [`run_spec`], on a cluster changed by `customize`.
+pub fn run_spec_with(spec: &RunSpec, time_limit: Option<Duration>, customize: Option<Customize>) -> RunReport {
     let reproduce = reproduce_command(spec);
     context::enter_quiet_run(reproduce.clone());
     let mut rt = madsim::runtime::Runtime::with_seed_and_config(spec.seed, madsim::Config::default());
@@ -74,9 +98,17 @@ pub fn run_spec(spec: &RunSpec, time_limit: Option<Duration>) -> RunReport {
         rt.set_time_limit(limit);
     }
     let owned = spec.clone();
-    let outcome = catch_unwind(AssertUnwindSafe(|| rt.block_on(execute(owned))));
+    let seen = Arc::new(Mutex::new(None));
+    let outcome = catch_unwind(AssertUnwindSafe(|| rt.block_on(execute(owned, customize, seen.clone()))));
     let panic = context::take_panic();
     let mut r = RunReport::pending(spec, reproduce);
+    if let Some(cfg) = seen.lock().unwrap().take() {
+        // What a run that stopped midway reached (no clock needed).
+        r.ops = cfg.history().ops.iter().filter(|o| !o.is_pending()).count();
+        let m = cfg.monitor_report();
+        r.coverage = m.coverage.clone();
+        r.monitor = Some(m);
+    }
     match outcome {
         Ok(o) => {
             let f = &o.figures;
@@ -95,6 +127,7 @@ pub fn run_spec(spec: &RunSpec, time_limit: Option<Duration>) -> RunReport {
                 crashes: f.crashes,
             };
             r.liveness_ms = o.liveness.as_ref().ok().and_then(|l| l.ms);
+            r.convergence_ms = Some(o.convergence_ms);
             // Safety first: a wrong answer matters more than a stuck or slow run.
             if !o.verdict_linearizable {
                 r.failure = Some(format!("not linearizable (key {:?})", o.failing_key.unwrap_or_default()));
@@ -116,8 +149,18 @@ pub fn run_spec(spec: &RunSpec, time_limit: Option<Duration>) -> RunReport {
 /// Runs `spec` on a thread of its own (madsim keeps per-thread state);
 /// with `check_determinism`, twice, and a different trace is a failure.
 pub fn run_spec_isolated(spec: &RunSpec, time_limit: Option<Duration>, check_determinism: bool) -> RunReport {
+    run_isolated_with(spec, time_limit, check_determinism, None)
+}
+
+/// As [`run_spec_isolated`], on a cluster changed by `customize`.
+pub fn run_isolated_with(
+    spec: &RunSpec,
+    time_limit: Option<Duration>,
+    check_determinism: bool,
+    customize: Option<Customize>,
+) -> RunReport {
     let once = || {
-        std::thread::scope(|s| s.spawn(|| run_spec(spec, time_limit)).join()).unwrap_or_else(|_| {
+        std::thread::scope(|s| s.spawn(|| run_spec_with(spec, time_limit, customize.clone())).join()).unwrap_or_else(|_| {
             let mut r = RunReport::pending(spec, reproduce_command(spec));
             r.failure = Some("the run's thread panicked".to_string());
             r

@@ -9,6 +9,7 @@ use super::nemesis;
 use super::report::{FailureClass, RunReport};
 use super::spec::{json_error, RunSpec};
 use crate::kv::Bug;
+use crate::sim::monitor::Property;
 
 /// The regressions file (`sim-tests/regressions.json`): runs that once
 /// failed, replayed by `cargo test --release --test suite -- regressions::`.
@@ -29,8 +30,7 @@ pub struct Regression {
     /// Why it is here: the bug it found, or why the run is worth keeping.
     pub why: String,
     /// "pass" (the bug was fixed), or the failure class a deliberately
-    /// broken server must keep producing: "not linearizable", "liveness",
-    /// "too slow".
+    /// broken server must keep producing (see [`expectations`]).
     #[serde(default = "default_expect")]
     pub expect: String,
     pub spec: RunSpec,
@@ -42,7 +42,9 @@ impl Regression {
     pub fn of_failure(r: &RunReport) -> Regression {
         let failure = r.failure.clone().unwrap_or_default();
         let expect = match FailureClass::of(&failure) {
-            c @ (FailureClass::NotLinearizable | FailureClass::Liveness | FailureClass::TooSlow) if r.spec.bug != Bug::None => {
+            c @ (FailureClass::Safety(_) | FailureClass::NotLinearizable | FailureClass::Liveness | FailureClass::TooSlow)
+                if r.spec.bug != Bug::None =>
+            {
                 c.name()
             }
             _ => "pass".to_string(),
@@ -56,6 +58,15 @@ impl Regression {
     }
 }
 
+/// What an entry may expect: "pass", or a failure class a deliberately
+/// broken server keeps producing.
+pub fn expectations() -> Vec<String> {
+    let mut v = vec!["pass".to_string()];
+    v.extend(Property::ALL.into_iter().map(|p| FailureClass::Safety(p).name()));
+    v.extend([FailureClass::NotLinearizable, FailureClass::Liveness, FailureClass::TooSlow].map(|c| c.name()));
+    v
+}
+
 fn default_expect() -> String {
     "pass".to_string()
 }
@@ -63,7 +74,7 @@ fn default_expect() -> String {
 pub const REGRESSIONS_ABOUT: &str = "Regressions: runs that once failed (or are worth keeping), \
 replayed by `cargo test --release --test suite -- regressions::`. Each entry: name (unique), why (the bug it \
 found, or why it is kept), expect (\"pass\", or for a deliberately broken server the failure class it \
-must keep producing: \"not linearizable\", \"liveness\", \"too slow\"), spec (a run spec, as \
+must keep producing, e.g. \"safety: exactly once\", \"not linearizable\", \"liveness\", \"too slow\"), spec (a run spec, as \
 `kvraft run --spec` reads). `kvraft fuzz --save-failures FILE` appends failing runs; once the bug \
 is fixed, edit `why` to say what it was.";
 
@@ -82,10 +93,13 @@ impl RegressionFile {
             if f.entries[..i].iter().any(|o| o.name == r.name) {
                 return Err(format!("{origin}: entry {i}: the name '{}' is used twice", r.name));
             }
-            if !["pass", "not linearizable", "liveness", "too slow"].contains(&r.expect.as_str()) {
+            let known = expectations();
+            if !known.contains(&r.expect) {
                 return Err(format!(
-                    "{origin}: entry {i} ({}): expect is '{}'; use pass, not linearizable, liveness or too slow",
-                    r.name, r.expect
+                    "{origin}: entry {i} ({}): expect is '{}'; use one of: {}",
+                    r.name,
+                    r.expect,
+                    known.join(", ")
                 ));
             }
         }

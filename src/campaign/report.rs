@@ -2,11 +2,14 @@
 //! failure class, for "fails the same way"), a one-line description of its
 //! mix; and a campaign's summary table.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
 use super::nemesis;
 use super::spec::{self, PartitionStyle, RunSpec, Workload};
 use crate::kv::Bug;
+use crate::sim::monitor::{MonitorReport, Property};
 
 /// Faults that fired in a run.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -41,6 +44,13 @@ pub struct RunReport {
     pub liveness_ms: Option<u64>,
     /// The liveness window, virtual ms.
     pub liveness_window_ms: u64,
+    /// Virtual ms after the liveness phase until every replica had applied
+    /// up to the same index (None if not reached).
+    pub convergence_ms: Option<u64>,
+    /// How often the run reached each rare situation (kind -> count).
+    pub coverage: BTreeMap<String, u64>,
+    /// What the monitor saw (leaderships checked for completeness, terms).
+    pub monitor: Option<MonitorReport>,
     /// Hash of every message event and the history (0 if the run panicked).
     pub trace_hash: u64,
     /// The command that replays this run.
@@ -69,6 +79,9 @@ impl RunReport {
             bound_ms: spec.bound_ms,
             liveness_ms: None,
             liveness_window_ms: spec.liveness_ms,
+            convergence_ms: None,
+            coverage: BTreeMap::new(),
+            monitor: None,
             trace_hash: 0,
             reproduce,
             spec: spec.clone(),
@@ -79,6 +92,8 @@ impl RunReport {
 /// How a run failed, for "fails the same way".
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum FailureClass {
+    /// The monitor found a safety property broken (or no convergence).
+    Safety(Property),
     NotLinearizable,
     Liveness,
     TooSlow,
@@ -91,7 +106,9 @@ pub enum FailureClass {
 impl FailureClass {
     /// Classifies a report's failure message.
     pub fn of(failure: &str) -> FailureClass {
-        if failure.starts_with("not linearizable") {
+        if let Some(p) = Property::of_failure(failure) {
+            FailureClass::Safety(p)
+        } else if failure.starts_with("not linearizable") {
             FailureClass::NotLinearizable
         } else if failure.starts_with("liveness:") {
             FailureClass::Liveness
@@ -106,6 +123,7 @@ impl FailureClass {
 
     pub fn name(&self) -> String {
         match self {
+            FailureClass::Safety(p) => format!("safety: {}", p.name()),
             FailureClass::NotLinearizable => "not linearizable".to_string(),
             FailureClass::Liveness => "liveness".to_string(),
             FailureClass::TooSlow => "too slow".to_string(),

@@ -3,11 +3,17 @@
 //! virtual ms per completed op is within the run's bound.
 
 use std::path::PathBuf;
+use std::time::Duration;
+
 
 use crate::check::timeline::write_timeline_html;
 use crate::check::{check_history, Verdict};
 use crate::sim::context;
 use crate::sim::kv_cluster::KvCluster;
+
+/// Virtual time within which every replica must reach the same applied
+/// index once a run's faults are healed and it has done its last ops.
+pub const CONVERGENCE_MS: u64 = 3000;
 
 /// Checks the cluster's history; writes it (JSON, and an HTML timeline if it
 /// fails) where [`history_dir`] says. Does not panic.
@@ -37,10 +43,23 @@ pub fn linearizability(cfg: &KvCluster) -> (Verdict, Option<PathBuf>) {
     (verdict, written)
 }
 
-/// The two checks of every ported KV test, as assertions: the history is
-/// linearizable, and the mean virtual ms per completed op is within
-/// `bound_ms`.
-pub fn check(cfg: &KvCluster, bound_ms: f64) {
+/// The end of every ported KV test: every fault healed and one op of the
+/// current term committed, the replicas must converge (the monitor fails
+/// the test otherwise); then, as assertions, the history is linearizable
+/// and the mean virtual ms per completed op is within `bound_ms`.
+pub async fn check(cfg: &KvCluster, bound_ms: f64) {
+    cfg.heal().await;
+    cfg.settle().await;
+    let ms = cfg.converge(Duration::from_millis(CONVERGENCE_MS)).await;
+    let m = cfg.monitor_report();
+    let reached: Vec<String> = m.coverage.iter().filter(|(_, n)| **n > 0).map(|(k, n)| format!("{k}={n}")).collect();
+    context::say(format!(
+        "  monitor: replicas converged in {ms} ms; {} terms led, {} leaderships checked for completeness ({} could not be); reached: {}",
+        m.terms_led,
+        m.completeness_checked,
+        m.completeness_skipped,
+        reached.join(" ")
+    ));
     let f = cfg.figures();
     context::say(format!(
         "  {} ops ({} pending); {:.2} ms/op mean (bound {bound_ms} ms/op), {:.0} ms max",

@@ -176,7 +176,7 @@ async fn partitioner(cfg: KvCluster, done: Arc<AtomicBool>, one_way: bool) {
 /// are checked, and the whole history for linearizability and `bound_ms`.
 pub async fn generic_test(name: &str, spec: &GenericSpec, bound_ms: f64) -> KvCluster {
     let cfg = run_generic(name, spec).await;
-    verify::check(&cfg, bound_ms);
+    verify::check(&cfg, bound_ms).await;
     cfg.end();
     cfg
 }

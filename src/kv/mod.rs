@@ -9,6 +9,6 @@ pub mod ops;
 pub mod server;
 
 pub use clerk::{Clerk, ClerkConfig};
-pub use ops::{KvOp, KvReply, KvRequest, KvStateMachine, KV_SERVICE};
+pub use ops::{Applied, KvOp, KvReply, KvRequest, KvStateMachine, KV_SERVICE};
 pub use broken::{Bug, Tamper};
-pub use server::{KvServer, ServerConfig};
+pub use server::{KvEvent, KvEventSink, KvServer, ServerConfig};

@@ -34,6 +34,15 @@ pub enum KvReply {
     Timeout,
 }
 
+/// What applying one committed request did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Applied {
+    /// A Get's value (Some, "" for a missing key); None for Put/Append.
+    pub reply: Option<String>,
+    /// False when the duplicate table recognised a repeat: nothing changed.
+    pub fresh: bool,
+}
+
 /// What one clerk last had applied: its highest sequence number and the reply.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Session {
@@ -56,13 +65,14 @@ impl KvStateMachine {
         self.sessions.get(&client).filter(|s| s.seq == seq).map(|s| s.reply.clone())
     }
 
-    /// Applies a committed request once; a repeat gets the first reply.
-    pub fn apply(&mut self, req: &KvRequest) -> Option<String> {
+    /// Applies a committed request once; a repeat gets the first reply and
+    /// changes nothing.
+    pub fn apply(&mut self, req: &KvRequest) -> Applied {
         if let Some(s) = self.sessions.get(&req.client) {
             if req.seq <= s.seq {
                 // seq < s.seq: the clerk has moved on and will not read
                 // this reply; it must still not be applied again.
-                return s.reply.clone();
+                return Applied { reply: s.reply.clone(), fresh: false };
             }
         }
         let reply = match &req.op {
@@ -77,7 +87,7 @@ impl KvStateMachine {
             }
         };
         self.sessions.insert(req.client, Session { seq: req.seq, reply: reply.clone() });
-        reply
+        Applied { reply, fresh: true }
     }
 
     /// The value of `key` in this replica ("" if missing).
@@ -89,6 +99,14 @@ impl KvStateMachine {
     /// does this: see [`super::broken`]).
     pub fn forget_sessions(&mut self) {
         self.sessions.clear();
+    }
+
+    /// The whole replicated state, for comparing replicas: every key with
+    /// its value, and every clerk's session (highest applied number, reply).
+    pub fn contents(&self) -> (Vec<(String, String)>, Vec<(u64, u64, Option<String>)>) {
+        let data = self.data.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let sessions = self.sessions.iter().map(|(c, s)| (*c, s.seq, s.reply.clone())).collect();
+        (data, sessions)
     }
 
     pub fn len(&self) -> usize {

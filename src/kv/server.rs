@@ -10,7 +10,7 @@ use futures::FutureExt;
 use tokio::sync::{mpsc, oneshot};
 
 use super::broken::Tamper;
-use super::ops::{KvReply, KvRequest, KvStateMachine, KV_SERVICE};
+use super::ops::{KvOp, KvReply, KvRequest, KvStateMachine, KV_SERVICE};
 use crate::net::{decode, encode, Transport};
 use crate::raft::{ApplyMsg, Consensus, Index, Term};
 
@@ -23,11 +23,31 @@ pub struct ServerConfig {
     /// A deliberately broken server's deviation (tests only; None for the
     /// real service).
     pub tamper: Option<Arc<dyn Tamper>>,
+    /// Where the server reports what it does (for a harness; optional).
+    pub events: Option<KvEventSink>,
 }
+
+/// What a KV server reports as it happens.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KvEvent {
+    /// The committed entry at `index` was applied: a request of `client`
+    /// numbered `seq`, a Put or Append if `write`, which the duplicate table
+    /// found new (`fresh`: a write changed the data) or a repeat (it changed
+    /// nothing). An empty or undecodable entry reports no `Applied`.
+    Applied { index: Index, client: u64, seq: u64, write: bool, fresh: bool },
+    /// A request was answered from the duplicate table at once, without Raft.
+    AnsweredFromTable,
+    /// A waiting request was told WrongLeader because another entry
+    /// committed at the index Raft had given it.
+    IndexTaken,
+}
+
+/// Where a KV server reports [`KvEvent`]s; called synchronously, in order.
+pub type KvEventSink = Arc<dyn Fn(KvEvent) + Send + Sync>;
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        ServerConfig { commit_wait: Duration::from_millis(1000), leadership_poll: Duration::from_millis(10), tamper: None }
+        ServerConfig { commit_wait: Duration::from_millis(1000), leadership_poll: Duration::from_millis(10), tamper: None, events: None }
     }
 }
 
@@ -88,29 +108,48 @@ impl KvServer {
 
         // The applier: applies committed ops in log order and wakes waiters.
         let applier = inner.clone();
-        let tamper = cfg.tamper.clone();
+        let (tamper, events) = (cfg.tamper.clone(), cfg.events.clone());
         tokio::spawn(async move {
             while let Some(m) = apply_rx.recv().await {
-                let req: KvRequest = match decode(&m.command, "kv command") {
-                    Ok(r) => r,
-                    Err(e) => {
-                        // Only this service writes the log, so this is a bug;
-                        // skipping keeps all replicas identical.
-                        tracing::error!(index = m.index, error = %e, "undecodable command in the log");
-                        continue;
-                    }
+                // An empty entry is a Raft's own no-op (some Rafts append one
+                // at each election); an undecodable one cannot come from this
+                // service, but skipping it keeps every replica identical.
+                let req: Option<KvRequest> = if m.command.is_empty() {
+                    None
+                } else {
+                    decode(&m.command, "kv command")
+                        .map_err(|e| tracing::error!(index = m.index, error = %e, "undecodable command in the log"))
+                        .ok()
                 };
                 let mut g = applier.lock().unwrap();
                 if g.killed {
                     return;
                 }
+                g.last_applied = m.index;
+                let waiter = g.waiters.remove(&m.index);
+                let Some(req) = req else {
+                    if let Some(w) = waiter {
+                        let _ = w.tx.send(KvReply::WrongLeader);
+                    }
+                    continue;
+                };
                 if let Some(t) = &tamper {
                     t.before_apply(&req, &mut g.sm);
                 }
-                let result = g.sm.apply(&req);
-                g.last_applied = m.index;
-                if let Some(w) = g.waiters.remove(&m.index) {
-                    let reply = if (w.client, w.seq) == (req.client, req.seq) { KvReply::Ok(result) } else { KvReply::WrongLeader };
+                let applied = g.sm.apply(&req);
+                if let Some(ev) = &events {
+                    let write = !matches!(req.op, KvOp::Get { .. });
+                    ev(KvEvent::Applied { index: m.index, client: req.client, seq: req.seq, write, fresh: applied.fresh });
+                }
+                if let Some(w) = waiter {
+                    let reply = if (w.client, w.seq) == (req.client, req.seq) {
+                        KvReply::Ok(applied.reply)
+                    } else {
+                        if let Some(ev) = &events {
+                            ev(KvEvent::IndexTaken);
+                        }
+                        KvReply::WrongLeader
+                    };
                     let _ = w.tx.send(reply);
                 }
             }
@@ -151,6 +190,9 @@ impl KvServer {
                 }
             }
             if let Some(reply) = g.sm.cached(req.client, req.seq) {
+                if let Some(ev) = &cfg.events {
+                    ev(KvEvent::AnsweredFromTable);
+                }
                 return Some(KvReply::Ok(reply));
             }
             let Some((index, term)) = self.raft.start(encode(&req)) else {
@@ -179,5 +221,12 @@ impl KvServer {
 
     pub fn last_applied(&self) -> Index {
         self.inner.lock().unwrap().last_applied
+    }
+
+    /// The replicated state (see [`KvStateMachine::contents`]) and the index
+    /// it reflects.
+    pub fn contents(&self) -> (Index, (Vec<(String, String)>, Vec<(u64, u64, Option<String>)>)) {
+        let g = self.inner.lock().unwrap();
+        (g.last_applied, g.sm.contents())
     }
 }

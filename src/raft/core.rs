@@ -12,6 +12,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use super::message::*;
+pub use super::message::Role;
 
 /// Timing and batching parameters, in ticks of the driver's clock.
 #[derive(Clone, Debug)]
@@ -34,13 +35,6 @@ impl Default for Config {
         // and elections after 300-600 ms of silence.
         Config { heartbeat_ticks: 10, election_ticks: 30..60, max_batch: 1024, retransmit_ticks: 5 }
     }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Role {
-    Follower,
-    Candidate,
-    Leader,
 }
 
 /// The leader's view of one follower.
@@ -74,6 +68,9 @@ pub struct Ready {
     pub messages: Vec<(PeerId, Request)>,
     /// Newly committed entries to apply, in index order.
     pub committed: Vec<ApplyMsg>,
+    /// Role changes and rare situations, in the order they happened (for
+    /// a harness; nothing depends on them).
+    pub events: Vec<RaftEvent>,
 }
 
 impl Ready {
@@ -83,6 +80,7 @@ impl Ready {
             && self.append.is_empty()
             && self.messages.is_empty()
             && self.committed.is_empty()
+            && self.events.is_empty()
     }
 }
 
@@ -115,6 +113,7 @@ pub struct RaftCore {
     /// Lowest log index changed since the last `take_ready`.
     unstable_from: Option<Index>,
     messages: Vec<(PeerId, Request)>,
+    events: Vec<RaftEvent>,
 }
 
 impl RaftCore {
@@ -145,6 +144,7 @@ impl RaftCore {
             hard_dirty: false,
             unstable_from: None,
             messages: Vec::new(),
+            events: Vec::new(),
         };
         core.reset_election_timer();
         core
@@ -220,6 +220,9 @@ impl RaftCore {
             }
             Role::Follower | Role::Candidate => {
                 if self.elapsed >= self.election_timeout {
+                    if self.role == Role::Candidate {
+                        self.note(Situation::SplitVote);
+                    }
                     self.campaign();
                 }
             }
@@ -279,6 +282,7 @@ impl RaftCore {
         match resp {
             Response::Vote(r) => {
                 if r.term > self.term {
+                    self.note(Situation::SteppedDownOnReply);
                     self.become_follower(r.term, None);
                 } else if self.role == Role::Candidate && r.term == self.term && r.granted {
                     self.votes[from] = true;
@@ -289,6 +293,9 @@ impl RaftCore {
             }
             Response::Append(r) => {
                 if r.term > self.term {
+                    if self.role != Role::Follower {
+                        self.note(Situation::SteppedDownOnReply);
+                    }
                     self.become_follower(r.term, None);
                     return;
                 }
@@ -312,8 +319,9 @@ impl RaftCore {
                     if let Some(ct) = r.conflict_term {
                         // If we have entries of that term, skip to just after
                         // our last one; otherwise skip the follower's whole term.
-                        if let Some(i) = self.last_index_of_term(ct) {
-                            next = i + 1;
+                        match self.last_index_of_term(ct) {
+                            Some(i) => next = i + 1,
+                            None => self.note(Situation::BackupSkippedTerm),
                         }
                     }
                     let pr = &mut self.progress[from];
@@ -339,6 +347,7 @@ impl RaftCore {
             ready.append = self.log[from as usize..].to_vec();
         }
         ready.messages = std::mem::take(&mut self.messages);
+        ready.events = std::mem::take(&mut self.events);
         if self.commit > self.applied {
             ready.committed = (self.applied + 1..=self.commit)
                 .map(|i| {
@@ -363,6 +372,9 @@ impl RaftCore {
             && a.candidate < self.n
             && self.voted_for.is_none_or(|v| v == a.candidate)
             && up_to_date;
+        if a.term == self.term && !up_to_date {
+            self.note(Situation::VoteRefusedLogBehind);
+        }
         if granted {
             if self.voted_for != Some(a.candidate) {
                 self.voted_for = Some(a.candidate);
@@ -382,6 +394,7 @@ impl RaftCore {
             conflict_term,
         };
         if a.term < self.term {
+            self.note(Situation::StaleTermAppendRefused);
             return fail(self.term, 0, None);
         }
         if a.term > self.term || self.role != Role::Follower {
@@ -401,12 +414,14 @@ impl RaftCore {
         // Append what is new; truncate only at a real conflict, so a late or
         // duplicated AppendEntries never removes entries a newer one added.
         let mut index = a.prev_log_index;
+        let sent = a.entries.len();
         for e in a.entries {
             index += 1;
             match self.log.get(index as usize) {
                 Some(existing) if existing.term == e.term => {}
                 Some(_) => {
                     assert!(index > self.commit, "leader {from} conflicts with committed entry {index}");
+                    self.note(Situation::ConflictTruncated);
                     self.log.truncate(index as usize);
                     self.log.push(e);
                     self.mark_unstable(index);
@@ -416,6 +431,11 @@ impl RaftCore {
                     self.mark_unstable(index);
                 }
             }
+        }
+        if sent > 0 && index < self.last_index() && self.term_at(index + 1) == Some(a.term) {
+            // Entries of this same leader lie beyond what it carried: a
+            // newer AppendEntries already brought them.
+            self.note(Situation::StaleAppend);
         }
         // `index` is the last entry this leader vouched for.
         if a.leader_commit > self.commit {
@@ -429,6 +449,7 @@ impl RaftCore {
     fn campaign(&mut self) {
         self.term += 1;
         self.role = Role::Candidate;
+        self.events.push(RaftEvent::Role { term: self.term, role: Role::Candidate });
         self.leader = None;
         self.voted_for = Some(self.id);
         self.hard_dirty = true;
@@ -451,6 +472,7 @@ impl RaftCore {
     }
 
     fn become_follower(&mut self, term: Term, leader: Option<PeerId>) {
+        let changed = term > self.term || self.role != Role::Follower;
         if term > self.term {
             self.term = term;
             self.voted_for = None;
@@ -460,6 +482,9 @@ impl RaftCore {
             self.role = Role::Follower;
             self.reset_election_timer();
         }
+        if changed {
+            self.events.push(RaftEvent::Role { term: self.term, role: Role::Follower });
+        }
         self.leader = leader;
     }
 
@@ -468,6 +493,10 @@ impl RaftCore {
         self.leader = Some(self.id);
         self.elapsed = 0;
         let last = self.last_index();
+        self.events.push(RaftEvent::Role { term: self.term, role: Role::Leader });
+        if last > self.commit {
+            self.note(Situation::LeaderWithUncommitted);
+        }
         for (i, pr) in self.progress.iter_mut().enumerate() {
             *pr = Progress { next: last + 1, matched: if i == self.id { last } else { 0 }, inflight: false, sent_at: 0, sent_upto: 0 };
         }
@@ -489,6 +518,10 @@ impl RaftCore {
         self.elapsed = 0;
         let r = self.cfg.election_ticks.clone();
         self.election_timeout = if r.is_empty() { r.start.max(1) } else { self.rng.gen_range(r) };
+    }
+
+    fn note(&mut self, s: Situation) {
+        self.events.push(RaftEvent::Situation(s));
     }
 
     fn mark_unstable(&mut self, index: Index) {
@@ -524,6 +557,9 @@ impl RaftCore {
         matched.sort_unstable_by(|a, b| b.cmp(a));
         let n = matched[self.n / 2];
         if n > self.commit && self.log[n as usize].term == self.term {
+            if self.log[self.commit as usize + 1].term < self.term {
+                self.note(Situation::OldTermCommittedBeneath);
+            }
             self.commit = n;
         }
     }

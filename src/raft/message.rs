@@ -77,3 +77,76 @@ pub struct ApplyMsg {
     pub term: Term,
     pub command: Vec<u8>,
 }
+
+/// A server's role.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Role {
+    Follower,
+    Candidate,
+    Leader,
+}
+
+/// Rare protocol situations a Raft may report as they occur, so a harness
+/// can show which of them its runs reached (coverage).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Situation {
+    /// A candidate's election timed out without a majority: it campaigns again.
+    SplitVote,
+    /// A new leader holds entries not known to be committed (entries of
+    /// earlier terms that only a later commit of its own can commit).
+    LeaderWithUncommitted,
+    /// A follower removed entries that conflicted with the leader's.
+    ConflictTruncated,
+    /// The leader's next index for a follower skipped a whole term of the
+    /// follower's entries at once (fast backup).
+    BackupSkippedTerm,
+    /// An AppendEntries from an older term was refused.
+    StaleTermAppendRefused,
+    /// A vote was refused because the candidate's log is behind.
+    VoteRefusedLogBehind,
+    /// A leader or candidate stepped down on a higher term seen in a reply.
+    SteppedDownOnReply,
+    /// An entry of an earlier term became committed beneath one of the
+    /// current term (Figure 8's rule).
+    OldTermCommittedBeneath,
+    /// An AppendEntries arrived that a newer one had already superseded
+    /// (late or duplicated): it changed nothing.
+    StaleAppend,
+}
+
+impl Situation {
+    pub const ALL: [Situation; 9] = [
+        Situation::SplitVote,
+        Situation::LeaderWithUncommitted,
+        Situation::ConflictTruncated,
+        Situation::BackupSkippedTerm,
+        Situation::StaleTermAppendRefused,
+        Situation::VoteRefusedLogBehind,
+        Situation::SteppedDownOnReply,
+        Situation::OldTermCommittedBeneath,
+        Situation::StaleAppend,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Situation::SplitVote => "split_vote",
+            Situation::LeaderWithUncommitted => "leader_with_uncommitted",
+            Situation::ConflictTruncated => "conflict_truncated",
+            Situation::BackupSkippedTerm => "backup_skipped_term",
+            Situation::StaleTermAppendRefused => "stale_term_append_refused",
+            Situation::VoteRefusedLogBehind => "vote_refused_log_behind",
+            Situation::SteppedDownOnReply => "stepped_down_on_reply",
+            Situation::OldTermCommittedBeneath => "old_term_committed_beneath",
+            Situation::StaleAppend => "stale_append",
+        }
+    }
+}
+
+/// What a Raft reports as it happens (see `Consensus::reports_events`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RaftEvent {
+    /// This server's role or term changed; `role` is its role in `term`.
+    Role { term: Term, role: Role },
+    /// A rare situation occurred on this server.
+    Situation(Situation),
+}

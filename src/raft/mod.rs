@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-pub use message::{ApplyMsg, Index, PeerId, Term};
+pub use message::{ApplyMsg, Index, PeerId, RaftEvent, Role, Situation, Term};
 pub use node::{NodeConfig, RaftNode, RAFT_SERVICE};
 pub use persister::Persister;
 
@@ -28,6 +28,32 @@ pub trait Consensus: Send + Sync + 'static {
     fn state(&self) -> (Term, bool);
     /// Stops the server: it answers nothing and applies nothing more.
     fn kill(&self);
+
+    // What follows is optional: a Raft that cannot answer keeps the
+    // defaults, and the harness checks less (and says so).
+
+    /// Whether this Raft reports every change of its role or term, as it
+    /// happens, through [`MakeArgs::events`]. If not, the harness polls
+    /// [`state`](Self::state) at every step it controls.
+    fn reports_events(&self) -> bool {
+        false
+    }
+
+    /// The terms of this server's log entries at indexes 1..=`upto` (fewer
+    /// if its log is shorter), or None if this Raft cannot tell. The harness
+    /// uses it to check leader completeness.
+    fn log_terms(&self, _upto: Index) -> Option<Vec<Term>> {
+        None
+    }
+}
+
+/// Where a Raft reports what happens to it (see [`RaftEvent`]). It is called
+/// synchronously, in order, and must not call back into the Raft.
+pub type EventSink = Arc<dyn Fn(RaftEvent) + Send + Sync>;
+
+/// A sink that drops every event.
+pub fn no_events() -> EventSink {
+    Arc::new(|_| {})
 }
 
 /// Everything a Raft implementation is given at boot.
@@ -39,6 +65,9 @@ pub struct MakeArgs {
     pub me: PeerId,
     pub persister: Persister,
     pub apply_tx: mpsc::UnboundedSender<ApplyMsg>,
+    /// Where to report role and term changes and rare situations (optional:
+    /// a Raft that reports nothing may ignore it).
+    pub events: EventSink,
 }
 
 /// Builds a Raft server on the current node.
@@ -47,7 +76,7 @@ pub type MakeRaft = Arc<dyn Fn(MakeArgs) -> Result<Arc<dyn Consensus>, String> +
 /// This crate's Raft as a [`MakeRaft`].
 pub fn make() -> MakeRaft {
     Arc::new(|a: MakeArgs| {
-        RaftNode::make(a.transport, a.peers, a.me, a.persister, a.apply_tx, NodeConfig::default())
+        RaftNode::make(a.transport, a.peers, a.me, a.persister, a.apply_tx, a.events, NodeConfig::default())
             .map(|n| Arc::new(n) as Arc<dyn Consensus>)
             .map_err(|e| format!("server {}: {e}", a.me))
     })

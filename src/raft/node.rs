@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use super::core::{Config, RaftCore, Ready};
 use super::message::*;
 use super::persister::Persister;
-use super::Consensus;
+use super::{Consensus, EventSink};
 use crate::net::{decode, encode, Transport};
 
 /// The transport service id of Raft's RPCs.
@@ -39,19 +39,24 @@ struct Inner {
     persister: Persister,
     apply_tx: mpsc::UnboundedSender<ApplyMsg>,
     out_tx: mpsc::UnboundedSender<(PeerId, Request)>,
+    events: EventSink,
     killed: bool,
 }
 
 impl Inner {
-    /// Carries out a Ready in the order Raft needs: persist, then send, then apply.
+    /// Carries out a Ready in the order Raft needs: persist, then send, then
+    /// apply (events are reported once the state they follow is durable).
     fn process(&mut self) {
-        let Ready { hard_state, truncate_from, append, messages, committed } = self.core.take_ready();
+        let Ready { hard_state, truncate_from, append, messages, committed, events } = self.core.take_ready();
         if let Some(hs) = hard_state {
             self.persister.save_hard_state(&hs);
         }
         if let Some(from) = truncate_from {
             self.persister.truncate_log(from as usize - 1);
             self.persister.append_log(&append);
+        }
+        for e in events {
+            (self.events)(e);
         }
         for m in messages {
             let _ = self.out_tx.send(m);
@@ -78,13 +83,14 @@ impl RaftNode {
         me: PeerId,
         persister: Persister,
         apply_tx: mpsc::UnboundedSender<ApplyMsg>,
+        events: EventSink,
         cfg: NodeConfig,
     ) -> Result<RaftNode, crate::net::RpcError> {
         let rec = persister.recover()?;
         let seed = madsim::rand::random::<u64>();
         let core = RaftCore::new(me, peers.len(), cfg.core.clone(), rec.hard_state, rec.log, seed);
         let (out_tx, mut out_rx) = mpsc::unbounded_channel::<(PeerId, Request)>();
-        let inner = Arc::new(Mutex::new(Inner { core, persister, apply_tx, out_tx, killed: false }));
+        let inner = Arc::new(Mutex::new(Inner { core, persister, apply_tx, out_tx, events, killed: false }));
         let node = RaftNode { inner: inner.clone() };
 
         // Incoming requests: step the core, persist, then answer.
@@ -180,5 +186,15 @@ impl Consensus for RaftNode {
 
     fn kill(&self) {
         self.inner.lock().unwrap().killed = true;
+    }
+
+    fn reports_events(&self) -> bool {
+        true
+    }
+
+    fn log_terms(&self, upto: Index) -> Option<Vec<Term>> {
+        let g = self.inner.lock().unwrap();
+        let last = g.core.last_index().min(upto);
+        Some((1..=last).map(|i| g.core.term_at(i).unwrap_or(0)).collect())
     }
 }

@@ -12,10 +12,11 @@ use tokio::time::sleep;
 
 use super::context;
 use super::fleet::{Fleet, Service};
+use super::monitor::{Monitor, MonitorReport};
 use super::network::{FaultConfig, NetStats, SimNetwork};
 use super::raft_cluster::server_addr;
 use crate::check::history::{History, OpKind, Recorder};
-use crate::kv::{Bug, Clerk, ClerkConfig, KvServer, ServerConfig};
+use crate::kv::{Bug, Clerk, ClerkConfig, KvOp, KvRequest, KvServer, ServerConfig, Tamper};
 use crate::net::{FaultHook, Transport};
 use crate::raft::{self, ApplyMsg, Consensus, MakeArgs, MakeRaft, Persister};
 
@@ -35,11 +36,30 @@ pub struct KvOptions {
     pub clerk: ClerkConfig,
     /// Faults from the start, instead of those `unreliable` implies.
     pub faults: Option<FaultConfig>,
+    /// A deviation on one server only (tests of the monitor), instead of
+    /// what `bug` gives that server.
+    pub tamper_one: Option<(usize, Arc<dyn Tamper>)>,
 }
 
 impl KvOptions {
     pub fn new(servers: usize, unreliable: bool) -> Self {
-        KvOptions { servers, unreliable, bug: Bug::None, make_raft: raft::make(), clerk: ClerkConfig::default(), faults: None }
+        KvOptions {
+            servers,
+            unreliable,
+            bug: Bug::None,
+            make_raft: raft::make(),
+            clerk: ClerkConfig::default(),
+            faults: None,
+            tamper_one: None,
+        }
+    }
+
+    /// Server i's deviation, if any.
+    fn tamper(&self, i: usize) -> Option<Arc<dyn Tamper>> {
+        match &self.tamper_one {
+            Some((j, t)) if *j == i => Some(t.clone()),
+            _ => self.bug.tamper(),
+        }
     }
 }
 
@@ -71,6 +91,7 @@ struct Shared {
     net: Arc<SimNetwork>,
     state: Mutex<State>,
     recorder: Recorder,
+    monitor: Monitor,
     clerk_cfg: ClerkConfig,
     t0: Instant,
     begin: Mutex<Instant>,
@@ -110,11 +131,16 @@ impl KvCluster {
         let n = opts.servers;
         let peers: Vec<SocketAddr> = (0..n).map(server_addr).collect();
         let ips: Vec<IpAddr> = peers.iter().map(|a| a.ip()).collect();
-        let (nt, make, bug) = (net.clone(), opts.make_raft.clone(), opts.bug);
-        let fleet = Fleet::start(&ips, move |i, _boot, persister| {
-            boot(i, nt.clone(), peers.clone(), make.clone(), bug, persister)
+        let monitor = Monitor::new(n, test_name, seed, Arc::new(show_command));
+        let (nt, make, mon) = (net.clone(), opts.make_raft.clone(), monitor.clone());
+        let tampers: Vec<_> = (0..n).map(|i| opts.tamper(i)).collect();
+        let fleet = Fleet::start(&ips, move |i, boot_no, persister| {
+            boot(i, boot_no, nt.clone(), peers.clone(), make.clone(), tampers[i].clone(), persister, mon.clone())
         })
         .await;
+        if fleet.up().iter().any(|(_, node)| !node.raft.reports_events()) {
+            monitor.start_polling();
+        }
         KvCluster(Arc::new(Shared {
             name: test_name.to_string(),
             seed,
@@ -123,6 +149,7 @@ impl KvCluster {
             net,
             state: Mutex::new(State { clerks: 0, clerk_nodes: Vec::new(), partitions: 0 }),
             recorder: Recorder::new(),
+            monitor,
             clerk_cfg: opts.clerk,
             t0: Instant::now(),
             begin: Mutex::new(Instant::now()),
@@ -355,6 +382,73 @@ impl KvCluster {
 
     // ----- results -----
 
+    /// What the monitor saw so far.
+    pub fn monitor_report(&self) -> MonitorReport {
+        self.0.monitor.report()
+    }
+
+    /// The first safety violation, if any (the run has failed with it).
+    pub fn violation(&self) -> Option<String> {
+        self.0.monitor.violation()
+    }
+
+    /// Convergence, at the end of a run (every server up and connected, the
+    /// faults off): within `bound` of virtual time every server applies up
+    /// to the same index, and then every replica holds the same state (data
+    /// and duplicate table). Fails the run with a violation otherwise.
+    /// Returns the virtual ms it took.
+    pub async fn converge(&self, bound: Duration) -> u64 {
+        let start = Instant::now();
+        loop {
+            let applied: Vec<(usize, u64)> = self.0.fleet.up().iter().map(|(i, node)| (*i, node.kv.last_applied())).collect();
+            let top = applied.iter().map(|(_, a)| *a).max().unwrap_or(0);
+            if applied.len() == self.0.n && applied.iter().all(|(_, a)| *a == top) {
+                break;
+            }
+            if start.elapsed() >= bound {
+                let shown: Vec<String> = applied.iter().map(|(i, a)| format!("server {i} at {a}")).collect();
+                self.0.monitor.diverged(format!(
+                    "{} ms after the run ended (bound {} ms) the servers have not applied up to the same index: {} ({} of {} up)",
+                    bound.as_millis(),
+                    bound.as_millis(),
+                    shown.join(", "),
+                    applied.len(),
+                    self.0.n
+                ));
+            }
+            sleep(Duration::from_millis(10)).await;
+        }
+        let took = start.elapsed().as_millis() as u64;
+        let states: Vec<(usize, _)> = self.0.fleet.up().iter().map(|(i, node)| (*i, node.kv.contents())).collect();
+        let (first, (index, (data0, sessions0))) = &states[0];
+        for (j, (_, (data, sessions))) in &states[1..] {
+            if let Some(what) = first_difference(data0, data) {
+                self.0.monitor.diverged(format!("at applied index {index}, servers {first} and {j} hold different data: {what}"));
+            }
+            if sessions0 != sessions {
+                let k = sessions0.iter().zip(sessions.iter()).position(|(a, b)| a != b).unwrap_or(sessions0.len().min(sessions.len()));
+                let show = |v: &Vec<(u64, u64, Option<String>)>| {
+                    v.get(k).map_or("nothing".to_string(), |(c, seq, r)| format!("clerk {c:x} at #{seq} (reply {r:?})"))
+                };
+                self.0.monitor.diverged(format!(
+                    "at applied index {index}, servers {first} and {j} hold different duplicate tables: entry {k} is {} on one and {} on the other",
+                    show(sessions0),
+                    show(sessions)
+                ));
+            }
+        }
+        took
+    }
+
+    /// Commits one op of the current term, through a clerk whose op is not
+    /// recorded: a Raft without an election no-op commits earlier terms'
+    /// entries only beneath one of its own.
+    pub async fn settle(&self) {
+        let ck = self.make_client(&self.all()).await;
+        let mut raw = ck.clerk;
+        raw.get("settle").await;
+    }
+
     pub fn history(&self) -> History {
         History { scenario: self.0.name.clone(), seed: self.0.seed, ops: self.0.recorder.snapshot() }
     }
@@ -417,20 +511,80 @@ impl TestClerk {
     }
 }
 
-/// One boot of KV server `i` on its node.
+/// One boot of KV server `i` (its boot number `boot_no`) on its node. The
+/// monitor sees what its Raft reports and every entry it applies, on the way
+/// to the KV server.
+#[allow(clippy::too_many_arguments)]
 async fn boot(
     i: usize,
+    boot_no: u64,
     net: Arc<SimNetwork>,
     peers: Vec<SocketAddr>,
     make: MakeRaft,
-    bug: Bug,
+    tamper: Option<Arc<dyn Tamper>>,
     persister: Persister,
+    monitor: Monitor,
 ) -> KvNode {
     let hook: Arc<dyn FaultHook> = net;
     let transport = Transport::bind(peers[i], hook).await.unwrap_or_else(|e| panic!("server {i}: bind {}: {e}", peers[i]));
-    let (apply_tx, apply_rx) = mpsc::unbounded_channel::<ApplyMsg>();
-    let raft = make(MakeArgs { transport: transport.clone(), peers, me: i, persister, apply_tx })
+    let (apply_tx, mut tap_rx) = mpsc::unbounded_channel::<ApplyMsg>();
+    let (tap_tx, apply_rx) = mpsc::unbounded_channel::<ApplyMsg>();
+    let had_log = persister.log_len() > 0;
+    let events = monitor.raft_events(i, boot_no);
+    let raft = make(MakeArgs { transport: transport.clone(), peers, me: i, persister, apply_tx, events })
         .unwrap_or_else(|e| panic!("server {i} failed to boot: {e}"));
-    let kv = KvServer::start(&transport, raft.clone(), apply_rx, ServerConfig { tamper: bug.tamper(), ..Default::default() });
+    monitor.boot(i, boot_no, raft.clone(), had_log);
+    let kv_events = monitor.kv_events(i, boot_no);
+    tokio::spawn(async move {
+        while let Some(m) = tap_rx.recv().await {
+            monitor.apply(i, boot_no, &m);
+            if tap_tx.send(m).is_err() {
+                return;
+            }
+        }
+    });
+    let cfg = ServerConfig { tamper, events: Some(kv_events), ..Default::default() };
+    let kv = KvServer::start(&transport, raft.clone(), apply_rx, cfg);
     KvNode { kv, raft }
+}
+
+
+/// A KV command as violation messages show it.
+pub fn show_command(cmd: &[u8]) -> String {
+    if cmd.is_empty() {
+        return "(an empty entry: a Raft no-op)".to_string();
+    }
+    match crate::net::decode::<KvRequest>(cmd, "kv command") {
+        Ok(r) => {
+            let op = match &r.op {
+                KvOp::Get { key } => format!("get({key:?})"),
+                KvOp::Put { key, value } => format!("put({key:?}, {value:?})"),
+                KvOp::Append { key, value } => format!("append({key:?}, {value:?})"),
+            };
+            format!("[clerk {:x} #{} {op}]", r.client, r.seq)
+        }
+        Err(_) => format!("<{} undecodable bytes>", cmd.len()),
+    }
+}
+
+/// The first key at which two replicas' data differ, described.
+fn first_difference(a: &[(String, String)], b: &[(String, String)]) -> Option<String> {
+    let mut i = 0;
+    loop {
+        match (a.get(i), b.get(i)) {
+            (None, None) => return None,
+            (Some((k, v)), None) => return Some(format!("key {k:?} is {v:?} on the first and missing on the second")),
+            (None, Some((k, v))) => return Some(format!("key {k:?} is missing on the first and {v:?} on the second")),
+            (Some((ka, va)), Some((kb, vb))) => {
+                if ka != kb {
+                    let (k, first_has) = if ka < kb { (ka, true) } else { (kb, false) };
+                    return Some(format!("key {k:?} exists only on the {}", if first_has { "first" } else { "second" }));
+                }
+                if va != vb {
+                    return Some(format!("key {ka:?} is {va:?} on the first and {vb:?} on the second"));
+                }
+            }
+        }
+        i += 1;
+    }
 }

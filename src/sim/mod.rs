@@ -2,7 +2,9 @@
 //! servers' nodes with their one crash and restart path ([`fleet`]), a
 //! cluster of Raft servers ([`raft_cluster`], 6.5840's Raft tester) and of
 //! KV servers with recorded clerks ([`kv_cluster`], its KV tester), and what
-//! a running simulation says about itself ([`context`]). It runs things and
+//! a running simulation says about itself ([`context`]); the [`monitor`]
+//! checks Raft's safety properties inside every run and counts the rare
+//! situations it reached. It runs things and
 //! hands results up; checking and reporting them is the campaign's job.
 //! Reaches Raft only through [`crate::raft::Consensus`] and
 //! [`crate::raft::MakeRaft`].
@@ -10,5 +12,6 @@
 pub mod context;
 pub mod fleet;
 pub mod kv_cluster;
+pub mod monitor;
 pub mod network;
 pub mod raft_cluster;

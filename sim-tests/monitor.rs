@@ -1,0 +1,296 @@
+//! The monitor's checks can fail. Each test breaks one property on purpose,
+//! through the seams a user's Raft would use (a wrapper around `MakeRaft`
+//! that alters, skips or repeats an apply, or reports a second leader, or
+//! lies about its log; a server that changes one replica), runs it through
+//! the one executor, and asserts the run fails naming that property, with
+//! the seed and the reproduce command in the message.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use futures::FutureExt;
+use kvraft::campaign::exec::{run_isolated_with, Customize};
+use kvraft::campaign::report::{FailureClass, RunReport};
+use kvraft::campaign::spec::{Action, NemesisEvent, RunSpec, Workload};
+use kvraft::campaign::swarm::swarm_spec;
+use kvraft::kv::{Bug, KvOp, KvRequest, KvStateMachine, Tamper};
+use kvraft::raft::{self, ApplyMsg, Consensus, Index, MakeArgs, RaftEvent, Role, Term};
+use kvraft::sim::kv_cluster::KvOptions;
+use kvraft::sim::monitor::Property;
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+
+const LIMIT: Option<Duration> = Some(Duration::from_secs(600));
+
+/// A small swarm run: `servers` servers, 3 clerks on 3 keys for 3 s, a
+/// reliable network, and the given nemesis events.
+fn small(seed: u64, servers: usize, events: Vec<NemesisEvent>) -> RunSpec {
+    let mut s = swarm_spec(seed);
+    s.servers = servers;
+    s.clients = 3;
+    s.workload = Workload::Swarm { keys: 3, run_ms: 3000, ops_per_client: None };
+    s.faults = Default::default();
+    s.nemesis = Some(events);
+    s.bound_ms = 5000.0;
+    s
+}
+
+fn isolate_leader_at(times: &[u64]) -> Vec<NemesisEvent> {
+    times
+        .iter()
+        .flat_map(|t| {
+            [NemesisEvent { at_ms: *t, action: Action::IsolateLeader }, NemesisEvent { at_ms: t + 600, action: Action::Heal }]
+        })
+        .collect()
+}
+
+type ApplyHook =
+    Arc<dyn Fn(usize, Arc<dyn Consensus>, UnboundedReceiver<ApplyMsg>, UnboundedSender<ApplyMsg>) -> BoxFuture<'static, ()> + Send + Sync>;
+type EventHook = Arc<dyn Fn(usize, RaftEvent) -> Vec<RaftEvent> + Send + Sync>;
+type StateHook = Arc<dyn Fn(usize, (Term, bool)) -> (Term, bool) + Send + Sync>;
+type LogHook = Arc<dyn Fn(usize, Option<Vec<Term>>) -> Option<Vec<Term>> + Send + Sync>;
+
+/// How the wrapped Raft departs from this crate's (each hook optional).
+#[derive(Clone, Default)]
+struct Hooks {
+    /// Carries the apply stream from the Raft to the service.
+    apply: Option<ApplyHook>,
+    /// Rewrites each event the Raft reports.
+    events: Option<EventHook>,
+    /// Reports no events at all (the monitor must poll).
+    silent: bool,
+    state: Option<StateHook>,
+    log_terms: Option<LogHook>,
+}
+
+/// This crate's Raft, seen through `hooks`.
+struct Wrapped {
+    inner: Arc<dyn Consensus>,
+    me: usize,
+    hooks: Hooks,
+}
+
+impl Consensus for Wrapped {
+    fn start(&self, command: Vec<u8>) -> Option<(Index, Term)> {
+        self.inner.start(command)
+    }
+    fn state(&self) -> (Term, bool) {
+        let s = self.inner.state();
+        self.hooks.state.as_ref().map_or(s, |f| f(self.me, s))
+    }
+    fn kill(&self) {
+        self.inner.kill()
+    }
+    fn reports_events(&self) -> bool {
+        !self.hooks.silent && self.inner.reports_events()
+    }
+    fn log_terms(&self, upto: Index) -> Option<Vec<Term>> {
+        let t = self.inner.log_terms(upto);
+        match &self.hooks.log_terms {
+            Some(f) => f(self.me, t),
+            None => t,
+        }
+    }
+}
+
+fn wrap(hooks: Hooks) -> Customize {
+    Arc::new(move |o: &mut KvOptions| {
+        let (base, hooks) = (o.make_raft.clone(), hooks.clone());
+        o.make_raft = Arc::new(move |mut a: MakeArgs| {
+            let me = a.me;
+            let mut tap = None;
+            if let Some(f) = hooks.apply.clone() {
+                let (tx, rx) = unbounded_channel();
+                tap = Some((f, rx, std::mem::replace(&mut a.apply_tx, tx)));
+            }
+            if hooks.silent {
+                a.events = raft::no_events();
+            } else if let Some(f) = hooks.events.clone() {
+                let sink = a.events.clone();
+                a.events = Arc::new(move |e| f(me, e).into_iter().for_each(|x| sink(x)));
+            }
+            let inner = base(a)?;
+            if let Some((f, rx, out)) = tap {
+                tokio::spawn(f(me, inner.clone(), rx, out));
+            }
+            Ok(Arc::new(Wrapped { inner, me, hooks: hooks.clone() }) as Arc<dyn Consensus>)
+        });
+    })
+}
+
+/// Rewrites the apply stream of server `on` with `f` (index -> what to deliver instead).
+fn rewrite_applies(on: usize, f: impl Fn(ApplyMsg, &mut Vec<ApplyMsg>) -> Vec<ApplyMsg> + Send + Sync + Clone + 'static) -> ApplyHook {
+    Arc::new(move |me, _raft, mut rx, out| {
+        let f = f.clone();
+        async move {
+            let mut seen = Vec::new();
+            while let Some(m) = rx.recv().await {
+                let deliver = if me == on { f(m.clone(), &mut seen) } else { vec![m.clone()] };
+                seen.push(m);
+                for x in deliver {
+                    let _ = out.send(x);
+                }
+            }
+        }
+        .boxed()
+    })
+}
+
+fn run(spec: &RunSpec, customize: Option<Customize>) -> RunReport {
+    run_isolated_with(spec, LIMIT, false, customize)
+}
+
+/// Asserts the run failed on `p`, with everything a reader needs.
+fn assert_violation(r: &RunReport, p: Property, mentions: &[&str]) {
+    let f = r.failure.as_deref().unwrap_or_else(|| panic!("the run passed, but {} was broken on purpose", p.name()));
+    assert_eq!(FailureClass::of(f), FailureClass::Safety(p), "{f}");
+    for m in [&format!("safety violated: {}:", p.name()), "s virtual", &format!("seed {}", r.seed), "reproduce: "]
+        .into_iter()
+        .chain(mentions.iter().copied())
+    {
+        assert!(f.contains(m), "the message should mention {m:?}: {f}");
+    }
+    println!("{}: {f}", p.name());
+}
+
+#[test]
+fn correct_runs_pass_the_monitor() {
+    // The same runs as below, unbroken, pass: the failures below are the
+    // hooks' doing.
+    for (spec, elections) in [(small(1, 3, Vec::new()), 1), (small(2, 5, isolate_leader_at(&[800, 1800])), 3)] {
+        let r = run(&spec, Some(wrap(Hooks::default())));
+        assert!(r.passed, "{:?}", r.failure);
+        let m = r.monitor.as_ref().expect("monitor report");
+        // Every leadership after the first found entries committed before it.
+        assert!(m.terms_led >= elections && m.completeness_checked >= elections - 1, "{m:?}");
+        assert_eq!(r.coverage["election_won"], m.terms_led);
+    }
+}
+
+#[test]
+fn state_machine_safety_catches_an_altered_apply() {
+    // Server 1 applies index 2's command again in place of index 3's.
+    let hook = rewrite_applies(1, |mut m, seen| {
+        if m.index == 3 {
+            m.command = seen[1].command.clone();
+        }
+        vec![m]
+    });
+    let r = run(&small(3, 3, Vec::new()), Some(wrap(Hooks { apply: Some(hook), ..Default::default() })));
+    assert_violation(&r, Property::StateMachineSafety, &["index 3:", "server 1 (boot 1)", "clerk"]);
+}
+
+#[test]
+fn state_machine_safety_catches_a_skipped_and_a_repeated_apply() {
+    let skip = rewrite_applies(2, |m, _| if m.index == 4 { vec![] } else { vec![m] });
+    let r = run(&small(4, 3, Vec::new()), Some(wrap(Hooks { apply: Some(skip), ..Default::default() })));
+    assert_violation(&r, Property::StateMachineSafety, &["server 2 (boot 1) applied index 5", "index 4 was due"]);
+    let repeat = rewrite_applies(0, |m, _| if m.index == 5 { vec![m.clone(), m] } else { vec![m] });
+    let r = run(&small(4, 3, Vec::new()), Some(wrap(Hooks { apply: Some(repeat), ..Default::default() })));
+    assert_violation(&r, Property::StateMachineSafety, &["server 0 (boot 1) applied index 5", "index 6 was due"]);
+}
+
+#[test]
+fn election_safety_catches_a_second_leader_reported() {
+    // Server 2 claims to lead every term it follows.
+    let events: EventHook = Arc::new(|me, e| match e {
+        RaftEvent::Role { term, role: Role::Follower } if me == 2 && term > 0 => {
+            vec![e, RaftEvent::Role { term, role: Role::Leader }]
+        }
+        e => vec![e],
+    });
+    let r = run(&small(5, 3, isolate_leader_at(&[800])), Some(wrap(Hooks { events: Some(events), ..Default::default() })));
+    assert_violation(&r, Property::ElectionSafety, &["both lead term", "(boot 1)"]);
+}
+
+#[test]
+fn election_safety_polls_a_raft_that_reports_nothing() {
+    // No events at all; server 1 says it leads whatever term it is in.
+    let state: StateHook = Arc::new(|me, (term, leader)| (term, leader || (me == 1 && term > 0)));
+    let hooks = Hooks { silent: true, state: Some(state), ..Default::default() };
+    let r = run(&small(6, 3, isolate_leader_at(&[800, 1800])), Some(wrap(hooks)));
+    assert_violation(&r, Property::ElectionSafety, &["both lead term"]);
+    // Silent but honest: polling finds no second leader, and still counts
+    // the elections it saw.
+    let r = run(&small(6, 3, isolate_leader_at(&[800, 1800])), Some(wrap(Hooks { silent: true, ..Default::default() })));
+    assert!(r.passed, "{:?}", r.failure);
+    assert!(r.coverage["election_won"] >= 2, "{:?}", r.coverage);
+}
+
+#[test]
+fn leader_completeness_catches_a_leader_missing_a_committed_entry() {
+    // Every server's log, as it reports it, has the wrong term at index 1:
+    // the first leader elected after something committed is caught.
+    let log: LogHook = Arc::new(|_, t| {
+        t.map(|mut v| {
+            if let Some(x) = v.first_mut() {
+                *x += 1;
+            }
+            v
+        })
+    });
+    let r = run(&small(7, 3, isolate_leader_at(&[800])), Some(wrap(Hooks { log_terms: Some(log), ..Default::default() })));
+    assert_violation(&r, Property::LeaderCompleteness, &["became leader of term", "index 1 was committed before"]);
+    // A Raft that cannot list its log is not checked, and the report says so.
+    let log: LogHook = Arc::new(|_, _| None);
+    let r = run(&small(7, 3, isolate_leader_at(&[800])), Some(wrap(Hooks { log_terms: Some(log), ..Default::default() })));
+    assert!(r.passed, "{:?}", r.failure);
+    let m = r.monitor.unwrap();
+    assert!(m.completeness_skipped >= 1 && m.completeness_checked == 0, "{m:?}");
+}
+
+/// Puts a key no clerk wrote into its replica, once.
+struct Ghost;
+
+impl Tamper for Ghost {
+    fn before_apply(&self, _req: &KvRequest, sm: &mut KvStateMachine) {
+        sm.apply(&KvRequest { client: 0xdead, seq: 1, op: KvOp::Put { key: "ghost".into(), value: "boo".into() } });
+    }
+}
+
+#[test]
+fn convergence_catches_replicas_that_differ() {
+    let customize: Customize = Arc::new(|o: &mut KvOptions| o.tamper_one = Some((2, Arc::new(Ghost))));
+    let r = run(&small(8, 3, Vec::new()), Some(customize));
+    assert_violation(&r, Property::Convergence, &["hold different data", "key \"ghost\""]);
+}
+
+#[test]
+fn convergence_catches_a_replica_that_falls_behind() {
+    // Followers hand committed entries to their service slowly (one per 300
+    // ms), in order and complete; the leader at once. The followers fall
+    // behind and cannot catch up within the bound.
+    let slow: ApplyHook = Arc::new(|_me, raft, mut rx, out| {
+        async move {
+            let queue = Arc::new(Mutex::new(std::collections::VecDeque::new()));
+            let q = queue.clone();
+            tokio::spawn(async move {
+                loop {
+                    let lead = raft.state().1;
+                    tokio::time::sleep(Duration::from_millis(if lead { 1 } else { 300 })).await;
+                    let mut q = q.lock().unwrap();
+                    while let Some(m) = q.pop_front() {
+                        let _ = out.send(m);
+                        if !lead {
+                            break;
+                        }
+                    }
+                }
+            });
+            while let Some(m) = rx.recv().await {
+                queue.lock().unwrap().push_back(m);
+            }
+        }
+        .boxed()
+    });
+    let r = run(&small(9, 3, Vec::new()), Some(wrap(Hooks { apply: Some(slow), ..Default::default() })));
+    assert_violation(&r, Property::Convergence, &["have not applied up to the same index", "3000 ms after the run ended"]);
+}
+
+#[test]
+fn exactly_once_catches_a_server_without_a_duplicate_table() {
+    let mut spec = small(10, 3, Vec::new()).with_bug(Bug::NoDedup);
+    spec.faults.duplicate_rate = 0.3;
+    let r = run(&spec, None);
+    assert_violation(&r, Property::ExactlyOnce, &["applied write #", "twice"]);
+}

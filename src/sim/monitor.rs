@@ -1,0 +1,432 @@
+//! The monitor: looks inside every run at the boundary the harness owns (the
+//! apply stream, the `Consensus` trait, the events a Raft or the KV server
+//! may report) and checks Raft's safety properties at the step where they
+//! could break, plus exactly-once application and, at the end of a KV run,
+//! convergence of the replicas. It also counts which rare situations the
+//! run reached (coverage). It works for any Raft behind `MakeRaft`: what a
+//! Raft does not report is polled, and what it cannot answer is skipped and
+//! said so.
+//!
+//! A violation fails the run at once: the monitor panics, in the task that
+//! took the step, with a message that starts `safety violated: <property>:`
+//! and names the servers, boots, terms and index, shows the commands, the
+//! virtual time, the seed and the command that reproduces the run.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+
+use super::context;
+use crate::kv::{KvEvent, KvEventSink};
+use crate::raft::{ApplyMsg, Consensus, EventSink, Index, RaftEvent, Role, Situation, Term};
+
+/// The properties the monitor checks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub enum Property {
+    /// Every server, in every boot, applies the same command at the same
+    /// index, and within a boot applies indexes 1, 2, 3, ... in order.
+    StateMachineSafety,
+    /// Never two leaders in one term.
+    ElectionSafety,
+    /// A leader of term T holds every entry committed before T.
+    LeaderCompleteness,
+    /// After the run, every replica reaches the same applied index within a
+    /// stated bound and holds the same state.
+    Convergence,
+    /// No clerk request changes a replica's data twice.
+    ExactlyOnce,
+}
+
+impl Property {
+    pub const ALL: [Property; 5] = [
+        Property::StateMachineSafety,
+        Property::ElectionSafety,
+        Property::LeaderCompleteness,
+        Property::Convergence,
+        Property::ExactlyOnce,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Property::StateMachineSafety => "state machine safety",
+            Property::ElectionSafety => "election safety",
+            Property::LeaderCompleteness => "leader completeness",
+            Property::Convergence => "convergence",
+            Property::ExactlyOnce => "exactly once",
+        }
+    }
+
+    /// The property a failure message names (see [`VIOLATION`]), if any.
+    pub fn of_failure(msg: &str) -> Option<Property> {
+        let rest = msg.strip_prefix(VIOLATION)?;
+        Property::ALL.into_iter().find(|p| rest.starts_with(p.name()) && rest[p.name().len()..].starts_with(':'))
+    }
+}
+
+/// How often [`Monitor::start_polling`] polls.
+pub const POLL: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// How every violation message starts.
+pub const VIOLATION: &str = "safety violated: ";
+
+/// Situations a run can reach, counted per run (see [`Monitor::coverage`]).
+/// Raft-internal ones come only from a Raft that reports them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Reached {
+    /// A server became leader.
+    ElectionWon,
+    /// A situation the Raft itself reported.
+    Raft(Situation),
+    /// A request answered from the duplicate table without going to Raft.
+    DedupOnSubmit,
+    /// A committed request the duplicate table recognised as a repeat.
+    DedupOnApply,
+    /// WrongLeader because another op committed at the request's index.
+    IndexTaken,
+    /// A server restarted with a non-empty log to replay.
+    RestartReplaysLog,
+}
+
+impl Reached {
+    /// Every kind, in report order.
+    pub fn all() -> Vec<Reached> {
+        let mut v = vec![Reached::ElectionWon];
+        v.extend(Situation::ALL.into_iter().map(Reached::Raft));
+        v.extend([Reached::DedupOnSubmit, Reached::DedupOnApply, Reached::IndexTaken, Reached::RestartReplaysLog]);
+        v
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Reached::ElectionWon => "election_won",
+            Reached::Raft(s) => s.name(),
+            Reached::DedupOnSubmit => "dedup_on_submit",
+            Reached::DedupOnApply => "dedup_on_apply",
+            Reached::IndexTaken => "index_taken",
+            Reached::RestartReplaysLog => "restart_replays_log",
+        }
+    }
+}
+
+/// Shows a command in a violation message.
+pub type ShowCommand = Arc<dyn Fn(&[u8]) -> String + Send + Sync>;
+
+/// The first apply of one index: it is committed, with this term and command.
+struct Committed {
+    term: Term,
+    command: Vec<u8>,
+    server: usize,
+    boot: u64,
+}
+
+#[derive(Default)]
+struct ServerView {
+    boot: u64,
+    /// The next index this boot must apply.
+    next: Index,
+    raft: Option<Arc<dyn Consensus>>,
+    /// Leaderships of this boot already seen (term), for polling.
+    led: Option<Term>,
+    /// (clerk, request number) -> index of its fresh apply, this boot.
+    fresh: HashMap<(u64, u64), Index>,
+}
+
+struct State {
+    name: String,
+    seed: u64,
+    show: ShowCommand,
+    servers: Vec<ServerView>,
+    committed: Vec<Committed>,
+    leaders: BTreeMap<Term, (usize, u64)>,
+    coverage: BTreeMap<Reached, u64>,
+    completeness_checked: u64,
+    completeness_skipped: u64,
+    /// The committed prefix length as of the previous polling round.
+    committed_at_last_poll: usize,
+    violation: Option<String>,
+}
+
+/// What the monitor found, for the run's report.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct MonitorReport {
+    /// Kind -> how often the run reached it (every kind listed, 0 included).
+    pub coverage: BTreeMap<String, u64>,
+    /// Leaderships whose log was checked for completeness, and those that
+    /// could not be (the Raft cannot list its log).
+    pub completeness_checked: u64,
+    pub completeness_skipped: u64,
+    /// Terms that had a leader.
+    pub terms_led: u64,
+    /// Highest index applied anywhere.
+    pub committed: u64,
+}
+
+/// One run's monitor. Clones share it.
+#[derive(Clone)]
+pub struct Monitor(Arc<Mutex<State>>);
+
+/// Virtual seconds since the simulation started.
+fn now_s() -> f64 {
+    madsim::time::TimeHandle::try_current().map_or(0.0, |t| t.elapsed().as_secs_f64())
+}
+
+impl Monitor {
+    /// A monitor for `n` servers of the run `name` with `seed`; `show`
+    /// renders commands in messages.
+    pub fn new(n: usize, name: &str, seed: u64, show: ShowCommand) -> Monitor {
+        Monitor(Arc::new(Mutex::new(State {
+            name: name.to_string(),
+            seed,
+            show,
+            servers: (0..n).map(|_| ServerView::default()).collect(),
+            committed: Vec::new(),
+            leaders: BTreeMap::new(),
+            coverage: BTreeMap::new(),
+            completeness_checked: 0,
+            completeness_skipped: 0,
+            committed_at_last_poll: 0,
+            violation: None,
+        })))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // A violation panics while holding the lock; later steps still see
+        // the state (and the first violation).
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records a violation and fails the run here.
+    fn violated(&self, mut s: std::sync::MutexGuard<'_, State>, p: Property, what: String) -> ! {
+        let msg = format!(
+            "{VIOLATION}{}: {what}; at {:.3} s virtual; seed {}; reproduce: {}",
+            p.name(),
+            now_s(),
+            s.seed,
+            context::reproduce_command(&s.name, s.seed)
+        );
+        if s.violation.is_none() {
+            s.violation = Some(msg.clone());
+        }
+        drop(s);
+        panic!("{msg}");
+    }
+
+    /// The first violation, if any (the run has already failed with it).
+    pub fn violation(&self) -> Option<String> {
+        self.lock().violation.clone()
+    }
+
+    /// Server `server` starts boot number `boot` with `raft`; `log_to_replay`
+    /// says whether its durable state holds log entries.
+    pub fn boot(&self, server: usize, boot: u64, raft: Arc<dyn Consensus>, log_to_replay: bool) {
+        let mut s = self.lock();
+        let v = &mut s.servers[server];
+        *v = ServerView { boot, next: 1, raft: Some(raft), led: None, fresh: HashMap::new() };
+        if boot > 1 && log_to_replay {
+            *s.coverage.entry(Reached::RestartReplaysLog).or_default() += 1;
+        }
+    }
+
+    /// The sink a Raft of server `server`, boot `boot`, reports events to.
+    pub fn raft_events(&self, server: usize, boot: u64) -> EventSink {
+        let m = self.clone();
+        Arc::new(move |e| match e {
+            RaftEvent::Role { term, role: Role::Leader } => {
+                let upto = m.lock().committed.len();
+                m.leader(server, boot, term, upto);
+            }
+            RaftEvent::Role { .. } => {}
+            RaftEvent::Situation(x) => *m.lock().coverage.entry(Reached::Raft(x)).or_default() += 1,
+        })
+    }
+
+    /// The sink the KV server of server `server`, boot `boot`, reports to.
+    pub fn kv_events(&self, server: usize, boot: u64) -> KvEventSink {
+        let m = self.clone();
+        Arc::new(move |e| m.kv_event(server, boot, e))
+    }
+
+    fn kv_event(&self, server: usize, boot: u64, e: KvEvent) {
+        let mut s = self.lock();
+        match e {
+            KvEvent::AnsweredFromTable => *s.coverage.entry(Reached::DedupOnSubmit).or_default() += 1,
+            KvEvent::IndexTaken => *s.coverage.entry(Reached::IndexTaken).or_default() += 1,
+            KvEvent::Applied { fresh: false, .. } => *s.coverage.entry(Reached::DedupOnApply).or_default() += 1,
+            KvEvent::Applied { write: false, fresh: true, .. } => {}
+            KvEvent::Applied { index, client, seq, write: true, fresh: true } => {
+                let v = &mut s.servers[server];
+                if v.boot != boot {
+                    return;
+                }
+                if let Some(first) = v.fresh.insert((client, seq), index) {
+                    let show = |s: &State, i: Index| {
+                        s.committed.get(i as usize - 1).map_or("?".to_string(), |c| (s.show)(&c.command))
+                    };
+                    let what = format!(
+                        "server {server} (boot {boot}) applied write #{seq} of clerk {client:x} twice, changing its data both times: at index {first} ({}) and at index {index} ({})",
+                        show(&s, first),
+                        show(&s, index)
+                    );
+                    self.violated(s, Property::ExactlyOnce, what);
+                }
+            }
+        }
+    }
+
+    /// Server `server` (boot `boot`) applied `m`: checks it against every
+    /// earlier apply of every server and boot, and its place in this boot.
+    pub fn apply(&self, server: usize, boot: u64, m: &ApplyMsg) {
+        let mut s = self.lock();
+        let v = &mut s.servers[server];
+        if v.boot != boot {
+            return;
+        }
+        let expect = v.next;
+        if m.index != expect {
+            let what = format!(
+                "server {server} (boot {boot}) applied index {} (term {}, {}) where index {expect} was due: applies must come 1, 2, 3, ... with no gap and no repeat",
+                m.index,
+                m.term,
+                (s.show)(&m.command)
+            );
+            self.violated(s, Property::StateMachineSafety, what);
+        }
+        v.next += 1;
+        let i = m.index as usize - 1;
+        if let Some(c) = s.committed.get(i) {
+            if c.term != m.term || c.command != m.command {
+                let what = format!(
+                    "index {}: server {} (boot {}) applied term {} {} but server {server} (boot {boot}) applied term {} {}",
+                    m.index,
+                    c.server,
+                    c.boot,
+                    c.term,
+                    (s.show)(&c.command),
+                    m.term,
+                    (s.show)(&m.command)
+                );
+                self.violated(s, Property::StateMachineSafety, what);
+            }
+        } else {
+            debug_assert_eq!(i, s.committed.len());
+            s.committed.push(Committed { term: m.term, command: m.command.clone(), server, boot });
+        }
+    }
+
+    /// For a Raft that reports no events: polls every server's state every
+    /// [`POLL`] of virtual time, for the rest of the run.
+    pub fn start_polling(&self) {
+        let m = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(POLL).await;
+                m.poll();
+            }
+        });
+    }
+
+    /// Reads every server's state, for a Raft that reports no events.
+    pub fn poll(&self) {
+        let rafts: Vec<(usize, u64, Arc<dyn Consensus>)> = {
+            let s = self.lock();
+            s.servers.iter().enumerate().filter_map(|(i, v)| v.raft.clone().map(|r| (i, v.boot, r))).collect()
+        };
+        // Entries committed before the previous round were committed before
+        // any leadership first seen in this round began.
+        let upto = self.lock().committed_at_last_poll;
+        for (i, boot, raft) in rafts {
+            if raft.reports_events() {
+                continue;
+            }
+            let (term, leader) = raft.state();
+            let seen = self.lock().servers[i].led == Some(term);
+            if leader && !seen {
+                self.lock().servers[i].led = Some(term);
+                self.leader(i, boot, term, upto);
+            }
+        }
+        let mut s = self.lock();
+        s.committed_at_last_poll = s.committed.len();
+    }
+
+    /// Server `server` (boot `boot`) leads `term`; entries 1..=`upto` were
+    /// committed before it did.
+    fn leader(&self, server: usize, boot: u64, term: Term, upto: usize) {
+        let mut s = self.lock();
+        if s.servers[server].boot != boot {
+            return;
+        }
+        match s.leaders.get(&term) {
+            Some(&(other, other_boot)) if other != server => {
+                let what = format!("servers {other} (boot {other_boot}) and {server} (boot {boot}) both lead term {term}");
+                self.violated(s, Property::ElectionSafety, what);
+            }
+            Some(_) => return,
+            None => {
+                s.leaders.insert(term, (server, boot));
+            }
+        }
+        *s.coverage.entry(Reached::ElectionWon).or_default() += 1;
+        if upto == 0 {
+            // Nothing was committed before: nothing to check.
+            return;
+        }
+        let expected: Vec<Term> = s.committed[..upto].iter().map(|c| c.term).collect();
+        let Some(raft) = s.servers[server].raft.clone() else { return };
+        drop(s);
+        // The Raft may be in the middle of the step that made it leader (its
+        // own lock held): ask it once that step is over. Its log holds the
+        // committed prefix from then on, in a correct Raft.
+        let m = self.clone();
+        tokio::spawn(async move { m.check_completeness(server, boot, term, raft, expected) });
+    }
+
+    fn check_completeness(&self, server: usize, boot: u64, term: Term, raft: Arc<dyn Consensus>, expected: Vec<Term>) {
+        let Some(got) = raft.log_terms(expected.len() as Index) else {
+            self.lock().completeness_skipped += 1;
+            return;
+        };
+        let mut s = self.lock();
+        s.completeness_checked += 1;
+        let first_bad = (0..expected.len()).find(|&i| got.get(i) != Some(&expected[i]));
+        if let Some(i) = first_bad {
+            let c = &s.committed[i];
+            let has = match got.get(i) {
+                Some(t) => format!("an entry of term {t} there"),
+                None => format!("a log of only {} entries", got.len()),
+            };
+            let what = format!(
+                "server {server} (boot {boot}) became leader of term {term} with {has}, but index {} was committed before, with term {} {} (first applied by server {}, boot {})",
+                i + 1,
+                c.term,
+                (s.show)(&c.command),
+                c.server,
+                c.boot
+            );
+            self.violated(s, Property::LeaderCompleteness, what);
+        }
+    }
+
+    /// Fails the run with a convergence violation (the KV cluster compares
+    /// the replicas).
+    pub fn diverged(&self, what: String) -> ! {
+        let s = self.lock();
+        self.violated(s, Property::Convergence, what)
+    }
+
+    /// What the monitor saw.
+    pub fn report(&self) -> MonitorReport {
+        let s = self.lock();
+        MonitorReport {
+            coverage: Reached::all()
+                .into_iter()
+                .map(|k| (k.name().to_string(), s.coverage.get(&k).copied().unwrap_or(0)))
+                .collect(),
+            completeness_checked: s.completeness_checked,
+            completeness_skipped: s.completeness_skipped,
+            terms_led: s.leaders.len() as u64,
+            committed: s.committed.len() as u64,
+        }
+    }
+}
