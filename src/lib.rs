@@ -6,5 +6,6 @@
 
 pub mod net;
 pub mod raft;
+pub mod raft_rs;
 pub mod kv;
 pub mod sim;
