@@ -40,6 +40,8 @@ pub(crate) struct Inner {
     out_tx: mpsc::UnboundedSender<(SocketAddr, Vec<u8>)>,
     /// Election timeout range in ticks, [min, max).
     election_ticks: (usize, usize),
+    /// Test-only: leave raft-rs's unseeded timeouts alone.
+    unseeded: bool,
     pub killed: bool,
 }
 
@@ -51,8 +53,9 @@ impl Inner {
         apply_tx: mpsc::UnboundedSender<ApplyMsg>,
         out_tx: mpsc::UnboundedSender<(SocketAddr, Vec<u8>)>,
         election_ticks: (usize, usize),
+        unseeded: bool,
     ) -> Self {
-        let mut inner = Inner { raw, me, peers, apply_tx, out_tx, election_ticks, killed: false };
+        let mut inner = Inner { raw, me, peers, apply_tx, out_tx, election_ticks, unseeded, killed: false };
         inner.pin_election_timeout();
         inner
     }
@@ -71,7 +74,7 @@ impl Inner {
     /// the last time the timer restarted. Whether a redraw happens depends
     /// only on seeded state, so the sequence of draws is reproducible.
     fn pin_election_timeout(&mut self) {
-        if self.raw.raft.election_elapsed == 0 {
+        if self.raw.raft.election_elapsed == 0 && !self.unseeded {
             let (lo, hi) = self.election_ticks;
             let t = madsim::rand::thread_rng().gen_range(lo..hi);
             self.raw.raft.set_randomized_election_timeout(t);
@@ -208,16 +211,16 @@ pub(crate) fn spawn(
             let from_id = peers.iter().position(|a| a.ip() == from.ip());
             let inner = svc.clone();
             async move {
-                let Some(from_id) = from_id else {
-                    tracing::warn!(%from, "dropping a raft-rs message from a non-peer");
-                    return None;
-                };
                 let m = match Message::parse_from_bytes(&body) {
                     Ok(m) => m,
                     Err(e) => {
                         tracing::warn!(%from, error = %e, "dropping an undecodable raft-rs message");
                         return None;
                     }
+                };
+                let Some(from_id) = from_id else {
+                    tracing::warn!(%from, "dropping a raft-rs message from a non-peer");
+                    return None;
                 };
                 let mut g = inner.lock().unwrap();
                 if !g.killed {

@@ -51,6 +51,10 @@ pub struct RaftRsConfig {
     pub max_inflight_msgs: usize,
     pub pre_vote: bool,
     pub check_quorum: bool,
+    /// Test-only: keep raft-rs's own (OS-seeded) election timeouts, to show
+    /// that the determinism check catches them.
+    #[doc(hidden)]
+    pub unseeded_election_timeouts: bool,
 }
 
 impl Default for RaftRsConfig {
@@ -65,6 +69,7 @@ impl Default for RaftRsConfig {
             max_inflight_msgs: 256,
             pre_vote: true,
             check_quorum: true,
+            unseeded_election_timeouts: false,
         }
     }
 }
@@ -136,7 +141,7 @@ impl RaftRsNode {
         let logger = slog::Logger::root(slog::Discard, slog::o!());
         let raw = raft::RawNode::new(&config, store, &logger).map_err(|e| format!("raft-rs: {e}"))?;
         let (out_tx, out_rx) = mpsc::unbounded_channel();
-        let mut inner = Inner::new(raw, me, peers, apply_tx, out_tx, election_ticks);
+        let mut inner = Inner::new(raw, me, peers, apply_tx, out_tx, election_ticks, cfg.unseeded_election_timeouts);
         // Committed entries recovered from the persister are applied at once.
         inner.after_call();
         let inner = Arc::new(Mutex::new(inner));
