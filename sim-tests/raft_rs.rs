@@ -378,6 +378,50 @@ async fn forged_to(t: &Transport, dst: SocketAddr, to: u64, forged: &[u8]) {
     t.notify(dst, raft_rs::RAFT_RS_SERVICE, m.write_to_bytes().expect("encode")).await;
 }
 
+/// Figure 8 of the extended Raft paper (as in 6.5840's 3C): leaders
+/// usually crash right after taking a command, servers reboot whenever
+/// fewer than a majority are up, so new leaders meet uncommitted entries of
+/// older terms. The cluster checks every applied entry as it goes.
+#[madsim::test]
+async fn figure8() {
+    let servers = 5;
+    let cfg = cluster(servers, true, "figure8").await;
+    cfg.begin("raft-rs: Figure 8");
+    cfg.one(cmd_int(rand_u64()), 1, true).await;
+    let et_ms = RAFT_ELECTION_TIMEOUT.as_millis() as u64;
+    let mut nup = servers;
+    for _ in 0..1000 {
+        let mut leader = None;
+        for i in 0..servers {
+            if cfg.is_alive(i) && cfg.start(i, cmd_int(rand_u64())).is_some() {
+                leader = Some(i);
+            }
+        }
+        let ms = if rand_u64() % 1000 < 100 { rand_u64() % (et_ms / 2) } else { rand_u64() % 13 };
+        sleep(Duration::from_millis(ms)).await;
+        if let Some(l) = leader {
+            cfg.crash1(l);
+            nup -= 1;
+        }
+        if nup < 3 {
+            let s = rand_below(servers);
+            if !cfg.is_alive(s) {
+                cfg.start1(s).await;
+                cfg.connect(s);
+                nup += 1;
+            }
+        }
+    }
+    for i in 0..servers {
+        if !cfg.is_alive(i) {
+            cfg.start1(i).await;
+            cfg.connect(i);
+        }
+    }
+    cfg.one(cmd_int(rand_u64()), servers, true).await;
+    cfg.end();
+}
+
 /// Every server built by this factory, by server id (the latest boot), so
 /// that tests can read the adapter's own introspection.
 fn recording_make(slots: Arc<Mutex<BTreeMap<usize, RaftRsNode>>>) -> MakeRaft {
