@@ -10,5 +10,6 @@ mod raft_3a;
 mod raft_3b;
 mod raft_3c;
 mod raft_core;
+mod raft_rs;
 mod regressions;
 mod tool;

@@ -2,7 +2,8 @@
 //! simulation harness (on madsim) that tests it.
 //!
 //! Layers, each using only those before it: [`net`] (RPC transport),
-//! [`raft`] (consensus), [`kv`] (the service); [`check`] (the
+//! [`raft`] (consensus) and [`raft_rs`] (tikv's raft-rs behind the same
+//! interface), [`kv`] (the service); [`check`] (the
 //! linearizability checker, which needs nothing else of the crate); [`sim`]
 //! (the simulated world: network, faults, clusters); [`campaign`] (run specs,
 //! their executor, campaigns, shrinking, reports); [`bench`] (the speed
@@ -10,6 +11,7 @@
 
 pub mod net;
 pub mod raft;
+pub mod raft_rs;
 pub mod kv;
 pub mod check;
 pub mod sim;

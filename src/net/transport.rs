@@ -174,6 +174,15 @@ impl Transport {
         }
     }
 
+    /// Sends `body` to `service` at `dst` as a one-way message: a request
+    /// frame that nobody waits on (the receiving handler should return None;
+    /// a reply, if one comes, finds no waiter and is dropped). It goes
+    /// through the fault hook like any request.
+    pub async fn notify(&self, dst: SocketAddr, service: u16, body: Vec<u8>) {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.send_frame(dst, &Frame { reply: false, id, service, body }).await;
+    }
+
     /// Typed call: serialises the request and decodes the reply.
     pub async fn call<Req: Serialize, Resp: DeserializeOwned>(
         &self,

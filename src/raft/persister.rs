@@ -26,6 +26,15 @@ pub struct Recovered {
     pub log: Vec<Entry>,
 }
 
+/// The stored bytes as they are, for a Raft that encodes its own state.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RawState {
+    /// Empty if never saved.
+    pub hard_state: Vec<u8>,
+    /// Log records in order; position i holds index i + 1.
+    pub log: Vec<Vec<u8>>,
+}
+
 impl Persister {
     pub fn new() -> Self {
         Self::default()
@@ -70,6 +79,32 @@ impl Persister {
 
     pub fn log_len(&self) -> usize {
         self.0.lock().unwrap().entries.len()
+    }
+
+    /// Replaces the hard-state blob with `bytes` as they are. For a Raft with
+    /// an encoding of its own (see [`raw_state`](Self::raw_state)); this
+    /// crate's Raft uses [`save_hard_state`](Self::save_hard_state).
+    pub fn save_raw_hard_state(&self, bytes: Vec<u8>) {
+        let mut s = self.0.lock().unwrap();
+        s.bytes = s.bytes - s.hard_state.len() + bytes.len();
+        s.hard_state = bytes;
+    }
+
+    /// Appends log records as they are (record i of the whole log is meant
+    /// to hold index i + 1). [`truncate_log`](Self::truncate_log) and
+    /// [`log_len`](Self::log_len) count these records too.
+    pub fn append_raw_log(&self, records: impl IntoIterator<Item = Vec<u8>>) {
+        let mut s = self.0.lock().unwrap();
+        for b in records {
+            s.bytes += b.len();
+            s.entries.push(b);
+        }
+    }
+
+    /// The stored hard-state blob and log records, undecoded.
+    pub fn raw_state(&self) -> RawState {
+        let s = self.0.lock().unwrap();
+        RawState { hard_state: s.hard_state.clone(), log: s.entries.clone() }
     }
 
     /// Decodes the stored state; an empty store recovers as a fresh server.

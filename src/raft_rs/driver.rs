@@ -1,0 +1,261 @@
+//! The async side of the adapter: one [`RawNode`] behind a mutex, a madsim
+//! ticker, a one-way message service on the node's [`Transport`], an outbox
+//! pumped by a task on the node, and the Ready loop that persists, sends and
+//! applies in the order raft-rs 0.7 requires.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::FutureExt;
+use protobuf::Message as _;
+use rand::Rng;
+use raft::eraftpb::{Entry, EntryType, Message, MessageType};
+use raft::RawNode;
+use tokio::sync::mpsc;
+
+use super::storage::PersistedStorage;
+use crate::net::Transport;
+use crate::raft::{ApplyMsg, PeerId};
+
+/// The transport service id raft-rs messages travel on.
+pub const RAFT_RS_SERVICE: u16 = 3;
+
+/// raft-rs numbers nodes from 1; the harness from 0.
+pub fn raft_id(me: PeerId) -> u64 {
+    me as u64 + 1
+}
+
+/// The harness id of raft id `id`, if it is one of `n` servers.
+pub fn peer_of(id: u64, n: usize) -> Option<PeerId> {
+    (id >= 1 && id <= n as u64).then(|| id as usize - 1)
+}
+
+pub(crate) struct Inner {
+    pub raw: RawNode<PersistedStorage>,
+    pub me: PeerId,
+    pub peers: Vec<SocketAddr>,
+    apply_tx: mpsc::UnboundedSender<ApplyMsg>,
+    /// Encoded messages for the pump task on this node.
+    out_tx: mpsc::UnboundedSender<(SocketAddr, Vec<u8>)>,
+    /// Election timeout range in ticks, [min, max).
+    election_ticks: (usize, usize),
+    /// Test-only: leave raft-rs's unseeded timeouts alone.
+    unseeded: bool,
+    pub killed: bool,
+}
+
+impl Inner {
+    pub fn new(
+        raw: RawNode<PersistedStorage>,
+        me: PeerId,
+        peers: Vec<SocketAddr>,
+        apply_tx: mpsc::UnboundedSender<ApplyMsg>,
+        out_tx: mpsc::UnboundedSender<(SocketAddr, Vec<u8>)>,
+        election_ticks: (usize, usize),
+        unseeded: bool,
+    ) -> Self {
+        let mut inner = Inner { raw, me, peers, apply_tx, out_tx, election_ticks, unseeded, killed: false };
+        inner.pin_election_timeout();
+        inner
+    }
+
+    /// raft-rs redraws its randomized election timeout from rand 0.8's
+    /// thread RNG (OS-seeded, outside madsim's control) in `Raft::reset`,
+    /// which every `become_*` and the constructor call. `reset` also zeroes
+    /// `election_elapsed`, and nothing in raft-rs raises it again before the
+    /// call (tick, step, propose, ...) returns; the timeout is read only by
+    /// the next `tick_election`. So after every call, whenever
+    /// `election_elapsed` is 0, the timeout is replaced by one drawn from
+    /// madsim's seeded generator, before anything can read the unseeded
+    /// one. `election_elapsed` is also zeroed without a reset (a message
+    /// from the leader, a vote granted, a leader's quorum check); redrawing
+    /// then too is harmless: the timeout stays uniform over the range since
+    /// the last time the timer restarted. Whether a redraw happens depends
+    /// only on seeded state, so the sequence of draws is reproducible.
+    fn pin_election_timeout(&mut self) {
+        if self.raw.raft.election_elapsed == 0 && !self.unseeded {
+            let (lo, hi) = self.election_ticks;
+            let t = madsim::rand::thread_rng().gen_range(lo..hi);
+            self.raw.raft.set_randomized_election_timeout(t);
+        }
+    }
+
+    /// Called after every call into the RawNode.
+    pub fn after_call(&mut self) {
+        self.pin_election_timeout();
+        self.process();
+    }
+
+    /// Handles every pending Ready, in the order raft-rs 0.7 asks for.
+    fn process(&mut self) {
+        while !self.killed && self.raw.has_ready() {
+            let mut rd = self.raw.ready();
+            // 1. A leader's messages may go before its own entries are
+            //    persisted (raft thesis 10.2.1).
+            self.send_all(rd.take_messages());
+            // The log is never compacted, so no snapshot is ever sent.
+            if !rd.snapshot().is_empty() {
+                self.fail("raft-rs produced a snapshot, which this adapter never makes");
+                return;
+            }
+            // 2. Persist new entries, then the hard state.
+            if let Err(e) = self.raw.mut_store().append(rd.entries()) {
+                self.fail(&format!("persisting entries: {e}"));
+                return;
+            }
+            if let Some(hs) = rd.hs() {
+                if let Err(e) = self.raw.mut_store().set_hard_state(hs.clone()) {
+                    self.fail(&format!("persisting the hard state: {e}"));
+                    return;
+                }
+            }
+            // 3. Messages that may go only once the above is durable (votes,
+            //    append responses).
+            self.send_all(rd.take_persisted_messages());
+            // 4. Apply what is committed (already persisted).
+            self.apply(rd.take_committed_entries());
+            // 5. Advance; the light ready holds what that made possible.
+            let mut light = self.raw.advance(rd);
+            if let Some(commit) = light.commit_index() {
+                if let Err(e) = self.raw.mut_store().set_commit(commit) {
+                    self.fail(&format!("persisting the commit index: {e}"));
+                    return;
+                }
+            }
+            self.send_all(light.take_messages());
+            self.apply(light.take_committed_entries());
+            self.raw.advance_apply();
+        }
+    }
+
+    /// Stops this server for good after a storage failure (fail-stop beats
+    /// running on with a log raft-rs believes durable but is not).
+    fn fail(&mut self, what: &str) {
+        tracing::error!(server = self.me, "raft-rs adapter stops: {what}");
+        self.killed = true;
+    }
+
+    fn send_all(&mut self, msgs: Vec<Message>) {
+        for m in msgs {
+            let Some(to) = peer_of(m.to, self.peers.len()) else {
+                tracing::warn!(server = self.me, to = m.to, "raft-rs addressed a message to an unknown node");
+                continue;
+            };
+            match m.write_to_bytes() {
+                Ok(bytes) => {
+                    let _ = self.out_tx.send((self.peers[to], bytes));
+                }
+                Err(e) => tracing::error!(server = self.me, error = %e, "cannot encode a raft-rs message"),
+            }
+        }
+    }
+
+    /// Hands committed entries to the service, in index order. Entries
+    /// without a command (the empty entry a new leader appends, or a
+    /// configuration change) are delivered with an empty command, so that
+    /// applied indexes have no gaps.
+    fn apply(&mut self, entries: Vec<Entry>) {
+        for e in entries {
+            if self.killed {
+                return;
+            }
+            let command = match e.get_entry_type() {
+                EntryType::EntryNormal => e.data.to_vec(),
+                EntryType::EntryConfChange | EntryType::EntryConfChangeV2 => {
+                    // Nothing here proposes membership changes, so this can
+                    // only be the (empty) entry raft-rs appends to leave a
+                    // joint configuration, which never arises either.
+                    tracing::warn!(server = self.me, index = e.index, "ignoring a configuration-change entry");
+                    Vec::new()
+                }
+            };
+            let _ = self.apply_tx.send(ApplyMsg { index: e.index, term: e.term, command });
+        }
+    }
+
+    /// Steps a message that arrived from server `from`.
+    fn receive(&mut self, from: PeerId, m: Message) {
+        let n = self.peers.len();
+        if m.from != raft_id(from) || peer_of(m.to, n) != Some(self.me) {
+            tracing::warn!(server = self.me, from, m.from, m.to, "dropping a misaddressed raft-rs message");
+            return;
+        }
+        if m.get_msg_type() == MessageType::MsgSnapshot {
+            // Never sent by a peer of ours (no compaction).
+            tracing::warn!(server = self.me, from, "dropping a raft-rs snapshot message");
+            return;
+        }
+        if let Err(e) = self.raw.step(m) {
+            tracing::debug!(server = self.me, from, error = %e, "raft-rs refused a message");
+        }
+        self.after_call();
+    }
+}
+
+/// Starts the tasks of one server on the current node: the message service,
+/// the outbox pump and the ticker.
+pub(crate) fn spawn(
+    inner: Arc<Mutex<Inner>>,
+    transport: Arc<Transport>,
+    mut out_rx: mpsc::UnboundedReceiver<(SocketAddr, Vec<u8>)>,
+    tick: Duration,
+) {
+    let peers = inner.lock().unwrap().peers.clone();
+
+    // Incoming messages: one-way, so the handler never replies.
+    let svc = inner.clone();
+    transport.register(
+        RAFT_RS_SERVICE,
+        Arc::new(move |from: SocketAddr, body: Vec<u8>| {
+            let from_id = peers.iter().position(|a| a.ip() == from.ip());
+            let inner = svc.clone();
+            async move {
+                let m = match Message::parse_from_bytes(&body) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        tracing::warn!(%from, error = %e, "dropping an undecodable raft-rs message");
+                        return None;
+                    }
+                };
+                let Some(from_id) = from_id else {
+                    tracing::warn!(%from, "dropping a raft-rs message from a non-peer");
+                    return None;
+                };
+                let mut g = inner.lock().unwrap();
+                if !g.killed {
+                    g.receive(from_id, m);
+                }
+                None
+            }
+            .boxed()
+        }),
+    );
+
+    // Outgoing messages: a task each, so that one send's virtual latency
+    // holds up no other. Runs on this node, so it dies with it.
+    let pump_inner = inner.clone();
+    tokio::spawn(async move {
+        while let Some((dst, bytes)) = out_rx.recv().await {
+            if pump_inner.lock().unwrap().killed {
+                return;
+            }
+            let t = transport.clone();
+            tokio::spawn(async move { t.notify(dst, RAFT_RS_SERVICE, bytes).await });
+        }
+    });
+
+    // The clock.
+    tokio::spawn(async move {
+        let mut interval = tokio::time::interval(tick);
+        loop {
+            interval.tick().await;
+            let mut g = inner.lock().unwrap();
+            if g.killed {
+                return;
+            }
+            g.raw.tick();
+            g.after_call();
+        }
+    });
+}
