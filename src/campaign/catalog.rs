@@ -60,6 +60,7 @@ fn generic(
         faults,
         partition,
         crash_rate: 0.0,
+        targeted_rate: 0.0,
         nemesis: None,
         bug: Bug::None,
         bound_ms,

@@ -1,7 +1,8 @@
 //! The nemesis: fault events at virtual times (partitions of many shapes,
-//! crashes, restarts, heals). A spec's schedule is its explicit list or the
-//! one its seed, partition style and crash rate generate; here it is also
-//! applied to a running cluster.
+//! crashes, restarts, heals, and protocol-aware events that pick the leader
+//! or a lagging server as they happen). A spec's schedule is its explicit
+//! list or the one its seed, partition style and rates generate; here it is
+//! also applied to a running cluster.
 
 use std::time::{Duration, Instant};
 
@@ -9,11 +10,16 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 
+use tokio::task::JoinHandle;
+
 use super::spec::{Action, NemesisEvent, PartitionStyle, RunSpec, Workload};
 use crate::sim::kv_cluster::KvCluster;
 
-// The schedule's own stream (see the swarm generator's mix stream).
+// The schedule's own streams (see the swarm generator's mix stream): the
+// targeted events draw from one of their own, so that adding them left the
+// rest of every seed's schedule as it was.
 const SCHEDULE_STREAM: u64 = 0x5357_4152_4d5f_5343; // "SWARM_SC"
+const TARGETED_STREAM: u64 = 0x5357_4152_4d5f_5447; // "SWARM_TG"
 
 /// Two random non-empty groups of `servers` (needs at least 2).
 fn split(rng: &mut StdRng, servers: &mut [usize]) -> (Vec<usize>, Vec<usize>) {
@@ -110,14 +116,93 @@ pub fn schedule(spec: &RunSpec) -> Vec<NemesisEvent> {
             }
         }
     }
+    if spec.targeted_rate > 0.0 {
+        targeted(&mut StdRng::seed_from_u64(spec.seed ^ TARGETED_STREAM), spec.targeted_rate, n, run_ms, &mut ev);
+    }
     ev.sort_by_key(|e| e.at_ms);
     ev
 }
 
+/// Protocol-aware events arriving as a Poisson process at `rate` per second.
+fn targeted(rng: &mut StdRng, rate: f64, n: usize, run_ms: u64, ev: &mut Vec<NemesisEvent>) {
+    let mut t = 0.0f64;
+    loop {
+        let u: f64 = rng.gen_range(1e-9..1.0);
+        t += -u.ln() / rate * 1000.0;
+        if t >= run_ms as f64 {
+            return;
+        }
+        let at = t as u64;
+        match rng.gen_range(0..6) {
+            0 => ev.push(NemesisEvent { at_ms: at, action: Action::CrashLeader { down_ms: rng.gen_range(100..2500) } }),
+            1 => ev.push(NemesisEvent { at_ms: at, action: Action::CrashLeaderAfterAppend { down_ms: rng.gen_range(100..2500) } }),
+            2 if n >= 3 => {
+                // Figure 8: a minority with the leader crashes and comes back
+                // quickly, a few times in a row, so that leaders with
+                // entries nobody else has come and go.
+                let mut at = at;
+                for _ in 0..rng.gen_range(2..=4) {
+                    let down_ms = rng.gen_range(50..600);
+                    ev.push(NemesisEvent { at_ms: at, action: Action::CrashMinorityWithLeader { down_ms } });
+                    at += down_ms + rng.gen_range(100..700);
+                }
+            }
+            3 if n >= 3 => {
+                ev.push(NemesisEvent { at_ms: at, action: Action::LeaderMinority });
+                ev.push(NemesisEvent { at_ms: at + rng.gen_range(300..2500), action: Action::Heal });
+            }
+            4 => {
+                // Cut off the leader long enough for the others to move on,
+                // heal, and restart whoever is then catching up.
+                let heal = at + rng.gen_range(500..2000);
+                ev.push(NemesisEvent { at_ms: at, action: Action::IsolateLeader });
+                ev.push(NemesisEvent { at_ms: heal, action: Action::Heal });
+                ev.push(NemesisEvent { at_ms: heal + rng.gen_range(20..300), action: Action::RestartLagging });
+            }
+            _ => ev.push(NemesisEvent { at_ms: at, action: Action::RestartLagging }),
+        }
+    }
+}
+
+/// How many servers `action` takes down without naming them (the leader and
+/// companions), for [`outage_ms`].
+fn anonymous_down(action: &Action, n: usize) -> usize {
+    match action {
+        Action::CrashLeader { .. } | Action::CrashLeaderAfterAppend { .. } => 1,
+        Action::CrashMinorityWithLeader { .. } => ((n - 1) / 2).max(1),
+        _ => 0,
+    }
+}
+
+/// Stretches without a majority, as [`outage_ms`] finds them.
+#[derive(Default)]
+struct Outages {
+    since: Option<u64>,
+    longest: u64,
+    total: u64,
+}
+
+impl Outages {
+    /// At `at_ms` a majority is up and connected, or not.
+    fn step(&mut self, at_ms: u64, majority: bool) {
+        match (majority, self.since) {
+            (false, None) => self.since = Some(at_ms),
+            (true, Some(t)) => {
+                self.longest = self.longest.max(at_ms - t);
+                self.total += at_ms - t;
+                self.since = None;
+            }
+            _ => {}
+        }
+    }
+}
+
 /// The longest stretch of virtual ms in which the schedule leaves no
-/// majority of servers up and connected (an isolated leader or a one-way cut
-/// counts as leaving the rest connected; a bridge joins its side to the
-/// larger one), and the total of such stretches.
+/// majority of servers up and connected (an isolated leader, a leader's
+/// minority or a one-way cut counts as leaving the rest connected; a bridge
+/// joins its side to the larger one; servers the nemesis picks as it goes,
+/// like the leader, count against the larger side while they are down),
+/// and the total of such stretches.
 pub fn outage_ms(spec: &RunSpec) -> (u64, u64) {
     let n = spec.servers;
     let majority = n / 2 + 1;
@@ -125,39 +210,51 @@ pub fn outage_ms(spec: &RunSpec) -> (u64, u64) {
     let mut up = vec![true; n];
     // The group of each server (0 or 1); all in group 0 when healed.
     let mut group = vec![0u8; n];
-    let (mut longest, mut total, mut since): (u64, u64, Option<u64>) = (0, 0, None);
-    for e in schedule(spec).iter().filter(|e| e.at_ms < run_ms) {
-        match &e.action {
-            Action::Partition { b, .. } | Action::Bridge { b, .. } => {
-                group.iter_mut().for_each(|g| *g = 0);
-                for x in b {
-                    group[*x] = 1;
-                }
-                if let Action::Bridge { bridge, a, .. } = &e.action {
-                    // The bridge reaches both sides: count it with the larger.
-                    group[*bridge] = u8::from(b.len() > a.len());
-                }
+    // Servers down without a name: (back at, how many).
+    let mut anonymous: Vec<(u64, usize)> = Vec::new();
+    // The schedule's events, plus a step where each such crash ends.
+    let events: Vec<NemesisEvent> = schedule(spec).into_iter().filter(|e| e.at_ms < run_ms).collect();
+    let mut steps: Vec<(u64, Option<&Action>)> = events.iter().map(|e| (e.at_ms, Some(&e.action))).collect();
+    steps.extend(events.iter().filter_map(|e| e.action.down_ms().map(|d| (e.at_ms + d, None))).filter(|(t, _)| *t < run_ms));
+    steps.sort_by_key(|(t, _)| *t);
+    let mut out = Outages::default();
+    for (at_ms, action) in steps {
+        anonymous.retain(|(back, _)| *back > at_ms);
+        if let Some(action) = action {
+            if let Some(d) = action.down_ms() {
+                anonymous.push((at_ms + d, anonymous_down(action, n)));
             }
-            Action::IsolateLeader | Action::CutOneWay { .. } | Action::Heal => group.iter_mut().for_each(|g| *g = 0),
-            Action::Crash { server } => up[*server] = false,
-            Action::Restart { server } => up[*server] = true,
+            match action {
+                Action::Partition { b, .. } | Action::Bridge { b, .. } => {
+                    group.iter_mut().for_each(|g| *g = 0);
+                    for x in b {
+                        group[*x] = 1;
+                    }
+                    if let Action::Bridge { bridge, a, .. } = action {
+                        // The bridge reaches both sides: count it with the larger.
+                        group[*bridge] = u8::from(b.len() > a.len());
+                    }
+                }
+                Action::IsolateLeader | Action::LeaderMinority | Action::CutOneWay { .. } | Action::Heal => {
+                    group.iter_mut().for_each(|g| *g = 0)
+                }
+                Action::Crash { server } => up[*server] = false,
+                Action::Restart { server } => up[*server] = true,
+                Action::CrashLeader { .. }
+                | Action::CrashLeaderAfterAppend { .. }
+                | Action::CrashMinorityWithLeader { .. }
+                | Action::RestartLagging => {}
+            }
         }
+        let down: usize = anonymous.iter().map(|(_, k)| k).sum();
         let best = (0..2u8).map(|g| (0..n).filter(|i| up[*i] && group[*i] == g).count()).max().unwrap_or(0);
-        match (best >= majority, since) {
-            (false, None) => since = Some(e.at_ms),
-            (true, Some(t)) => {
-                longest = longest.max(e.at_ms - t);
-                total += e.at_ms - t;
-                since = None;
-            }
-            _ => {}
-        }
+        out.step(at_ms, best.saturating_sub(down) >= majority);
     }
-    if let Some(t) = since {
-        longest = longest.max(run_ms - t);
-        total += run_ms - t;
+    if let Some(t) = out.since {
+        out.longest = out.longest.max(run_ms - t);
+        out.total += run_ms - t;
     }
-    (longest, total)
+    (out.longest, out.total)
 }
 
 /// The spec with its schedule written out (so events can be removed).
@@ -170,8 +267,9 @@ pub fn materialize(spec: &RunSpec) -> RunSpec {
     s
 }
 
-/// Applies one nemesis action to the cluster.
-pub async fn apply(cfg: &KvCluster, action: &Action) {
+/// Applies one nemesis action to the cluster. What it leaves for later
+/// (restarting the servers it crashed) runs as a task, returned.
+pub async fn apply(cfg: &KvCluster, action: &Action) -> Option<JoinHandle<()>> {
     let n = cfg.n();
     match action {
         Action::Partition { a, b } => {
@@ -205,14 +303,77 @@ pub async fn apply(cfg: &KvCluster, action: &Action) {
                 cfg.connect_server(*server);
             }
         }
+        Action::CrashLeader { down_ms } => {
+            let l = cfg.leader()?;
+            cfg.shutdown_server(l);
+            return Some(tokio::spawn(restart_after(cfg.clone(), vec![l], *down_ms)));
+        }
+        Action::CrashLeaderAfterAppend { down_ms } => {
+            let (cfg, down_ms) = (cfg.clone(), *down_ms);
+            return Some(tokio::spawn(async move {
+                if let Some(l) = cfg.catch_leader_append(Duration::from_secs(1)).await {
+                    cfg.shutdown_server(l);
+                    restart_after(cfg, vec![l], down_ms).await;
+                }
+            }));
+        }
+        Action::CrashMinorityWithLeader { down_ms } => {
+            let group = leader_and_minority(cfg)?;
+            for s in &group {
+                cfg.shutdown_server(*s);
+            }
+            return Some(tokio::spawn(restart_after(cfg.clone(), group, *down_ms)));
+        }
+        Action::RestartLagging => {
+            let applied: Vec<(usize, u64)> = (0..n).filter_map(|i| cfg.applied(i).map(|a| (i, a))).collect();
+            let top = applied.iter().map(|(_, a)| *a).max()?;
+            let (lagging, at) = *applied.iter().min_by_key(|(i, a)| (*a, *i))?;
+            if at < top {
+                cfg.start_server(lagging).await;
+                cfg.connect_server(lagging);
+            }
+        }
+        Action::LeaderMinority => {
+            let minority = leader_and_minority(cfg)?;
+            let rest: Vec<usize> = (0..n).filter(|i| !minority.contains(i)).collect();
+            cfg.connect_all();
+            cfg.partition(&minority, &rest);
+        }
+    }
+    None
+}
+
+/// The leader and other servers drawn at random, a minority in all.
+fn leader_and_minority(cfg: &KvCluster) -> Option<Vec<usize>> {
+    let l = cfg.leader()?;
+    let mut others: Vec<usize> = (0..cfg.n()).filter(|i| *i != l).collect();
+    others.shuffle(&mut madsim::rand::thread_rng());
+    let mut group = vec![l];
+    group.extend(others.into_iter().take(((cfg.n() - 1) / 2).saturating_sub(1)));
+    group.sort_unstable();
+    Some(group)
+}
+
+/// Restarts `servers` (those still down) after `down_ms`.
+async fn restart_after(cfg: KvCluster, servers: Vec<usize>, down_ms: u64) {
+    tokio::time::sleep(Duration::from_millis(down_ms)).await;
+    for s in servers {
+        if !cfg.is_alive(s) {
+            cfg.start_server(s).await;
+            cfg.connect_server(s);
+        }
     }
 }
 
-
-/// Applies `events` (sorted by time) at their times after `start`.
+/// Applies `events` (sorted by time) at their times after `start`; returns
+/// once every restart they left for later is done.
 pub async fn run(cfg: KvCluster, events: Vec<NemesisEvent>, start: Instant) {
+    let mut later = Vec::new();
     for e in events {
         tokio::time::sleep_until(start + Duration::from_millis(e.at_ms)).await;
-        apply(&cfg, &e.action).await;
+        later.extend(apply(&cfg, &e.action).await);
+    }
+    for h in later {
+        h.await.expect("nemesis task");
     }
 }

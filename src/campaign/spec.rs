@@ -44,8 +44,14 @@ pub struct RunSpec {
     /// downtime). Used only to generate `nemesis` when it is absent.
     #[serde(default)]
     pub crash_rate: f64,
+    /// Protocol-aware nemesis events per virtual second (swarm): crash or
+    /// cut off the leader at protocol moments (see [`Action`]). Used only to
+    /// generate `nemesis` when it is absent.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub targeted_rate: f64,
     /// The swarm nemesis's fault events; absent: generated from the seed, the
-    /// partition style and the crash rate (see `nemesis::schedule`).
+    /// partition style and the crash and targeted rates (see
+    /// `nemesis::schedule`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nemesis: Option<Vec<NemesisEvent>>,
     /// A deliberate server bug.
@@ -61,6 +67,10 @@ pub struct RunSpec {
     #[doc(hidden)]
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub inject_nondeterminism: bool,
+}
+
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
 }
 
 fn default_liveness_ms() -> u64 {
@@ -192,6 +202,22 @@ pub enum Action {
     Crash { server: usize },
     /// The server restarts from its persisted state (if down).
     Restart { server: usize },
+    /// Whoever leads at that moment crashes, and restarts `down_ms` later.
+    CrashLeader { down_ms: u64 },
+    /// The next entry the leader appends is its last: the moment `start`
+    /// returns, before the entry reaches any follower, the leader is cut off
+    /// and crashed; it restarts `down_ms` later. (If no entry is appended
+    /// within a second, nothing happens.)
+    CrashLeaderAfterAppend { down_ms: u64 },
+    /// The leader and other servers, a minority in all, crash together and
+    /// restart `down_ms` later (repeated quickly: lab 3C's Figure 8).
+    CrashMinorityWithLeader { down_ms: u64 },
+    /// The server furthest behind (fewest entries applied, if any is behind)
+    /// restarts at once, in the middle of catching up.
+    RestartLagging,
+    /// The leader and other servers, a minority in all, are cut off from the
+    /// rest: a majority elects a new leader while the old one goes stale.
+    LeaderMinority,
 }
 
 impl Action {
@@ -199,7 +225,13 @@ impl Action {
     pub fn servers(&self) -> Vec<usize> {
         match self {
             Action::Partition { a, b } => a.iter().chain(b).copied().collect(),
-            Action::IsolateLeader | Action::Heal => Vec::new(),
+            Action::IsolateLeader
+            | Action::Heal
+            | Action::CrashLeader { .. }
+            | Action::CrashLeaderAfterAppend { .. }
+            | Action::CrashMinorityWithLeader { .. }
+            | Action::RestartLagging
+            | Action::LeaderMinority => Vec::new(),
             Action::CutOneWay { links } => links.iter().flat_map(|(x, y)| [*x, *y]).collect(),
             Action::Bridge { bridge, a, b } => std::iter::once(*bridge).chain(a.iter().copied()).chain(b.iter().copied()).collect(),
             Action::Crash { server } | Action::Restart { server } => vec![*server],
@@ -215,7 +247,36 @@ impl Action {
             Action::Heal => "heal",
             Action::Crash { .. } => "crash",
             Action::Restart { .. } => "restart",
+            Action::CrashLeader { .. } => "crash_leader",
+            Action::CrashLeaderAfterAppend { .. } => "crash_leader_after_append",
+            Action::CrashMinorityWithLeader { .. } => "crash_minority_with_leader",
+            Action::RestartLagging => "restart_lagging",
+            Action::LeaderMinority => "leader_minority",
         }
+    }
+
+    /// How long the servers it crashes stay down, for the actions that say.
+    pub fn down_ms(&self) -> Option<u64> {
+        match self {
+            Action::CrashLeader { down_ms } | Action::CrashLeaderAfterAppend { down_ms } | Action::CrashMinorityWithLeader { down_ms } => {
+                Some(*down_ms)
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether the action targets a protocol role (the leader, a lagging
+    /// server) rather than servers named in advance.
+    pub fn is_targeted(&self) -> bool {
+        matches!(
+            self,
+            Action::IsolateLeader
+                | Action::CrashLeader { .. }
+                | Action::CrashLeaderAfterAppend { .. }
+                | Action::CrashMinorityWithLeader { .. }
+                | Action::RestartLagging
+                | Action::LeaderMinority
+        )
     }
 }
 
@@ -295,6 +356,9 @@ impl RunSpec {
         if hi > 60_000 {
             return Err(format!("faults.delay_ms max is {hi}; at most 60000 ms"));
         }
+        if !(self.targeted_rate >= 0.0 && self.targeted_rate <= 100.0) {
+            return Err(format!("targeted_rate is {}; it must be 0 to 100 events per second", self.targeted_rate));
+        }
         if !(self.crash_rate >= 0.0 && self.crash_rate <= 100.0) {
             return Err(format!("crash_rate is {}; it must be 0 to 100 crashes per second", self.crash_rate));
         }
@@ -324,6 +388,9 @@ impl RunSpec {
                 if self.crash_rate != 0.0 {
                     return Err("crash_rate: the generic workload crashes servers only between rounds (workload.restarts)".to_string());
                 }
+                if self.targeted_rate != 0.0 {
+                    return Err("targeted_rate: the generic workload has no nemesis schedule (only swarm does)".to_string());
+                }
                 if self.inject_nondeterminism {
                     return Err("inject_nondeterminism: only the swarm workload has this test knob".to_string());
                 }
@@ -342,6 +409,9 @@ impl RunSpec {
         }
         if let Some(events) = &self.nemesis {
             for (i, e) in events.iter().enumerate() {
+                if let Some(d) = e.action.down_ms().filter(|d| *d > 60_000) {
+                    return Err(format!("nemesis[{i}] ({} at {} ms): down_ms is {d}; at most 60000", e.action.kind(), e.at_ms));
+                }
                 if let Some(s) = e.action.servers().into_iter().find(|s| *s >= self.servers) {
                     return Err(format!(
                         "nemesis[{i}] ({} at {} ms) names server {s}, but there are only {} servers (0 to {})",

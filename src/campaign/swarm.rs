@@ -1,5 +1,6 @@
 //! The swarm generator: each seed draws its own fault mix (cluster size,
-//! clients, keys, loss, duplication, delays, partition style, crash rate)
+//! clients, keys, loss, duplication, delays, partition style, crash rate,
+//! protocol-aware events, run length)
 //! from a generator seeded by the seed, as a run spec whose nemesis
 //! schedule is left to [`super::nemesis::schedule`]; its clerks run the
 //! random-ops workload ([`super::workload::random_ops`]).
@@ -56,7 +57,15 @@ pub fn swarm_spec(seed: u64) -> RunSpec {
     .choose(&mut rng)
     .unwrap();
     let crash_rate = if rng.gen_bool(0.35) { 0.0 } else { (rng.gen_range(0.05..0.6f64) * 100.0).round() / 100.0 };
-    let run_ms = rng.gen_range(3..=8) * 1000;
+    let mut run_ms = rng.gen_range(3..=8) * 1000;
+    // Drawn last, so that the rest of a seed's mix is what it was before
+    // these knobs existed. Protocol-aware events: crash or cut off the
+    // leader at protocol moments.
+    let targeted_rate = if rng.gen_bool(0.4) { 0.0 } else { (rng.gen_range(0.1..1.0f64) * 100.0).round() / 100.0 };
+    // One seed in six runs long, so that faults compound over many terms.
+    if rng.gen_bool(1.0 / 6.0) {
+        run_ms = rng.gen_range(15..=40) * 1000;
+    }
     let faults = Faults { request_loss, reply_loss, duplicate_rate, delay_ms, long_reordering };
     let mut spec = RunSpec {
         scenario: SWARM.to_string(),
@@ -67,6 +76,7 @@ pub fn swarm_spec(seed: u64) -> RunSpec {
         faults,
         partition,
         crash_rate,
+        targeted_rate,
         nemesis: None,
         bug: Bug::None,
         bound_ms: 0.0,

@@ -32,6 +32,8 @@ struct Slot<S> {
     persister: Persister,
     /// Boots so far (the first is boot 1).
     boots: u64,
+    /// The node runs (up, or still booting).
+    node_running: bool,
 }
 
 struct State<S> {
@@ -65,7 +67,7 @@ impl<S: Service> Fleet<S> {
     {
         let handle = Handle::current();
         let state = Arc::new(Mutex::new(State {
-            slots: ips.iter().map(|_| Slot { up: None, persister: Persister::new(), boots: 0 }).collect(),
+            slots: ips.iter().map(|_| Slot { up: None, persister: Persister::new(), boots: 0, node_running: true }).collect(),
             crashes: 0,
             restarts: 0,
         }));
@@ -105,8 +107,16 @@ impl<S: Service> Fleet<S> {
         fleet
     }
 
+    /// Waits until server i is up, or crashed again meanwhile.
     async fn wait_up(&self, i: usize) {
-        while self.get(i).is_none() {
+        loop {
+            {
+                let s = self.state.lock().unwrap();
+                let slot = &s.slots[i];
+                if slot.up.is_some() || !slot.node_running {
+                    return;
+                }
+            }
             sleep(Duration::from_millis(1)).await;
         }
     }
@@ -144,31 +154,39 @@ impl<S: Service> Fleet<S> {
         self.state.lock().unwrap().slots[i].boots
     }
 
-    /// Crashes server i if it is up: its durable state is kept (the next
-    /// boot gets a copy), its service is stopped and its node killed.
-    /// Returns whether it was up.
+    /// Crashes server i if it is up (or still booting): its durable state
+    /// is kept (the next boot gets a copy), its service is stopped and its
+    /// node killed. Returns whether it was up.
     pub fn crash(&self, i: usize) -> bool {
-        let service = {
+        let (service, running) = {
             let mut s = self.state.lock().unwrap();
             let slot = &mut s.slots[i];
             slot.persister = slot.persister.copy();
             let up = slot.up.take();
+            let running = std::mem::replace(&mut slot.node_running, false);
             if up.is_some() {
                 s.crashes += 1;
             }
-            up
+            (up, running)
         };
-        let Some(service) = service else { return false };
-        service.stop();
-        self.handle.kill(self.nodes[i].id());
-        true
+        if let Some(service) = &service {
+            service.stop();
+        }
+        if running {
+            self.handle.kill(self.nodes[i].id());
+        }
+        service.is_some()
     }
 
     /// Restarts server i from its durable state (crashing it first if it is
     /// up); returns once it is up.
     pub async fn restart(&self, i: usize) {
         self.crash(i);
-        self.state.lock().unwrap().restarts += 1;
+        {
+            let mut s = self.state.lock().unwrap();
+            s.restarts += 1;
+            s.slots[i].node_running = true;
+        }
         self.handle.restart(self.nodes[i].id());
         self.wait_up(i).await;
     }

@@ -4,6 +4,7 @@
 //! KV scenario makes: linearizability and a ms/op bound in virtual time.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -18,7 +19,7 @@ use super::raft_cluster::server_addr;
 use crate::check::history::{History, OpKind, Recorder};
 use crate::kv::{Bug, Clerk, ClerkConfig, KvOp, KvRequest, KvServer, ServerConfig, Tamper};
 use crate::net::{FaultHook, Transport};
-use crate::raft::{self, ApplyMsg, Consensus, MakeArgs, MakeRaft, Persister};
+use crate::raft::{self, ApplyMsg, Consensus, Index, MakeArgs, MakeRaft, Persister, Term};
 
 /// Address of the `k`-th clerk's node.
 pub fn clerk_addr(k: usize) -> SocketAddr {
@@ -83,6 +84,45 @@ struct State {
     partitions: u64,
 }
 
+/// Catches the leader the moment it appends an entry: cuts it off before
+/// the entry reaches anyone (see [`KvCluster::catch_leader_append`]).
+struct AppendTrap {
+    armed: AtomicBool,
+    sprung: Mutex<Option<usize>>,
+    net: Arc<SimNetwork>,
+}
+
+/// A Raft seen through the trap; everything else passes through.
+struct Trapped {
+    inner: Arc<dyn Consensus>,
+    me: usize,
+    trap: Arc<AppendTrap>,
+}
+
+impl Consensus for Trapped {
+    fn start(&self, command: Vec<u8>) -> Option<(Index, Term)> {
+        let r = self.inner.start(command);
+        if r.is_some() && self.trap.armed.swap(false, Ordering::SeqCst) {
+            // In the same step as the append: nothing has been sent yet.
+            self.trap.net.disconnect(server_addr(self.me).ip());
+            *self.trap.sprung.lock().unwrap() = Some(self.me);
+        }
+        r
+    }
+    fn state(&self) -> (Term, bool) {
+        self.inner.state()
+    }
+    fn kill(&self) {
+        self.inner.kill()
+    }
+    fn reports_events(&self) -> bool {
+        self.inner.reports_events()
+    }
+    fn log_terms(&self, upto: Index) -> Option<Vec<Term>> {
+        self.inner.log_terms(upto)
+    }
+}
+
 struct Shared {
     name: String,
     seed: u64,
@@ -92,6 +132,7 @@ struct Shared {
     state: Mutex<State>,
     recorder: Recorder,
     monitor: Monitor,
+    trap: Arc<AppendTrap>,
     clerk_cfg: ClerkConfig,
     t0: Instant,
     begin: Mutex<Instant>,
@@ -132,7 +173,17 @@ impl KvCluster {
         let peers: Vec<SocketAddr> = (0..n).map(server_addr).collect();
         let ips: Vec<IpAddr> = peers.iter().map(|a| a.ip()).collect();
         let monitor = Monitor::new(n, test_name, seed, Arc::new(show_command));
-        let (nt, make, mon) = (net.clone(), opts.make_raft.clone(), monitor.clone());
+        let trap = Arc::new(AppendTrap { armed: AtomicBool::new(false), sprung: Mutex::new(None), net: net.clone() });
+        let make = {
+            let (base, trap) = (opts.make_raft.clone(), trap.clone());
+            let make: MakeRaft = Arc::new(move |a: MakeArgs| {
+                let me = a.me;
+                let inner = base(a)?;
+                Ok(Arc::new(Trapped { inner, me, trap: trap.clone() }) as Arc<dyn Consensus>)
+            });
+            make
+        };
+        let (nt, mon) = (net.clone(), monitor.clone());
         let tampers: Vec<_> = (0..n).map(|i| opts.tamper(i)).collect();
         let fleet = Fleet::start(&ips, move |i, boot_no, persister| {
             boot(i, boot_no, nt.clone(), peers.clone(), make.clone(), tampers[i].clone(), persister, mon.clone())
@@ -150,6 +201,7 @@ impl KvCluster {
             state: Mutex::new(State { clerks: 0, clerk_nodes: Vec::new(), partitions: 0 }),
             recorder: Recorder::new(),
             monitor,
+            trap,
             clerk_cfg: opts.clerk,
             t0: Instant::now(),
             begin: Mutex::new(Instant::now()),
@@ -346,6 +398,29 @@ impl KvCluster {
             }
         }
         best.map(|(_, i)| i)
+    }
+
+    /// Entries server i has applied, if it is up.
+    pub fn applied(&self, i: usize) -> Option<u64> {
+        self.0.fleet.get(i).map(|node| node.kv.last_applied())
+    }
+
+    /// Waits up to `within` for the leader to append an entry, and cuts it
+    /// off from everyone in the same step, before the entry reaches anyone.
+    /// Returns that leader.
+    pub async fn catch_leader_append(&self, within: Duration) -> Option<usize> {
+        let trap = &self.0.trap;
+        *trap.sprung.lock().unwrap() = None;
+        trap.armed.store(true, Ordering::SeqCst);
+        let start = Instant::now();
+        while start.elapsed() < within {
+            if let Some(l) = trap.sprung.lock().unwrap().take() {
+                return Some(l);
+            }
+            sleep(Duration::from_millis(1)).await;
+        }
+        trap.armed.store(false, Ordering::SeqCst);
+        trap.sprung.lock().unwrap().take()
     }
 
     /// A majority containing the current leader (if any), and the rest.
