@@ -278,3 +278,21 @@ fn shards_split_seeds_without_overlap() {
     a.sort();
     assert_eq!(a, (100..107).collect::<Vec<_>>());
 }
+
+#[test]
+fn default_campaign_reaches_every_situation() {
+    // The README's main job: every default scenario and swarm, 3 seeds each.
+    let mut specs = Vec::new();
+    for seed in 1..=3 {
+        for sc in catalog::catalog().into_iter().filter(|s| s.default) {
+            specs.push(sc.spec(seed));
+        }
+        specs.push(swarm_spec(seed));
+    }
+    let reports = kvraft::campaign::run::run_specs(&specs, 2, LIMIT, false, &|_| {});
+    assert!(reports.iter().all(|r| r.passed), "{:?}", reports.iter().filter_map(|r| r.failure.clone()).collect::<Vec<_>>());
+    let rows = kvraft::campaign::report::coverage(&reports);
+    assert_eq!(rows.len(), 14, "every kind has a row");
+    let never: Vec<&str> = rows.iter().filter(|r| r.runs == 0).map(|r| r.kind.as_str()).collect();
+    assert!(never.is_empty(), "the default campaign never reached: {never:?}");
+}

@@ -287,6 +287,9 @@ fn fuzz(args: FuzzArgs) -> Result<bool, String> {
     let wall = started.elapsed().as_secs_f64();
     let rows = report::summarize(&reports);
     print!("{}", report::render_table(&rows));
+    println!();
+    print!("{}", report::render_coverage(&report::coverage(&reports), reports.len()));
+    println!();
     println!(
         "{} runs in {:.1} s wall ({:.0} seeds/min), {} jobs{}",
         reports.len(),

@@ -20,9 +20,14 @@ pub struct Scenario {
 }
 
 impl Scenario {
-    /// The scenario's run with `seed`.
+    /// The scenario's run with `seed`. A scenario whose nemesis schedule
+    /// its seed draws has its bound drawn with it, as swarm's is.
     pub fn spec(&self, seed: u64) -> RunSpec {
-        RunSpec { seed, ..self.template.clone() }
+        let mut s = RunSpec { seed, ..self.template.clone() };
+        if matches!(s.workload, Workload::Swarm { .. }) {
+            s.bound_ms = swarm::swarm_bound_ms(&s);
+        }
+        s
     }
 
     /// Mean virtual ms per completed op that the scenario must stay under.
@@ -64,6 +69,27 @@ fn generic(
         nemesis: None,
         bug: Bug::None,
         bound_ms,
+        liveness_ms: LIVENESS_MS,
+        inject_nondeterminism: false,
+    }
+}
+
+/// Random ops under protocol-aware events (1.5 a second on average, drawn
+/// from the seed) with light loss and duplication.
+fn leader_churn() -> RunSpec {
+    RunSpec {
+        scenario: "leader_churn".to_string(),
+        seed: 0,
+        servers: 5,
+        clients: 5,
+        workload: Workload::Swarm { keys: 10, run_ms: 10_000, ops_per_client: None },
+        faults: Faults { request_loss: 0.05, reply_loss: 0.05, duplicate_rate: 0.1, delay_ms: [0, 10], long_reordering: false },
+        partition: PartitionStyle::None,
+        crash_rate: 0.0,
+        targeted_rate: 1.5,
+        nemesis: None,
+        bug: Bug::None,
+        bound_ms: 0.0,
         liveness_ms: LIVENESS_MS,
         inject_nondeterminism: false,
     }
@@ -111,6 +137,11 @@ pub fn catalog() -> Vec<Scenario> {
         ),
         sc("duplication", "5 clerks; 30% of messages delivered twice, plus loss, partitions, crashes", dup),
         sc("one_way", "5 clerks; random one-way link cuts between servers", generic("one_way", 5, 5, false, false, OneWay, false, 300.0)),
+        sc(
+            "leader_churn",
+            "5 clerks, 10 keys, 10 s; the leader crashed as it appends, crashed with a minority (Figure 8), left stale in a minority",
+            leader_churn(),
+        ),
         broken(
             "broken_local_get",
             "a broken server that answers Get from its local map (must fail)",

@@ -135,7 +135,17 @@ fn targeted(rng: &mut StdRng, rate: f64, n: usize, run_ms: u64, ev: &mut Vec<Nem
         let at = t as u64;
         match rng.gen_range(0..6) {
             0 => ev.push(NemesisEvent { at_ms: at, action: Action::CrashLeader { down_ms: rng.gen_range(100..2500) } }),
-            1 => ev.push(NemesisEvent { at_ms: at, action: Action::CrashLeaderAfterAppend { down_ms: rng.gen_range(100..2500) } }),
+            1 => {
+                // Each leader in turn loses the entry it appends next: after
+                // the first, that is a new leader's first entry of its term,
+                // which no other server will ever hold.
+                let mut at = at;
+                for _ in 0..rng.gen_range(1..=3) {
+                    let down_ms = rng.gen_range(500..2500);
+                    ev.push(NemesisEvent { at_ms: at, action: Action::CrashLeaderAfterAppend { down_ms } });
+                    at += rng.gen_range(400..1200);
+                }
+            }
             2 if n >= 3 => {
                 // Figure 8: a minority with the leader crashes and comes back
                 // quickly, a few times in a row, so that leaders with

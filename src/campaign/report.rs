@@ -312,6 +312,24 @@ pub fn render_report(r: &RunReport) -> String {
             f.requests_dropped, f.replies_dropped, f.duplicated, f.delayed, f.partitions, f.crashes
         ),
     );
+    if let Some(m) = &r.monitor {
+        let reached: Vec<String> = r.coverage.iter().filter(|(_, n)| **n > 0).map(|(k, n)| format!("{k}={n}")).collect();
+        line(
+            "monitor",
+            format!(
+                "{} terms led; {} leaderships checked for completeness{}; replicas converged {}",
+                m.terms_led,
+                m.completeness_checked,
+                if m.completeness_skipped > 0 {
+                    format!(" ({} not: the Raft cannot list its log)", m.completeness_skipped)
+                } else {
+                    String::new()
+                },
+                r.convergence_ms.map_or("(not reached)".to_string(), |ms| format!("{ms} ms after the liveness phase"))
+            ),
+        );
+        line("reached", reached.join(" "));
+    }
     line("trace hash", format!("{:016x}", r.trace_hash));
     if let Some(h) = &r.history {
         line("history", h.clone());
@@ -324,4 +342,39 @@ pub fn render_report(r: &RunReport) -> String {
         line("reproduce", r.reproduce.clone());
     }
     s
+}
+
+/// How often a campaign reached one rare situation.
+#[derive(Clone, Debug, Serialize)]
+pub struct CoverageRow {
+    pub kind: String,
+    /// Runs that reached it at least once.
+    pub runs: usize,
+    /// Times it happened, over all runs.
+    pub total: u64,
+}
+
+/// Coverage summed over a campaign, one row per kind (every kind, reached
+/// or not, in the monitor's order).
+pub fn coverage(reports: &[RunReport]) -> Vec<CoverageRow> {
+    let kinds: Vec<String> = crate::sim::monitor::Reached::all().into_iter().map(|k| k.name().to_string()).collect();
+    kinds
+        .into_iter()
+        .map(|kind| {
+            let counts: Vec<u64> = reports.iter().map(|r| r.coverage.get(&kind).copied().unwrap_or(0)).collect();
+            CoverageRow { runs: counts.iter().filter(|c| **c > 0).count(), total: counts.iter().sum(), kind }
+        })
+        .collect()
+}
+
+/// The coverage table: each kind, the share of runs that reached it, and
+/// how often it happened in all.
+pub fn render_coverage(rows: &[CoverageRow], runs: usize) -> String {
+    let mut out = format!("{:<28} {:>11} {:>7} {:>10}\n", "situation reached", "runs", "share", "times");
+    for r in rows {
+        let share = if runs == 0 { 0.0 } else { 100.0 * r.runs as f64 / runs as f64 };
+        let mark = if r.runs == 0 { "  <- never reached" } else { "" };
+        out += &format!("{:<28} {:>5} of {:<3} {:>6.1}% {:>10}{mark}\n", r.kind, r.runs, runs, share, r.total);
+    }
+    out
 }
