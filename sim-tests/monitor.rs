@@ -294,3 +294,61 @@ fn exactly_once_catches_a_server_without_a_duplicate_table() {
     let r = run(&spec, None);
     assert_violation(&r, Property::ExactlyOnce, &["applied write #", "twice"]);
 }
+
+/// This crate's Raft, plus a task that sends `per_ms` junk Raft messages to
+/// every peer each virtual millisecond: a Raft that floods the network.
+fn flooding(per_ms: usize) -> Customize {
+    Arc::new(move |o: &mut KvOptions| {
+        let base = o.make_raft.clone();
+        o.make_raft = Arc::new(move |a: MakeArgs| {
+            let (transport, peers, me) = (a.transport.clone(), a.peers.clone(), a.me);
+            let inner = base(a)?;
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                    for (i, p) in peers.iter().enumerate() {
+                        for _ in 0..per_ms {
+                            if i != me {
+                                // A task each: madsim charges every send 1 ms.
+                                let (t, p) = (transport.clone(), *p);
+                                tokio::spawn(async move { t.notify(p, raft::RAFT_SERVICE, vec![0xff]).await });
+                            }
+                        }
+                    }
+                }
+            });
+            Ok(inner)
+        });
+    })
+}
+
+#[test]
+fn efficiency_bound_catches_a_raft_that_floods() {
+    let spec = small(11, 3, Vec::new());
+    let r = run(&spec, Some(flooding(1)));
+    let f = r.failure.as_deref().expect("a flooding Raft must fail the run");
+    assert_eq!(FailureClass::of(f), FailureClass::Inefficient, "{f}");
+    assert!(f.contains("committed entries") && f.contains("the bound for this mix"), "{f}");
+    println!("{f}");
+    // The same run without the flood stays well inside the bound.
+    let ok = run(&spec, None);
+    assert!(ok.passed, "{:?}", ok.failure);
+    let (msgs, bytes) = kvraft::campaign::verify::efficiency_bound(&spec, ok.committed, ok.virtual_ms as f64 / 1000.0);
+    assert!(ok.raft_msgs * 2 < msgs && ok.raft_bytes * 2 < bytes, "{} of {msgs}, {} of {bytes}", ok.raft_msgs, ok.raft_bytes);
+}
+
+#[test]
+fn message_budget_stops_a_run_that_floods() {
+    // A tight budget, so the test stays quick: 5,000 messages plus 5,000 a
+    // second; the flood sends 20,000 a second.
+    let flood = flooding(10);
+    let customize: Customize = Arc::new(move |o: &mut KvOptions| {
+        flood(o);
+        o.budget = Some(kvraft::sim::network::Budget { base: 5_000, per_s: 5_000 });
+    });
+    let r = run(&small(12, 3, Vec::new()), Some(customize));
+    let f = r.failure.as_deref().expect("the budget must stop the run");
+    assert_eq!(FailureClass::of(f), FailureClass::Budget, "{f}");
+    assert!(f.contains("the run was stopped"), "{f}");
+    println!("{f}");
+}

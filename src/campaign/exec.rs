@@ -107,7 +107,9 @@ pub fn run_spec_with(spec: &RunSpec, time_limit: Option<Duration>, customize: Op
         r.ops = cfg.history().ops.iter().filter(|o| !o.is_pending()).count();
         let m = cfg.monitor_report();
         r.coverage = m.coverage.clone();
+        r.committed = m.committed;
         r.monitor = Some(m);
+        (r.raft_msgs, r.raft_bytes) = cfg.network().stats().frames_except(crate::kv::KV_SERVICE);
     }
     match outcome {
         Ok(o) => {
@@ -135,6 +137,8 @@ pub fn run_spec_with(spec: &RunSpec, time_limit: Option<Duration>, customize: Op
                 r.failure = Some(e);
             } else if f.mean_ms_per_op > spec.bound_ms {
                 r.failure = Some(format!("too slow: {:.1} ms/op > {} ms/op", f.mean_ms_per_op, spec.bound_ms));
+            } else if let Some(e) = verify::efficiency(spec, r.raft_msgs, r.raft_bytes, r.committed, f.virtual_ms as f64 / 1000.0) {
+                r.failure = Some(e);
             } else {
                 r.passed = true;
             }

@@ -51,6 +51,11 @@ pub struct RunReport {
     pub coverage: BTreeMap<String, u64>,
     /// What the monitor saw (leaderships checked for completeness, terms).
     pub monitor: Option<MonitorReport>,
+    /// Raft's messages (requests and replies of every service but the KV
+    /// one) and their bytes, and the entries committed (applied anywhere).
+    pub raft_msgs: u64,
+    pub raft_bytes: u64,
+    pub committed: u64,
     /// Hash of every message event and the history (0 if the run panicked).
     pub trace_hash: u64,
     /// The command that replays this run.
@@ -82,6 +87,9 @@ impl RunReport {
             convergence_ms: None,
             coverage: BTreeMap::new(),
             monitor: None,
+            raft_msgs: 0,
+            raft_bytes: 0,
+            committed: 0,
             trace_hash: 0,
             reproduce,
             spec: spec.clone(),
@@ -97,6 +105,10 @@ pub enum FailureClass {
     NotLinearizable,
     Liveness,
     TooSlow,
+    /// Raft used more messages or bytes than the run's efficiency bound.
+    Inefficient,
+    /// The run sent more messages than its budget and was stopped.
+    Budget,
     Nondeterminism,
     /// A panic (an assertion in the workload, a time limit), by the start
     /// of its message.
@@ -114,6 +126,10 @@ impl FailureClass {
             FailureClass::Liveness
         } else if failure.starts_with("too slow:") {
             FailureClass::TooSlow
+        } else if failure.starts_with(crate::campaign::verify::INEFFICIENT) {
+            FailureClass::Inefficient
+        } else if failure.starts_with(crate::sim::network::BUDGET_EXCEEDED) {
+            FailureClass::Budget
         } else if failure.starts_with("nondeterminism:") {
             FailureClass::Nondeterminism
         } else {
@@ -127,6 +143,8 @@ impl FailureClass {
             FailureClass::NotLinearizable => "not linearizable".to_string(),
             FailureClass::Liveness => "liveness".to_string(),
             FailureClass::TooSlow => "too slow".to_string(),
+            FailureClass::Inefficient => "inefficient".to_string(),
+            FailureClass::Budget => "budget exceeded".to_string(),
             FailureClass::Nondeterminism => "nondeterminism".to_string(),
             FailureClass::Panic(p) => format!("panic: {p}"),
         }

@@ -14,7 +14,7 @@ use tokio::time::sleep;
 use super::context;
 use super::fleet::{Fleet, Service};
 use super::monitor::{Monitor, MonitorReport};
-use super::network::{FaultConfig, NetStats, SimNetwork};
+use super::network::{Budget, FaultConfig, NetStats, SimNetwork};
 use super::raft_cluster::server_addr;
 use crate::check::history::{History, OpKind, Recorder};
 use crate::kv::{Bug, Clerk, ClerkConfig, KvOp, KvRequest, KvServer, ServerConfig, Tamper};
@@ -40,6 +40,8 @@ pub struct KvOptions {
     /// A deviation on one server only (tests of the monitor), instead of
     /// what `bug` gives that server.
     pub tamper_one: Option<(usize, Arc<dyn Tamper>)>,
+    /// The most messages the run may send (None: no cap).
+    pub budget: Option<Budget>,
 }
 
 impl KvOptions {
@@ -52,6 +54,7 @@ impl KvOptions {
             clerk: ClerkConfig::default(),
             faults: None,
             tamper_one: None,
+            budget: Some(Budget::default()),
         }
     }
 
@@ -169,6 +172,7 @@ impl KvCluster {
         } else if opts.unreliable {
             net.set_faults(FaultConfig::unreliable());
         }
+        net.set_budget(opts.budget);
         let n = opts.servers;
         let peers: Vec<SocketAddr> = (0..n).map(server_addr).collect();
         let ips: Vec<IpAddr> = peers.iter().map(|a| a.ip()).collect();

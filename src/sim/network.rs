@@ -58,7 +58,39 @@ pub struct NetStats {
     pub bytes_by_service: BTreeMap<u16, u64>,
     /// Requests per (service, destination host).
     pub requests_by_dest: BTreeMap<(u16, IpAddr), u64>,
+    /// Frames (requests and replies) and their bytes, per service.
+    pub frames_by_service: BTreeMap<u16, (u64, u64)>,
 }
+
+impl NetStats {
+    /// Frames and bytes of every service but `except` (e.g. all of Raft's,
+    /// whatever services a Raft uses, when `except` is the KV service).
+    pub fn frames_except(&self, except: u16) -> (u64, u64) {
+        self.frames_by_service
+            .iter()
+            .filter(|(s, _)| **s != except)
+            .fold((0, 0), |(f, b), (_, (f2, b2))| (f + f2, b + b2))
+    }
+}
+
+/// A cap on the messages a run may send: `base` plus `per_s` for every
+/// virtual second. A run past it is stopped (a flooding Raft must fail the
+/// run, not hang the campaign), deterministically, unlike a wall clock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Budget {
+    pub base: u64,
+    pub per_s: u64,
+}
+
+impl Default for Budget {
+    /// About 50 times what the busiest swarm mix sends.
+    fn default() -> Self {
+        Budget { base: 200_000, per_s: 50_000 }
+    }
+}
+
+/// How a run stopped by its [`Budget`] fails.
+pub const BUDGET_EXCEEDED: &str = "budget exceeded: ";
 
 #[derive(Default)]
 struct State {
@@ -74,6 +106,7 @@ struct State {
     /// Test-only: give the next request an extra delay from an unseeded
     /// generator, to prove that the determinism check catches it.
     unseeded_delay: bool,
+    budget: Option<Budget>,
 }
 
 /// Mixes `x` into the running hash `h` (splitmix64's finaliser: cheap, and
@@ -187,6 +220,11 @@ impl SimNetwork {
         self.state.lock().unwrap().link_open(from, to)
     }
 
+    /// Caps the messages of the rest of the run (see [`Budget`]).
+    pub fn set_budget(&self, budget: Option<Budget>) {
+        self.state.lock().unwrap().budget = budget;
+    }
+
     /// The running hash of every message event so far (see [`mix_hash`]).
     pub fn trace_hash(&self) -> u64 {
         self.state.lock().unwrap().trace
@@ -250,6 +288,23 @@ impl SimNetwork {
                 *st.requests_by_dest.entry((service, dst.ip())).or_default() += 1;
             }
             FrameKind::Reply => st.replies_sent += 1,
+        }
+        let per = st.frames_by_service.entry(service).or_default();
+        per.0 += 1;
+        per.1 += bytes as u64;
+        if let Some(b) = s.budget {
+            let sent = s.stats.requests_sent + s.stats.replies_sent;
+            let secs = now_ns() as f64 / 1e9;
+            let cap = b.base + (b.per_s as f64 * secs) as u64;
+            if sent > cap {
+                // Once: the panic ends the run; later sends are fallout.
+                s.budget = None;
+                drop(s);
+                panic!(
+                    "{BUDGET_EXCEEDED}{sent} messages sent in {secs:.3} s of virtual time (budget {} + {} per s); the run was stopped",
+                    b.base, b.per_s
+                );
+            }
         }
         if !s.link_open(src.ip(), dst.ip()) {
             s.stats.cut_dropped += 1;
