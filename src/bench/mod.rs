@@ -10,7 +10,11 @@ use futures::FutureExt;
 use serde::Serialize;
 
 use crate::campaign::catalog;
-use crate::campaign::exec::run_spec;
+use crate::campaign::exec::{run_spec, run_spec_isolated};
+use crate::campaign::report::FailureClass;
+use crate::campaign::spec::bug_to_str;
+use crate::campaign::swarm::swarm_spec;
+use crate::kv::Bug;
 use crate::campaign::run::run_specs;
 use crate::campaign::workload::{run_generic, GenericSpec};
 use crate::check::history::{gen, History, OpKind};
@@ -74,6 +78,23 @@ pub struct BenchReport {
     pub checker_1m_peak_mb: Option<f64>,
     pub checker_peak_rss_mb: f64,
     pub peak_rss_mb: Option<CampaignMemory>,
+    /// Swarm seeds run per wall minute (200 seeds, 2 jobs).
+    pub swarm_seeds_per_min: f64,
+    /// For each deliberately broken server: how soon a swarm campaign fails.
+    pub time_to_first_failure: Vec<FirstFailure>,
+}
+
+/// How soon a swarm campaign finds a deliberately broken server: from each
+/// of several start seeds, the seeds run (one at a time) until the first
+/// that fails, and the wall seconds that took.
+#[derive(Clone, Debug, Serialize)]
+pub struct FirstFailure {
+    pub bug: String,
+    /// Per start seed: (start, seeds run including the failing one, wall s,
+    /// the failure class); None if no seed of the window failed.
+    pub runs: Vec<(u64, Option<u64>, f64, Option<String>)>,
+    pub median_seeds: Option<f64>,
+    pub median_wall_s: f64,
 }
 
 /// Which figures to take (the slow ones can be skipped).
@@ -81,6 +102,8 @@ pub struct BenchReport {
 pub struct BenchOptions {
     pub skip_suite: bool,
     pub skip_memory: bool,
+    /// Skip time to first failure (it runs swarm seeds until failures).
+    pub skip_ttff: bool,
     /// Wall-clock repetitions per checker figure (median taken).
     pub repeats: usize,
 }
@@ -358,6 +381,19 @@ pub fn run(opts: &BenchOptions, progress: &dyn Fn(&str)) -> BenchReport {
         progress("ported suite wall time");
         suite_wall_s()
     };
+    progress("swarm seeds per minute (200 seeds)");
+    let swarm_seeds_per_min = swarm_seeds_per_min(200);
+    let time_to_first_failure = if opts.skip_ttff {
+        Vec::new()
+    } else {
+        [Bug::LocalGet, Bug::NoDedup]
+            .into_iter()
+            .map(|b| {
+                progress(&format!("time to first failure, {}", bug_to_str(b)));
+                first_failure(b, &TTFF_STARTS, TTFF_WINDOW)
+            })
+            .collect()
+    };
     progress("checker");
     let checker = checker_figures(opts.repeats.max(1));
     let checker_1m_peak_mb = checker_1m_peak_mb();
@@ -374,6 +410,47 @@ pub fn run(opts: &BenchOptions, progress: &dyn Fn(&str)) -> BenchReport {
         checker_1m_peak_mb,
         checker_peak_rss_mb,
         peak_rss_mb,
+        swarm_seeds_per_min,
+        time_to_first_failure,
+    }
+}
+
+/// Swarm seeds per wall minute: `n` seeds from 1 on 2 jobs.
+pub fn swarm_seeds_per_min(n: u64) -> f64 {
+    let specs: Vec<_> = (1..=n).map(swarm_spec).collect();
+    let t = Instant::now();
+    run_specs(&specs, 2, Some(Duration::from_secs(600)), false, &|_| {});
+    n as f64 * 60.0 / t.elapsed().as_secs_f64()
+}
+
+/// The start seeds of [`first_failure`], far apart.
+pub const TTFF_STARTS: [u64; 5] = [1, 10_001, 20_001, 30_001, 40_001];
+/// Seeds tried from each start before giving up.
+pub const TTFF_WINDOW: u64 = 200;
+
+/// Time to first failure of `bug` under swarm: from each start, seeds run
+/// one at a time until one fails.
+pub fn first_failure(bug: Bug, starts: &[u64], window: u64) -> FirstFailure {
+    let mut runs = Vec::new();
+    for &start in starts {
+        let t = Instant::now();
+        let mut found = None;
+        for k in 0..window {
+            let spec = swarm_spec(start + k).with_bug(bug);
+            let r = run_spec_isolated(&spec, Some(Duration::from_secs(600)), false);
+            if let Some(f) = &r.failure {
+                found = Some((k + 1, FailureClass::of(f).name()));
+                break;
+            }
+        }
+        runs.push((start, found.as_ref().map(|(n, _)| *n), t.elapsed().as_secs_f64(), found.map(|(_, c)| c)));
+    }
+    let seeds: Vec<f64> = runs.iter().filter_map(|r| r.1.map(|n| n as f64)).collect();
+    FirstFailure {
+        bug: bug_to_str(bug).to_string(),
+        median_seeds: (seeds.len() == runs.len()).then(|| median(seeds)),
+        median_wall_s: median(runs.iter().map(|r| r.2).collect()),
+        runs,
     }
 }
 
@@ -432,6 +509,24 @@ pub fn render(r: &BenchReport) -> String {
         r.checker_1m_peak_mb.map_or("not measured".to_string(), |m| format!("{m:.0}"))
     );
     s += &format!("process peak rss mb    {:.0} (everything above, inputs included)\n", r.checker_peak_rss_mb);
+    s += &format!("swarm_seeds_per_min    {:.0} (200 seeds, 2 jobs)\n", r.swarm_seeds_per_min);
+    for f in &r.time_to_first_failure {
+        let per: Vec<String> = f
+            .runs
+            .iter()
+            .map(|(start, n, w, c)| match n {
+                Some(n) => format!("from {start}: {n} seeds, {w:.2} s ({})", c.as_deref().unwrap_or("")),
+                None => format!("from {start}: none in {TTFF_WINDOW} seeds ({w:.1} s)"),
+            })
+            .collect();
+        s += &format!(
+            "time_to_first_failure  {:<10} median {} seeds, {:.2} s wall; {}\n",
+            f.bug,
+            f.median_seeds.map_or("-".to_string(), |m| format!("{m:.0}")),
+            f.median_wall_s,
+            per.join("; ")
+        );
+    }
     if let Some(m) = &r.peak_rss_mb {
         s += &format!(
             "peak_rss_mb            {:.0} after 50 seeds, {:.0} after 200 seeds of {} (grows: {})\n",

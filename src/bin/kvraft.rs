@@ -56,6 +56,9 @@ struct BenchArgs {
     /// Skip peak_rss_mb (a 200-seed campaign).
     #[arg(long)]
     skip_memory: bool,
+    /// Skip time to first failure of the deliberately broken servers.
+    #[arg(long)]
+    skip_ttff: bool,
     /// Wall-clock repetitions per checker figure (the median is reported).
     #[arg(long, default_value_t = 5)]
     repeats: usize,
@@ -63,7 +66,12 @@ struct BenchArgs {
 
 fn bench(args: BenchArgs) -> Result<bool, String> {
     use kvraft::bench;
-    let opts = bench::BenchOptions { skip_suite: args.skip_suite, skip_memory: args.skip_memory, repeats: args.repeats };
+    let opts = bench::BenchOptions {
+        skip_suite: args.skip_suite,
+        skip_memory: args.skip_memory,
+        skip_ttff: args.skip_ttff,
+        repeats: args.repeats,
+    };
     let quiet = args.json;
     let report = bench::run(&opts, &|step| {
         if !quiet {
