@@ -1,31 +1,44 @@
 //! 6.5840 (2024) lab 4A, ported by name with its parameters. Every test also
 //! checks its whole history for linearizability and asserts a ms/op bound in
-//! virtual time (stated per test, printed with the measured figure).
+//! virtual time (stated per test, printed with the measured figure). Each
+//! test runs twice: on this crate's Raft (`kv_4a::ours::`) and on tikv's
+//! raft-rs (`kv_4a::raft_rs::`), with the same bounds.
 
 use std::time::{Duration, Instant};
 
-use kvraft::sim::kv_cluster::KvCluster;
+use kvraft::sim::kv_cluster::{KvCluster, KvOptions};
+use kvraft::sim::rafts::RaftKind;
 use kvraft::campaign::verify;
 use kvraft::campaign::workload::{check_clnt_appends, check_concurrent_appends, generic_test, GenericSpec, ELECTION_TIMEOUT};
 use tokio::time::sleep;
 
 /// GenericTest(nclients, nservers, unreliable, crash, partitions, maxraftstate=-1, randomkeys).
-fn spec(clients: usize, servers: usize, unreliable: bool, crash: bool, partitions: bool, random_keys: bool) -> GenericSpec {
-    GenericSpec::new(clients, servers, unreliable, crash, partitions, random_keys)
+fn spec(raft: RaftKind, clients: usize, servers: usize, unreliable: bool, crash: bool, partitions: bool, random_keys: bool) -> GenericSpec {
+    GenericSpec { raft, ..GenericSpec::new(clients, servers, unreliable, crash, partitions, random_keys) }
 }
 
-#[madsim::test]
-async fn basic_4a() {
-    generic_test("kv_4a::basic_4a", &spec(1, 5, false, false, false, false), 45.0).await;
+/// The test's name as the test harness knows it (`kv_4a::ours::basic_4a`).
+fn name(raft: RaftKind, test: &str) -> String {
+    format!("kv_4a::{}::{test}", module(raft))
 }
 
-#[madsim::test]
-async fn speed_4a() {
+fn module(raft: RaftKind) -> &'static str {
+    match raft {
+        RaftKind::Ours => "ours",
+        RaftKind::RaftRs => "raft_rs",
+    }
+}
+
+async fn basic_4a(raft: RaftKind) {
+    generic_test(&name(raft, "basic_4a"), &spec(raft, 1, 5, false, false, false, false), 45.0).await;
+}
+
+async fn speed_4a(raft: RaftKind) {
     const NUM_OPS: usize = 1000;
     // 6.5840: heartbeats are ~100 ms apart and at least 3 ops must complete
     // per heartbeat interval, so an op may not wait for a heartbeat.
     const TIME_PER_OP_MS: f64 = 100.0 / 3.0;
-    let cfg = KvCluster::new(3, false, "kv_4a::speed_4a").await;
+    let cfg = KvCluster::with_options(KvOptions::new(3, false).raft(raft), &name(raft, "speed_4a")).await;
     let mut ck = cfg.make_client(&cfg.all()).await;
     cfg.begin("Test: ops complete fast enough (4A)");
     // Wait for the first op, so a leader exists and the servers are ready.
@@ -44,21 +57,18 @@ async fn speed_4a() {
     cfg.end();
 }
 
-#[madsim::test]
-async fn concurrent_4a() {
-    generic_test("kv_4a::concurrent_4a", &spec(5, 5, false, false, false, false), 60.0).await;
+async fn concurrent_4a(raft: RaftKind) {
+    generic_test(&name(raft, "concurrent_4a"), &spec(raft, 5, 5, false, false, false, false), 60.0).await;
 }
 
-#[madsim::test]
-async fn unreliable_4a() {
-    generic_test("kv_4a::unreliable_4a", &spec(5, 5, true, false, false, false), 200.0).await;
+async fn unreliable_4a(raft: RaftKind) {
+    generic_test(&name(raft, "unreliable_4a"), &spec(raft, 5, 5, true, false, false, false), 200.0).await;
 }
 
-#[madsim::test]
-async fn unreliable_one_key_4a() {
+async fn unreliable_one_key_4a(raft: RaftKind) {
     const NCLIENT: usize = 5;
     const UPTO: usize = 10;
-    let cfg = KvCluster::new(3, true, "kv_4a::unreliable_one_key_4a").await;
+    let cfg = KvCluster::with_options(KvOptions::new(3, true).raft(raft), &name(raft, "unreliable_one_key_4a")).await;
     let mut ck = cfg.make_client(&cfg.all()).await;
     cfg.begin("Test: concurrent append to same key, unreliable (4A)");
     ck.put("k", "").await;
@@ -91,9 +101,8 @@ fn spawn_done<F: std::future::Future<Output = ()> + Send + 'static>(f: F) -> tok
     rx
 }
 
-#[madsim::test]
-async fn one_partition_4a() {
-    let cfg = KvCluster::new(5, false, "kv_4a::one_partition_4a").await;
+async fn one_partition_4a(raft: RaftKind) {
+    let cfg = KvCluster::with_options(KvOptions::new(5, false).raft(raft), &name(raft, "one_partition_4a")).await;
     let mut ck = cfg.make_client(&cfg.all()).await;
     ck.put("1", "13").await;
 
@@ -144,42 +153,65 @@ async fn one_partition_4a() {
     cfg.end();
 }
 
-#[madsim::test]
-async fn many_partitions_one_client_4a() {
-    generic_test("kv_4a::many_partitions_one_client_4a", &spec(1, 5, false, false, true, false), 150.0).await;
+async fn many_partitions_one_client_4a(raft: RaftKind) {
+    generic_test(&name(raft, "many_partitions_one_client_4a"), &spec(raft, 1, 5, false, false, true, false), 150.0).await;
 }
 
-#[madsim::test]
-async fn many_partitions_many_clients_4a() {
-    generic_test("kv_4a::many_partitions_many_clients_4a", &spec(5, 5, false, false, true, false), 150.0).await;
+async fn many_partitions_many_clients_4a(raft: RaftKind) {
+    generic_test(&name(raft, "many_partitions_many_clients_4a"), &spec(raft, 5, 5, false, false, true, false), 150.0).await;
 }
 
-#[madsim::test]
-async fn persist_one_client_4a() {
-    generic_test("kv_4a::persist_one_client_4a", &spec(1, 5, false, true, false, false), 100.0).await;
+async fn persist_one_client_4a(raft: RaftKind) {
+    generic_test(&name(raft, "persist_one_client_4a"), &spec(raft, 1, 5, false, true, false, false), 100.0).await;
 }
 
-#[madsim::test]
-async fn persist_concurrent_4a() {
-    generic_test("kv_4a::persist_concurrent_4a", &spec(5, 5, false, true, false, false), 100.0).await;
+async fn persist_concurrent_4a(raft: RaftKind) {
+    generic_test(&name(raft, "persist_concurrent_4a"), &spec(raft, 5, 5, false, true, false, false), 100.0).await;
 }
 
-#[madsim::test]
-async fn persist_concurrent_unreliable_4a() {
-    generic_test("kv_4a::persist_concurrent_unreliable_4a", &spec(5, 5, true, true, false, false), 300.0).await;
+async fn persist_concurrent_unreliable_4a(raft: RaftKind) {
+    generic_test(&name(raft, "persist_concurrent_unreliable_4a"), &spec(raft, 5, 5, true, true, false, false), 300.0).await;
 }
 
-#[madsim::test]
-async fn persist_partition_4a() {
-    generic_test("kv_4a::persist_partition_4a", &spec(5, 5, false, true, true, false), 150.0).await;
+async fn persist_partition_4a(raft: RaftKind) {
+    generic_test(&name(raft, "persist_partition_4a"), &spec(raft, 5, 5, false, true, true, false), 150.0).await;
 }
 
-#[madsim::test]
-async fn persist_partition_unreliable_4a() {
-    generic_test("kv_4a::persist_partition_unreliable_4a", &spec(5, 5, true, true, true, false), 500.0).await;
+async fn persist_partition_unreliable_4a(raft: RaftKind) {
+    generic_test(&name(raft, "persist_partition_unreliable_4a"), &spec(raft, 5, 5, true, true, true, false), 500.0).await;
 }
 
-#[madsim::test]
-async fn persist_partition_unreliable_linearizable_4a() {
-    generic_test("kv_4a::persist_partition_unreliable_linearizable_4a", &spec(15, 7, true, true, true, true), 600.0).await;
+async fn persist_partition_unreliable_linearizable_4a(raft: RaftKind) {
+    generic_test(&name(raft, "persist_partition_unreliable_linearizable_4a"), &spec(raft, 15, 7, true, true, true, true), 600.0).await;
 }
+
+/// Each test, once per Raft.
+macro_rules! on_each_raft {
+    ($($test:ident),* $(,)?) => {
+        mod ours {
+            use kvraft::sim::rafts::RaftKind;
+            $(#[madsim::test] async fn $test() { super::$test(RaftKind::Ours).await })*
+        }
+        mod raft_rs {
+            use kvraft::sim::rafts::RaftKind;
+            $(#[madsim::test] async fn $test() { super::$test(RaftKind::RaftRs).await })*
+        }
+    };
+}
+
+on_each_raft!(
+    basic_4a,
+    speed_4a,
+    concurrent_4a,
+    unreliable_4a,
+    unreliable_one_key_4a,
+    one_partition_4a,
+    many_partitions_one_client_4a,
+    many_partitions_many_clients_4a,
+    persist_one_client_4a,
+    persist_concurrent_4a,
+    persist_concurrent_unreliable_4a,
+    persist_partition_4a,
+    persist_partition_unreliable_4a,
+    persist_partition_unreliable_linearizable_4a,
+);

@@ -1,14 +1,21 @@
 //! KV scenarios beyond 6.5840's: heavy duplication, one-way partitions, a
 //! leader crashed right after `start`, and deliberately broken servers that
-//! the history checker must catch.
+//! the checks must catch. Each runs on this crate's Raft (`kv_more::ours::`)
+//! and on raft-rs (`kv_more::raft_rs::`).
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+/// The test's name as the test harness knows it.
+fn name(raft: RaftKind, test: &str) -> String {
+    format!("kv_more::{}::{test}", match raft {
+        RaftKind::Ours => "ours",
+        RaftKind::RaftRs => "raft_rs",
+    })
+}
+
 use std::time::Duration;
 
 use kvraft::kv::Bug;
-use kvraft::raft::{self, Consensus, Index, MakeArgs, MakeRaft, Term};
 use kvraft::sim::kv_cluster::{KvCluster, KvOptions};
+use kvraft::sim::rafts::RaftKind;
 use kvraft::campaign::catalog;
 use kvraft::campaign::exec::run_spec_isolated;
 use kvraft::campaign::report::FailureClass;
@@ -17,82 +24,35 @@ use kvraft::sim::monitor::Property;
 use kvraft::campaign::workload::{check_clnt_appends, generic_test, GenericSpec, ELECTION_TIMEOUT};
 use tokio::time::sleep;
 
-#[madsim::test]
-async fn duplication_4a() {
+async fn duplication_4a(raft: RaftKind) {
     // 30% of requests and replies delivered twice, on top of loss, delay,
     // partitions and whole-cluster restarts.
-    let mut spec = GenericSpec::new(5, 5, true, true, true, false);
+    let mut spec = GenericSpec { raft, ..GenericSpec::new(5, 5, true, true, true, false) };
     spec.duplicate_rate = 0.3;
-    let cfg = generic_test("kv_more::duplication_4a", &spec, 600.0).await;
+    let cfg = generic_test(&name(raft, "duplication_4a"), &spec, 600.0).await;
     assert!(cfg.figures().net.duplicated > 100, "duplication did not fire");
 }
 
-#[madsim::test]
-async fn one_way_partitions_4a() {
-    let mut spec = GenericSpec::new(5, 5, false, false, true, false);
+async fn one_way_partitions_4a(raft: RaftKind) {
+    let mut spec = GenericSpec { raft, ..GenericSpec::new(5, 5, false, false, true, false) };
     spec.one_way = true;
-    generic_test("kv_more::one_way_partitions_4a", &spec, 300.0).await;
+    generic_test(&name(raft, "one_way_partitions_4a"), &spec, 300.0).await;
 }
 
-/// Wraps a Raft so the harness learns the moment a leader accepts a command.
-struct Tattletale {
-    inner: Arc<dyn Consensus>,
-    me: usize,
-    armed: Arc<AtomicBool>,
-    fired: Arc<Mutex<Option<usize>>>,
-}
-
-impl Consensus for Tattletale {
-    fn start(&self, command: Vec<u8>) -> Option<(Index, Term)> {
-        let r = self.inner.start(command);
-        if r.is_some() && self.armed.swap(false, Ordering::SeqCst) {
-            *self.fired.lock().unwrap() = Some(self.me);
-        }
-        r
-    }
-    fn state(&self) -> (Term, bool) {
-        self.inner.state()
-    }
-    fn kill(&self) {
-        self.inner.kill()
-    }
-}
-
-#[madsim::test]
-async fn leader_crash_after_start_4a() {
+async fn leader_crash_after_start_4a(raft: RaftKind) {
     const ROUNDS: usize = 20;
-    let armed = Arc::new(AtomicBool::new(false));
-    let fired: Arc<Mutex<Option<usize>>> = Arc::new(Mutex::new(None));
-    let (a, f) = (armed.clone(), fired.clone());
-    let base = raft::make();
-    let make: MakeRaft = Arc::new(move |args: MakeArgs| {
-        let me = args.me;
-        let inner = base(args)?;
-        Ok(Arc::new(Tattletale { inner, me, armed: a.clone(), fired: f.clone() }) as Arc<dyn Consensus>)
-    });
-    let mut opts = KvOptions::new(5, false);
-    opts.make_raft = make;
-    let cfg = KvCluster::with_options(opts, "kv_more::leader_crash_after_start_4a").await;
+    let cfg = KvCluster::with_options(KvOptions::new(5, false).raft(raft), &name(raft, "leader_crash_after_start_4a")).await;
     cfg.begin("Test: leader crashed right after start (new)");
     let mut ck = cfg.make_client(&cfg.all()).await;
     ck.put("k", "").await;
     let mut crashes = 0;
     for n in 0..ROUNDS {
-        armed.store(true, Ordering::SeqCst);
         let mut myck = cfg.make_client(&cfg.all()).await;
         let op = tokio::spawn(async move { myck.append("k", &format!("x 0 {n} y")).await });
-        // Crash the leader the moment it has handed the op to Raft: the op
-        // may or may not survive, but it must apply at most once, and the
-        // clerk must get an answer from the new leader.
-        let victim = loop {
-            if let Some(v) = fired.lock().unwrap().take() {
-                break Some(v);
-            }
-            if op.is_finished() {
-                break None;
-            }
-            sleep(Duration::from_micros(100)).await;
-        };
+        // Cut off and crash the leader the moment it has handed the op to
+        // Raft: the op may or may not survive, but it must apply at most
+        // once, and the clerk must get an answer from the new leader.
+        let victim = cfg.catch_leader_append(Duration::from_secs(1)).await;
         if let Some(v) = victim {
             cfg.shutdown_server(v);
             crashes += 1;
@@ -111,13 +71,12 @@ async fn leader_crash_after_start_4a() {
     cfg.end();
 }
 
-#[madsim::test]
-async fn broken_local_get_is_caught() {
+async fn broken_local_get_is_caught(raft: RaftKind) {
     // Gets answered from the local map: a leader cut off in a minority serves
     // a value the majority has already overwritten.
-    let mut opts = KvOptions::new(5, false);
+    let mut opts = KvOptions::new(5, false).raft(raft);
     opts.bug = Bug::LocalGet;
-    let cfg = KvCluster::with_options(opts, "kv_more::broken_local_get_is_caught").await;
+    let cfg = KvCluster::with_options(opts, &name(raft, "broken_local_get_is_caught")).await;
     let mut ck = cfg.make_client(&cfg.all()).await;
     ck.put("k", "a").await;
     let (p1, p2) = cfg.make_partition();
@@ -142,11 +101,32 @@ async fn broken_local_get_is_caught() {
 fn broken_no_dedup_is_caught() {
     // No duplicate table: retried appends (after lost or duplicated
     // messages) apply twice. The monitor stops the run at the second apply.
-    for seed in 1..=3 {
-        let spec = catalog::find("broken_no_dedup").unwrap().spec(seed);
+    for (raft, seed) in RaftKind::ALL.into_iter().flat_map(|r| (1..=3).map(move |s| (r, s))) {
+        let spec = catalog::find("broken_no_dedup").unwrap().spec(seed).with_raft(raft);
         let r = run_spec_isolated(&spec, Some(Duration::from_secs(600)), false);
         let f = r.failure.as_deref().expect("a server without a duplicate table must be caught");
-        println!("  seed {seed}: {f}");
+        println!("  {} seed {seed}: {f}", raft.name());
         assert_eq!(FailureClass::of(f), FailureClass::Safety(Property::ExactlyOnce), "{f}");
     }
 }
+
+/// Each test, once per Raft.
+macro_rules! on_each_raft {
+    ($($test:ident),* $(,)?) => {
+        mod ours {
+            use kvraft::sim::rafts::RaftKind;
+            $(#[madsim::test] async fn $test() { super::$test(RaftKind::Ours).await })*
+        }
+        mod raft_rs {
+            use kvraft::sim::rafts::RaftKind;
+            $(#[madsim::test] async fn $test() { super::$test(RaftKind::RaftRs).await })*
+        }
+    };
+}
+
+on_each_raft!(
+    duplication_4a,
+    one_way_partitions_4a,
+    leader_crash_after_start_4a,
+    broken_local_get_is_caught,
+);

@@ -428,7 +428,7 @@ async fn figure8() {
 fn recording_make(slots: Arc<Mutex<BTreeMap<usize, RaftRsNode>>>) -> MakeRaft {
     Arc::new(move |a: MakeArgs| {
         let me = a.me;
-        let node = RaftRsNode::start(a.transport, a.peers, a.me, a.persister, a.apply_tx, &RaftRsConfig::default())?;
+        let node = RaftRsNode::start(a.transport, a.peers, a.me, a.persister, a.apply_tx, a.events, &RaftRsConfig::default())?;
         slots.lock().unwrap().insert(me, node.clone());
         Ok(Arc::new(node) as Arc<dyn Consensus>)
     })

@@ -18,6 +18,7 @@ use kvraft::campaign::report::{self, FailureClass, RunReport};
 use kvraft::campaign::shrink::{self, ShrinkOptions};
 use kvraft::campaign::spec::{self, RunSpec};
 use kvraft::campaign::{catalog, nemesis, run, swarm};
+use kvraft::sim::rafts::RaftKind;
 
 #[derive(Parser)]
 #[command(name = "kvraft", about = "Deterministic simulation harness for a Raft key/value service", version)]
@@ -100,6 +101,9 @@ struct Target {
     /// A deliberately broken server: local-get or no-dedup.
     #[arg(long, value_parser = spec::parse_bug)]
     bug: Option<Bug>,
+    /// The Raft the servers run: ours or raft-rs (with a spec file: replaces the file's).
+    #[arg(long, value_parser = RaftKind::parse)]
+    raft: Option<RaftKind>,
     /// Virtual-time limit of a run, in seconds.
     #[arg(long, default_value_t = DEFAULT_TIME_LIMIT_S)]
     time_limit: u64,
@@ -143,6 +147,9 @@ struct FuzzArgs {
     /// A deliberately broken server in every run: local-get or no-dedup.
     #[arg(long, value_parser = spec::parse_bug)]
     bug: Option<Bug>,
+    /// The Raft every run's servers run: ours (default) or raft-rs.
+    #[arg(long, value_parser = RaftKind::parse, default_value = "ours")]
+    raft: RaftKind,
     /// Run each seed twice and fail it if the two traces differ.
     #[arg(long)]
     check_determinism: bool,
@@ -169,6 +176,7 @@ impl Default for FuzzArgs {
             start: 1,
             shard: None,
             bug: None,
+            raft: RaftKind::Ours,
             check_determinism: false,
             save_failures: None,
             time_limit: DEFAULT_TIME_LIMIT_S,
@@ -226,8 +234,12 @@ impl Target {
                 return Err(format!("{command}: name a scenario (see `kvraft list`) and --seed N, or give --spec FILE"))
             }
         };
-        Ok(match self.bug {
+        let spec = match self.bug {
             Some(b) => spec.with_bug(b),
+            None => spec,
+        };
+        Ok(match self.raft {
+            Some(r) => spec.with_raft(r),
             None => spec,
         })
     }
@@ -269,7 +281,7 @@ fn fuzz(args: FuzzArgs) -> Result<bool, String> {
     let mut specs = Vec::new();
     for seed in &seeds {
         for name in &names {
-            specs.push(catalog::spec_for(name, *seed, args.bug)?);
+            specs.push(catalog::spec_for(name, *seed, args.bug)?.with_raft(args.raft));
         }
     }
     let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));

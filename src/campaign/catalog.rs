@@ -6,6 +6,7 @@ use super::nemesis;
 use super::spec::{self, Faults, PartitionStyle, RunSpec, Workload, LIVENESS_MS};
 use super::swarm;
 use crate::kv::Bug;
+use crate::sim::rafts::RaftKind;
 use crate::sim::network::FaultConfig;
 
 /// One named scenario.
@@ -68,6 +69,7 @@ fn generic(
         targeted_rate: 0.0,
         nemesis: None,
         bug: Bug::None,
+        raft: RaftKind::Ours,
         bound_ms,
         liveness_ms: LIVENESS_MS,
         inject_nondeterminism: false,
@@ -89,6 +91,7 @@ fn leader_churn() -> RunSpec {
         targeted_rate: 1.5,
         nemesis: None,
         bug: Bug::None,
+        raft: RaftKind::Ours,
         bound_ms: 0.0,
         liveness_ms: LIVENESS_MS,
         inject_nondeterminism: false,
@@ -182,10 +185,11 @@ pub fn spec_for(name: &str, seed: u64, bug: Option<Bug>) -> Result<RunSpec, Stri
 /// and seed generate exactly this spec, else from a spec file.
 pub fn reproduce_command(spec: &RunSpec) -> String {
     let bug = if spec.bug == Bug::None { None } else { Some(spec.bug) };
-    match spec_for(&spec.scenario, spec.seed, bug) {
+    match spec_for(&spec.scenario, spec.seed, bug).map(|s| s.with_raft(spec.raft)) {
         Ok(s) if s == *spec || (s.nemesis.is_none() && nemesis::materialize(&s) == *spec) => {
             let bug_arg = bug.map(|b| format!(" --bug {}", spec::bug_to_str(b))).unwrap_or_default();
-            format!("cargo run --release -- run {} --seed {}{bug_arg}", spec.scenario, spec.seed)
+            let raft_arg = if spec.raft.is_default() { String::new() } else { format!(" --raft {}", spec.raft.name()) };
+            format!("cargo run --release -- run {} --seed {}{bug_arg}{raft_arg}", spec.scenario, spec.seed)
         }
         _ => "cargo run --release -- run --spec FILE (the spec saved by --save-failures or shrink --out)".to_string(),
     }

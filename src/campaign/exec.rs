@@ -32,7 +32,7 @@ struct Outcome {
 /// exists, so a run that fails midway still reports what it reached.
 async fn execute(spec: RunSpec, customize: Option<Customize>, seen: Arc<Mutex<Option<KvCluster>>>) -> Outcome {
     let window = Duration::from_millis(spec.liveness_ms);
-    let mut opts = KvOptions::new(spec.servers, false);
+    let mut opts = KvOptions::new(spec.servers, false).raft(spec.raft);
     opts.bug = spec.bug;
     opts.faults = Some(spec.faults.to_config());
     if let Some(c) = &customize {

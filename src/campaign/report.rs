@@ -216,6 +216,9 @@ pub fn describe_mix(spec: &RunSpec) -> String {
     if spec.bug != Bug::None {
         s += &format!(" bug {}", spec::bug_to_str(spec.bug));
     }
+    if !spec.raft.is_default() {
+        s += &format!(" on {}", spec.raft.name());
+    }
     s
 }
 

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::kv::Bug;
 use crate::sim::network::FaultConfig;
+use crate::sim::rafts::RaftKind;
 
 /// Default liveness window: after every fault is healed, each clerk must
 /// complete one new op within this much virtual time.
@@ -57,6 +58,9 @@ pub struct RunSpec {
     /// A deliberate server bug.
     #[serde(default, with = "bug_name")]
     pub bug: Bug,
+    /// The Raft the servers run: "ours" (the default) or "raft-rs".
+    #[serde(default, skip_serializing_if = "RaftKind::is_default")]
+    pub raft: RaftKind,
     /// Mean virtual ms per completed op the run must stay under.
     pub bound_ms: f64,
     /// Liveness window in virtual ms.
@@ -314,6 +318,12 @@ pub fn parse_bug(s: &str) -> Result<Bug, String> {
 }
 
 impl RunSpec {
+    /// The same run on another Raft.
+    pub fn with_raft(mut self, raft: RaftKind) -> RunSpec {
+        self.raft = raft;
+        self
+    }
+
     /// Applies a deliberate server bug. A broken server would trip the
     /// clerks' own read checks, so those are turned off and the history
     /// checker judges the whole run.

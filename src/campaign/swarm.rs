@@ -12,6 +12,7 @@ use rand::{Rng, SeedableRng};
 use super::nemesis::{outage_ms, schedule};
 use super::spec::{Faults, PartitionStyle, RunSpec, Workload, LIVENESS_MS};
 use crate::kv::Bug;
+use crate::sim::rafts::RaftKind;
 
 /// The name swarm runs go by.
 pub const SWARM: &str = "swarm";
@@ -79,6 +80,7 @@ pub fn swarm_spec(seed: u64) -> RunSpec {
         targeted_rate,
         nemesis: None,
         bug: Bug::None,
+        raft: RaftKind::Ours,
         bound_ms: 0.0,
         liveness_ms: LIVENESS_MS,
         inject_nondeterminism: false,

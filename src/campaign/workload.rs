@@ -16,6 +16,7 @@ use crate::kv::Bug;
 use crate::sim::kv_cluster::{KvCluster, KvOptions, TestClerk};
 use crate::sim::network::FaultConfig;
 use crate::sim::raft_cluster::rand_u64;
+use crate::sim::rafts::RaftKind;
 
 /// 6.5840's electionTimeout in the KV tests.
 pub const ELECTION_TIMEOUT: Duration = Duration::from_secs(1);
@@ -38,6 +39,8 @@ pub struct GenericSpec {
     /// The partitioner cuts random one-way links instead of splitting in two.
     pub one_way: bool,
     pub bug: Bug,
+    /// The Raft the servers run.
+    pub raft: RaftKind,
     /// Check each client's Gets and appends as the run goes (off only to let a
     /// deliberately broken server run to the end, for the history checker).
     pub inline_checks: bool,
@@ -61,6 +64,7 @@ impl GenericSpec {
             duplicate_rate: 0.0,
             one_way: false,
             bug: Bug::None,
+            raft: RaftKind::Ours,
             inline_checks: true,
             faults: None,
         }
@@ -84,6 +88,7 @@ impl GenericSpec {
         g.duplicate_rate = spec.faults.duplicate_rate;
         g.one_way = spec.partition == PartitionStyle::OneWay;
         g.bug = spec.bug;
+        g.raft = spec.raft;
         g.inline_checks = *inline_checks;
         g.faults = Some(spec.faults.to_config());
         Some(g)
@@ -91,7 +96,7 @@ impl GenericSpec {
 
     /// The cluster this workload runs on.
     pub fn options(&self) -> KvOptions {
-        let mut opts = KvOptions::new(self.servers, self.unreliable);
+        let mut opts = KvOptions::new(self.servers, self.unreliable).raft(self.raft);
         opts.bug = self.bug;
         opts.faults = self.faults.clone();
         opts

@@ -129,6 +129,9 @@ impl KvServer {
                 let waiter = g.waiters.remove(&m.index);
                 let Some(req) = req else {
                     if let Some(w) = waiter {
+                        if let Some(ev) = &events {
+                            ev(KvEvent::IndexTaken);
+                        }
                         let _ = w.tx.send(KvReply::WrongLeader);
                     }
                     continue;

@@ -16,7 +16,8 @@ use tokio::sync::mpsc;
 
 use super::storage::PersistedStorage;
 use crate::net::Transport;
-use crate::raft::{ApplyMsg, PeerId};
+use crate::raft::{ApplyMsg, EventSink, PeerId, RaftEvent, Role, Situation};
+use raft::StateRole;
 
 /// The transport service id raft-rs messages travel on.
 pub const RAFT_RS_SERVICE: u16 = 3;
@@ -42,6 +43,11 @@ pub(crate) struct Inner {
     election_ticks: (usize, usize),
     /// Test-only: leave raft-rs's unseeded timeouts alone.
     unseeded: bool,
+    /// Where role changes and the situations seen from outside raft-rs go.
+    events: EventSink,
+    /// The (term, role) last reported, and storage truncations seen.
+    reported: (u64, StateRole),
+    truncations: u64,
     pub killed: bool,
 }
 
@@ -54,8 +60,11 @@ impl Inner {
         out_tx: mpsc::UnboundedSender<(SocketAddr, Vec<u8>)>,
         election_ticks: (usize, usize),
         unseeded: bool,
+        events: EventSink,
     ) -> Self {
-        let mut inner = Inner { raw, me, peers, apply_tx, out_tx, election_ticks, unseeded, killed: false };
+        let reported = (raw.raft.term, raw.raft.state);
+        let mut inner =
+            Inner { raw, me, peers, apply_tx, out_tx, election_ticks, unseeded, events, reported, truncations: 0, killed: false };
         inner.pin_election_timeout();
         inner
     }
@@ -85,6 +94,41 @@ impl Inner {
     pub fn after_call(&mut self) {
         self.pin_election_timeout();
         self.process();
+        self.report();
+    }
+
+    /// Reports role and term changes, and the situations visible from
+    /// outside raft-rs: a candidate campaigning again (split vote), a new
+    /// leader holding entries beyond its commit index besides its own empty
+    /// entry, a follower dropping a conflicting suffix.
+    fn report(&mut self) {
+        if self.killed {
+            return;
+        }
+        let now = (self.raw.raft.term, self.raw.raft.state);
+        if now != self.reported {
+            let was = std::mem::replace(&mut self.reported, now);
+            let role = match now.1 {
+                StateRole::Leader => Role::Leader,
+                StateRole::Candidate | StateRole::PreCandidate => Role::Candidate,
+                StateRole::Follower => Role::Follower,
+            };
+            (self.events)(RaftEvent::Role { term: now.0, role });
+            if was.1 == StateRole::Candidate && now.1 == StateRole::Candidate {
+                (self.events)(RaftEvent::Situation(Situation::SplitVote));
+            }
+            if now.1 == StateRole::Leader {
+                let log = &self.raw.raft.raft_log;
+                if log.last_index() > log.committed + 1 {
+                    (self.events)(RaftEvent::Situation(Situation::LeaderWithUncommitted));
+                }
+            }
+        }
+        let t = self.raw.store().truncations;
+        for _ in self.truncations..t {
+            (self.events)(RaftEvent::Situation(Situation::ConflictTruncated));
+        }
+        self.truncations = t;
     }
 
     /// Handles every pending Ready, in the order raft-rs 0.7 asks for.

@@ -15,6 +15,10 @@
 //! - Pre-vote and check-quorum are on: a leader cut off from a majority
 //!   steps down after an election timeout.
 //! - The log is never compacted and membership never changes.
+//! - It reports its role and term changes, and the rare situations visible
+//!   from outside raft-rs (a candidate campaigning again, a leader elected
+//!   with entries beyond its commit index, a follower dropping a
+//!   conflicting suffix), and lists its log's terms for the harness.
 //!
 //! Runs are reproducible from the madsim seed: raft-rs's own random
 //! election timeout (drawn from an OS-seeded generator) is replaced by one
@@ -37,7 +41,7 @@ use driver::Inner;
 use storage::PersistedStorage;
 
 use crate::net::Transport;
-use crate::raft::{ApplyMsg, Consensus, Index, MakeArgs, MakeRaft, PeerId, Persister, Term};
+use crate::raft::{ApplyMsg, Consensus, EventSink, Index, MakeArgs, MakeRaft, PeerId, Persister, Term};
 
 /// Timing of the adapter, in ticks of `tick`.
 #[derive(Clone, Debug)]
@@ -97,7 +101,7 @@ pub fn make() -> MakeRaft {
 /// raft-rs behind a [`MakeRaft`], with the given timing.
 pub fn make_with(cfg: RaftRsConfig) -> MakeRaft {
     Arc::new(move |a: MakeArgs| {
-        RaftRsNode::start(a.transport, a.peers, a.me, a.persister, a.apply_tx, &cfg)
+        RaftRsNode::start(a.transport, a.peers, a.me, a.persister, a.apply_tx, a.events, &cfg)
             .map(|n| Arc::new(n) as Arc<dyn Consensus>)
             .map_err(|e| format!("server {}: {e}", a.me))
     })
@@ -113,6 +117,7 @@ impl RaftRsNode {
         me: PeerId,
         persister: Persister,
         apply_tx: mpsc::UnboundedSender<ApplyMsg>,
+        events: EventSink,
         cfg: &RaftRsConfig,
     ) -> Result<RaftRsNode, String> {
         if me >= peers.len() {
@@ -141,7 +146,7 @@ impl RaftRsNode {
         let logger = slog::Logger::root(slog::Discard, slog::o!());
         let raw = raft::RawNode::new(&config, store, &logger).map_err(|e| format!("raft-rs: {e}"))?;
         let (out_tx, out_rx) = mpsc::unbounded_channel();
-        let mut inner = Inner::new(raw, me, peers, apply_tx, out_tx, election_ticks, cfg.unseeded_election_timeouts);
+        let mut inner = Inner::new(raw, me, peers, apply_tx, out_tx, election_ticks, cfg.unseeded_election_timeouts, events);
         // Committed entries recovered from the persister are applied at once.
         inner.after_call();
         let inner = Arc::new(Mutex::new(inner));
@@ -219,5 +224,15 @@ impl Consensus for RaftRsNode {
 
     fn kill(&self) {
         self.inner.lock().unwrap().killed = true;
+    }
+
+    fn reports_events(&self) -> bool {
+        true
+    }
+
+    fn log_terms(&self, upto: Index) -> Option<Vec<Term>> {
+        let g = self.inner.lock().unwrap();
+        let store = g.raw.store();
+        Some((1..=upto.min(store.last())).map(|i| store.entry(i).map_or(0, |e| e.term)).collect())
     }
 }

@@ -38,6 +38,8 @@ pub struct PersistedStorage {
     conf_state: ConfState,
     /// `entries[i]` has index i + 1.
     entries: Vec<Entry>,
+    /// Times a conflicting suffix was dropped (for coverage).
+    pub truncations: u64,
 }
 
 fn encode<M: protobuf::Message>(m: &M, what: &'static str) -> Result<Vec<u8>, StoreError> {
@@ -65,6 +67,7 @@ impl PersistedStorage {
                 hard_state: HardState::default(),
                 conf_state: ConfState::default(),
                 entries: Vec::new(),
+                truncations: 0,
             };
             s.conf_state.set_voters(voters.to_vec());
             s.save_blob()?;
@@ -98,7 +101,7 @@ impl PersistedStorage {
         if conf_state.voters.is_empty() {
             return Err(corrupt("conf state has no voters"));
         }
-        Ok(PersistedStorage { persister, hard_state, conf_state, entries })
+        Ok(PersistedStorage { persister, hard_state, conf_state, entries, truncations: 0 })
     }
 
     fn save_blob(&self) -> Result<(), StoreError> {
@@ -153,6 +156,7 @@ impl PersistedStorage {
         if keep < self.entries.len() {
             self.entries.truncate(keep);
             self.persister.truncate_log(keep);
+            self.truncations += 1;
         }
         self.entries.extend_from_slice(ents);
         self.persister.append_raw_log(records);

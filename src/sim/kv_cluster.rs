@@ -15,6 +15,7 @@ use super::context;
 use super::fleet::{Fleet, Service};
 use super::monitor::{Monitor, MonitorReport};
 use super::network::{Budget, FaultConfig, NetStats, SimNetwork};
+use super::rafts::RaftKind;
 use super::raft_cluster::server_addr;
 use crate::check::history::{History, OpKind, Recorder};
 use crate::kv::{Bug, Clerk, ClerkConfig, KvOp, KvRequest, KvServer, ServerConfig, Tamper};
@@ -42,6 +43,14 @@ pub struct KvOptions {
     pub tamper_one: Option<(usize, Arc<dyn Tamper>)>,
     /// The most messages the run may send (None: no cap).
     pub budget: Option<Budget>,
+}
+
+impl KvOptions {
+    /// The same options with a Raft the harness knows by name.
+    pub fn raft(mut self, kind: RaftKind) -> Self {
+        self.make_raft = kind.make();
+        self
+    }
 }
 
 impl KvOptions {
