@@ -24,7 +24,9 @@ use crate::sim::kv_cluster::{clerk_addr, KvCluster};
 use crate::sim::network::SimNetwork;
 use crate::sim::raft_cluster::server_addr;
 use crate::net::{FaultHook, Transport};
-use crate::raft::RAFT_SERVICE;
+use crate::kv::KV_SERVICE;
+use crate::sim::kv_cluster::KvOptions;
+use crate::sim::rafts::RaftKind;
 
 /// The seed of every simulated benchmark.
 pub const BENCH_SEED: u64 = 1;
@@ -65,10 +67,8 @@ pub struct CampaignMemory {
 #[derive(Clone, Debug, Serialize)]
 pub struct BenchReport {
     pub null_rtt_ms: f64,
-    pub speed_ms_per_op: f64,
-    pub floor_ratio: f64,
-    pub throughput: Vec<Throughput>,
-    pub under_faults: UnderFaults,
+    /// The Raft-dependent figures, for each Raft the harness knows.
+    pub rafts: Vec<RaftFigures>,
     pub suite_wall_s: Option<f64>,
     pub sim_speedup: f64,
     pub checker: Vec<CheckerFigure>,
@@ -78,10 +78,20 @@ pub struct BenchReport {
     pub checker_1m_peak_mb: Option<f64>,
     pub checker_peak_rss_mb: f64,
     pub peak_rss_mb: Option<CampaignMemory>,
-    /// Swarm seeds run per wall minute (200 seeds, 2 jobs).
-    pub swarm_seeds_per_min: f64,
     /// For each deliberately broken server: how soon a swarm campaign fails.
     pub time_to_first_failure: Vec<FirstFailure>,
+}
+
+/// The figures that depend on the Raft, for one Raft.
+#[derive(Clone, Debug, Serialize)]
+pub struct RaftFigures {
+    pub raft: String,
+    pub speed_ms_per_op: f64,
+    pub floor_ratio: f64,
+    pub throughput: Vec<Throughput>,
+    pub under_faults: UnderFaults,
+    /// Swarm seeds run per wall minute (200 seeds, 2 jobs).
+    pub swarm_seeds_per_min: f64,
 }
 
 /// How soon a swarm campaign finds a deliberately broken server: from each
@@ -156,9 +166,9 @@ pub fn null_rtt_ms() -> f64 {
 }
 
 /// speed_4a's workload: 3 servers, reliable, one clerk, 1000 sequential appends.
-pub fn speed_ms_per_op() -> f64 {
-    simulate(BENCH_SEED, || async {
-        let cfg = KvCluster::new(3, false, "bench_speed").await;
+pub fn speed_ms_per_op(raft: RaftKind) -> f64 {
+    simulate(BENCH_SEED, move || async move {
+        let cfg = KvCluster::with_options(KvOptions::new(3, false).raft(raft), "bench_speed").await;
         let mut ck = cfg.make_client(&cfg.all()).await;
         ck.get("x").await;
         let start = Instant::now();
@@ -171,10 +181,10 @@ pub fn speed_ms_per_op() -> f64 {
 }
 
 /// `clerks` closed-loop clerks on 5 reliable servers for 5 virtual seconds.
-pub fn throughput(clerks: usize) -> (f64, f64, f64) {
+pub fn throughput(raft: RaftKind, clerks: usize) -> (f64, f64, f64) {
     simulate(BENCH_SEED, move || async move {
         let window = Duration::from_secs(5);
-        let cfg = KvCluster::new(5, false, "bench_throughput").await;
+        let cfg = KvCluster::with_options(KvOptions::new(5, false).raft(raft), "bench_throughput").await;
         let mut cks = Vec::with_capacity(clerks);
         for _ in 0..clerks {
             cks.push(cfg.make_client(&cfg.all()).await);
@@ -193,7 +203,7 @@ pub fn throughput(clerks: usize) -> (f64, f64, f64) {
         for w in warm {
             cks.push(w.await.expect("warm-up task"));
         }
-        let raft0 = cfg.network().stats().requests_by_service.get(&RAFT_SERVICE).copied().unwrap_or(0);
+        let raft0 = cfg.network().stats().frames_except(KV_SERVICE).0;
         let start = Instant::now();
         let tasks: Vec<_> = cks
             .into_iter()
@@ -220,15 +230,15 @@ pub fn throughput(clerks: usize) -> (f64, f64, f64) {
             ops += n;
             lat += l;
         }
-        let raft = cfg.network().stats().requests_by_service.get(&RAFT_SERVICE).copied().unwrap_or(0) - raft0;
+        let raft = cfg.network().stats().frames_except(KV_SERVICE).0 - raft0;
         let ops_f = ops.max(1) as f64;
         (ops as f64 / window.as_secs_f64(), raft as f64 / ops_f, lat / ops_f)
     })
 }
 
-fn persist_partition_unreliable(dup: f64) -> (f64, u64, f64) {
+fn persist_partition_unreliable(raft: RaftKind, dup: f64) -> (f64, u64, f64) {
     simulate(BENCH_SEED, move || async move {
-        let mut spec = GenericSpec::new(5, 5, true, true, true, false);
+        let mut spec = GenericSpec { raft, ..GenericSpec::new(5, 5, true, true, true, false) };
         spec.duplicate_rate = dup;
         let wall = std::time::Instant::now();
         let cfg = run_generic("bench_under_faults", &spec).await;
@@ -331,29 +341,7 @@ pub fn checker_1m_peak_mb() -> Option<f64> {
 pub fn run(opts: &BenchOptions, progress: &dyn Fn(&str)) -> BenchReport {
     progress("null round trip");
     let null_rtt_ms = null_rtt_ms();
-    progress("speed_4a workload");
-    let speed_ms_per_op = speed_ms_per_op();
-    let mut throughput_rows: Vec<Throughput> = Vec::new();
-    for clerks in [1, 10, 100, 1000] {
-        progress(&format!("throughput, {clerks} clerks"));
-        let (ops_per_s, raft_msgs_per_op, mean_ms_per_op) = throughput(clerks);
-        let base = throughput_rows.first().map_or(ops_per_s, |r| r.ops_per_s);
-        throughput_rows.push(Throughput {
-            clerks,
-            ops_per_s,
-            raft_msgs_per_op,
-            mean_ms_per_op,
-            scaling_efficiency: ops_per_s / (clerks as f64 * base),
-        });
-    }
-    progress("under faults");
-    let (plain, _, _) = persist_partition_unreliable(0.0);
-    let (dup, _, _) = persist_partition_unreliable(0.3);
-    let under_faults = UnderFaults {
-        workload: "persist_partition_unreliable_4a (5 clerks, 5 servers)".to_string(),
-        ms_per_op: plain,
-        ms_per_op_with_duplication: dup,
-    };
+    let rafts: Vec<RaftFigures> = RaftKind::ALL.into_iter().map(|raft| raft_figures(raft, null_rtt_ms, progress)).collect();
     progress("simulation speed");
     let sim_speedup = median((0..3).map(|_| sim_speedup()).collect());
     let peak_rss_mb = if opts.skip_memory {
@@ -381,8 +369,6 @@ pub fn run(opts: &BenchOptions, progress: &dyn Fn(&str)) -> BenchReport {
         progress("ported suite wall time");
         suite_wall_s()
     };
-    progress("swarm seeds per minute (200 seeds)");
-    let swarm_seeds_per_min = swarm_seeds_per_min(200);
     let time_to_first_failure = if opts.skip_ttff {
         Vec::new()
     } else {
@@ -400,24 +386,56 @@ pub fn run(opts: &BenchOptions, progress: &dyn Fn(&str)) -> BenchReport {
     let checker_peak_rss_mb = rss_mb().1;
     BenchReport {
         null_rtt_ms,
-        speed_ms_per_op,
-        floor_ratio: speed_ms_per_op / (2.0 * null_rtt_ms),
-        throughput: throughput_rows,
-        under_faults,
+        rafts,
         suite_wall_s,
         sim_speedup,
         checker,
         checker_1m_peak_mb,
         checker_peak_rss_mb,
         peak_rss_mb,
-        swarm_seeds_per_min,
         time_to_first_failure,
     }
 }
 
+/// The Raft-dependent figures of `raft`.
+fn raft_figures(raft: RaftKind, null_rtt_ms: f64, progress: &dyn Fn(&str)) -> RaftFigures {
+    let r = raft.name();
+    progress(&format!("{r}: speed_4a workload"));
+    let speed_ms_per_op = speed_ms_per_op(raft);
+    let mut throughput_rows: Vec<Throughput> = Vec::new();
+    for clerks in [1, 10, 100, 1000] {
+        progress(&format!("{r}: throughput, {clerks} clerks"));
+        let (ops_per_s, raft_msgs_per_op, mean_ms_per_op) = throughput(raft, clerks);
+        let base = throughput_rows.first().map_or(ops_per_s, |t| t.ops_per_s);
+        throughput_rows.push(Throughput {
+            clerks,
+            ops_per_s,
+            raft_msgs_per_op,
+            mean_ms_per_op,
+            scaling_efficiency: ops_per_s / (clerks as f64 * base),
+        });
+    }
+    progress(&format!("{r}: under faults"));
+    let (plain, _, _) = persist_partition_unreliable(raft, 0.0);
+    let (dup, _, _) = persist_partition_unreliable(raft, 0.3);
+    progress(&format!("{r}: swarm seeds per minute (200 seeds)"));
+    RaftFigures {
+        raft: r.to_string(),
+        speed_ms_per_op,
+        floor_ratio: speed_ms_per_op / (2.0 * null_rtt_ms),
+        throughput: throughput_rows,
+        under_faults: UnderFaults {
+            workload: "persist_partition_unreliable_4a (5 clerks, 5 servers)".to_string(),
+            ms_per_op: plain,
+            ms_per_op_with_duplication: dup,
+        },
+        swarm_seeds_per_min: swarm_seeds_per_min(raft, 200),
+    }
+}
+
 /// Swarm seeds per wall minute: `n` seeds from 1 on 2 jobs.
-pub fn swarm_seeds_per_min(n: u64) -> f64 {
-    let specs: Vec<_> = (1..=n).map(swarm_spec).collect();
+pub fn swarm_seeds_per_min(raft: RaftKind, n: u64) -> f64 {
+    let specs: Vec<_> = (1..=n).map(|s| swarm_spec(s).with_raft(raft)).collect();
     let t = Instant::now();
     run_specs(&specs, 2, Some(Duration::from_secs(600)), false, &|_| {});
     n as f64 * 60.0 / t.elapsed().as_secs_f64()
@@ -476,19 +494,24 @@ pub fn suite_wall_s() -> Option<f64> {
 pub fn render(r: &BenchReport) -> String {
     let mut s = String::new();
     s += &format!("null_rtt_ms            {:.2}\n", r.null_rtt_ms);
-    s += &format!("speed_ms_per_op        {:.2}\n", r.speed_ms_per_op);
-    s += &format!("floor_ratio            {:.3}   (goal <= 1.15)\n", r.floor_ratio);
-    s += "throughput             clerks   ops/s   raft msgs/op   ms/op   scaling\n";
-    for t in &r.throughput {
+    for f in &r.rafts {
+        s += &format!("--- {} ---\n", f.raft);
+        s += &format!("speed_ms_per_op        {:.2}\n", f.speed_ms_per_op);
+        s += &format!("floor_ratio            {:.3}   (goal <= 1.15)\n", f.floor_ratio);
+        s += "throughput             clerks   ops/s   raft msgs/op   ms/op   scaling\n";
+        for t in &f.throughput {
+            s += &format!(
+                "                       {:>6} {:>8.0} {:>13.2} {:>7.1} {:>8.2}\n",
+                t.clerks, t.ops_per_s, t.raft_msgs_per_op, t.mean_ms_per_op, t.scaling_efficiency
+            );
+        }
         s += &format!(
-            "                       {:>6} {:>8.0} {:>13.2} {:>7.1} {:>8.2}\n",
-            t.clerks, t.ops_per_s, t.raft_msgs_per_op, t.mean_ms_per_op, t.scaling_efficiency
+            "under_faults           {:.1} ms/op; with 30% duplication {:.1} ms/op ({})\n",
+            f.under_faults.ms_per_op, f.under_faults.ms_per_op_with_duplication, f.under_faults.workload
         );
+        s += &format!("swarm_seeds_per_min    {:.0} (200 seeds, 2 jobs)\n", f.swarm_seeds_per_min);
     }
-    s += &format!(
-        "under_faults           {:.1} ms/op; with 30% duplication {:.1} ms/op ({})\n",
-        r.under_faults.ms_per_op, r.under_faults.ms_per_op_with_duplication, r.under_faults.workload
-    );
+    s += "---\n";
     s += &format!(
         "suite_wall_s           {}\n",
         r.suite_wall_s.map_or("not measured".to_string(), |w| format!("{w:.1}   (goal < 60)"))
@@ -509,7 +532,6 @@ pub fn render(r: &BenchReport) -> String {
         r.checker_1m_peak_mb.map_or("not measured".to_string(), |m| format!("{m:.0}"))
     );
     s += &format!("process peak rss mb    {:.0} (everything above, inputs included)\n", r.checker_peak_rss_mb);
-    s += &format!("swarm_seeds_per_min    {:.0} (200 seeds, 2 jobs)\n", r.swarm_seeds_per_min);
     for f in &r.time_to_first_failure {
         let per: Vec<String> = f
             .runs
