@@ -44,7 +44,7 @@ fn cfg_fixed() -> Config {
 /// the runs also retransmit unacknowledged AppendEntries between heartbeats.
 fn cfg_random(seed: u64) -> Config {
     let retransmit_ticks = if seed % 2 == 0 { 2 } else { 1000 };
-    Config { heartbeat_ticks: 3, election_ticks: 7..14, max_batch: 3, retransmit_ticks }
+    Config { heartbeat_ticks: 3, election_ticks: 7..14, max_batch: 3, retransmit_ticks, async_persistence: false }
 }
 
 fn ent(term: Term, cmd: &str) -> Entry {
@@ -1397,7 +1397,7 @@ fn batches_are_bounded_by_max_batch() {
 
 #[test]
 fn unacknowledged_append_is_retransmitted_before_the_heartbeat() {
-    let cfg = Config { heartbeat_ticks: 10, election_ticks: 20..21, max_batch: 64, retransmit_ticks: 3 };
+    let cfg = Config { heartbeat_ticks: 10, election_ticks: 20..21, max_batch: 64, retransmit_ticks: 3, async_persistence: false };
     let mut l = RaftCore::new(0, 3, cfg, HardState::default(), vec![], 1);
     tick_until_campaign(&mut l);
     grant(&mut l, 1, 1, true);

@@ -3,6 +3,7 @@
 //! by module, e.g. `cargo test --release --test suite -- kv_4a::`.
 
 mod checker;
+mod disk;
 mod kv_4a;
 mod kv_more;
 mod monitor;

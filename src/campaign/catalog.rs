@@ -6,6 +6,7 @@ use super::nemesis;
 use super::spec::{self, Faults, PartitionStyle, RunSpec, Workload, LIVENESS_MS};
 use super::swarm;
 use crate::kv::Bug;
+use crate::sim::fleet::DiskFaults;
 use crate::sim::rafts::RaftKind;
 use crate::sim::network::FaultConfig;
 
@@ -69,6 +70,8 @@ fn generic(
         targeted_rate: 0.0,
         nemesis: None,
         bug: Bug::None,
+        disk: DiskFaults::default(),
+        clock_drift: 1.0,
         raft: RaftKind::Ours,
         bound_ms,
         liveness_ms: LIVENESS_MS,
@@ -91,6 +94,8 @@ fn leader_churn() -> RunSpec {
         targeted_rate: 1.5,
         nemesis: None,
         bug: Bug::None,
+        disk: DiskFaults::default(),
+        clock_drift: 1.0,
         raft: RaftKind::Ours,
         bound_ms: 0.0,
         liveness_ms: LIVENESS_MS,

@@ -35,6 +35,8 @@ async fn execute(spec: RunSpec, customize: Option<Customize>, seen: Arc<Mutex<Op
     let mut opts = KvOptions::new(spec.servers, false).raft(spec.raft);
     opts.bug = spec.bug;
     opts.faults = Some(spec.faults.to_config());
+    opts.disk = spec.disk;
+    opts.clock_drift = spec.clock_drift;
     if let Some(c) = &customize {
         c(&mut opts);
     }
@@ -127,6 +129,11 @@ pub fn run_spec_with(spec: &RunSpec, time_limit: Option<Duration>, customize: Op
                 delayed: f.net.delayed + f.net.long_delayed,
                 partitions: f.partitions,
                 crashes: f.crashes,
+                writes_lost: f.disk.writes_lost,
+                torn_writes: f.disk.torn_writes,
+                corrupt_found: f.disk.corrupt_found,
+                pauses: f.pauses,
+                drift: f.drift,
             };
             r.liveness_ms = o.liveness.as_ref().ok().and_then(|l| l.ms);
             r.convergence_ms = Some(o.convergence_ms);

@@ -133,7 +133,7 @@ fn targeted(rng: &mut StdRng, rate: f64, n: usize, run_ms: u64, ev: &mut Vec<Nem
             return;
         }
         let at = t as u64;
-        match rng.gen_range(0..6) {
+        match rng.gen_range(0..7) {
             0 => ev.push(NemesisEvent { at_ms: at, action: Action::CrashLeader { down_ms: rng.gen_range(100..2500) } }),
             1 => {
                 // Each leader in turn loses the entry it appends next: after
@@ -169,6 +169,7 @@ fn targeted(rng: &mut StdRng, rate: f64, n: usize, run_ms: u64, ev: &mut Vec<Nem
                 ev.push(NemesisEvent { at_ms: heal, action: Action::Heal });
                 ev.push(NemesisEvent { at_ms: heal + rng.gen_range(20..300), action: Action::RestartLagging });
             }
+            5 => ev.push(NemesisEvent { at_ms: at, action: Action::PauseLeader { ms: rng.gen_range(200..3000) } }),
             _ => ev.push(NemesisEvent { at_ms: at, action: Action::RestartLagging }),
         }
     }
@@ -179,6 +180,7 @@ fn targeted(rng: &mut StdRng, rate: f64, n: usize, run_ms: u64, ev: &mut Vec<Nem
 fn anonymous_down(action: &Action, n: usize) -> usize {
     match action {
         Action::CrashLeader { .. } | Action::CrashLeaderAfterAppend { .. } => 1,
+        Action::Pause { .. } | Action::PauseLeader { .. } => 1,
         Action::CrashMinorityWithLeader { .. } => ((n - 1) / 2).max(1),
         _ => 0,
     }
@@ -253,7 +255,9 @@ pub fn outage_ms(spec: &RunSpec) -> (u64, u64) {
                 Action::CrashLeader { .. }
                 | Action::CrashLeaderAfterAppend { .. }
                 | Action::CrashMinorityWithLeader { .. }
-                | Action::RestartLagging => {}
+                | Action::RestartLagging
+                | Action::Pause { .. }
+                | Action::PauseLeader { .. } => {}
             }
         }
         let down: usize = anonymous.iter().map(|(_, k)| k).sum();
@@ -342,6 +346,14 @@ pub async fn apply(cfg: &KvCluster, action: &Action) -> Option<JoinHandle<()>> {
                 cfg.start_server(lagging).await;
                 cfg.connect_server(lagging);
             }
+        }
+        Action::Pause { server, ms } => {
+            let (cfg, server, ms) = (cfg.clone(), *server, *ms);
+            return Some(tokio::spawn(async move { cfg.pause_server(server, ms).await }));
+        }
+        Action::PauseLeader { ms } => {
+            let (cfg, l, ms) = (cfg.clone(), cfg.leader()?, *ms);
+            return Some(tokio::spawn(async move { cfg.pause_server(l, ms).await }));
         }
         Action::LeaderMinority => {
             let minority = leader_and_minority(cfg)?;

@@ -20,6 +20,33 @@ pub struct FaultCounts {
     pub delayed: u64,
     pub partitions: u64,
     pub crashes: u64,
+    /// Unsynced writes lost at crashes.
+    pub writes_lost: u64,
+    /// Crashes that tore the write in progress.
+    pub torn_writes: u64,
+    /// Boots that found a corrupt record (a latent sector error) and
+    /// refused to start.
+    pub corrupt_found: u64,
+    pub pauses: u64,
+    /// The largest ratio between two servers' clock rates (1: no drift).
+    pub drift: f64,
+}
+
+impl FaultCounts {
+    /// Adds another run's counts (the drift: the largest).
+    pub fn add(&mut self, o: &FaultCounts) {
+        self.requests_dropped += o.requests_dropped;
+        self.replies_dropped += o.replies_dropped;
+        self.duplicated += o.duplicated;
+        self.delayed += o.delayed;
+        self.partitions += o.partitions;
+        self.crashes += o.crashes;
+        self.writes_lost += o.writes_lost;
+        self.torn_writes += o.torn_writes;
+        self.corrupt_found += o.corrupt_found;
+        self.pauses += o.pauses;
+        self.drift = self.drift.max(o.drift);
+    }
 }
 
 /// The result of one run (the `--json` line).
@@ -216,6 +243,23 @@ pub fn describe_mix(spec: &RunSpec) -> String {
     if spec.bug != Bug::None {
         s += &format!(" bug {}", spec::bug_to_str(spec.bug));
     }
+    let d = &spec.disk;
+    if *d != crate::sim::fleet::DiskFaults::default() {
+        let ms = |us: u64| us as f64 / 1000.0;
+        s += &format!(" sync {}-{}ms", ms(d.sync_us.0), ms(d.sync_us.1));
+        if d.torn_rate > 0.0 {
+            s += &format!(" torn {}%", pct(d.torn_rate));
+        }
+        if d.corrupt_rate > 0.0 {
+            s += &format!(" corrupt {}%", pct(d.corrupt_rate));
+        }
+        if !d.lose_unsynced {
+            s += " keeps-unsynced";
+        }
+    }
+    if spec.clock_drift > 1.0 {
+        s += &format!(" drift {}", spec.clock_drift);
+    }
     if !spec.raft.is_default() {
         s += &format!(" on {}", spec.raft.name());
     }
@@ -254,12 +298,7 @@ pub fn summarize(reports: &[RunReport]) -> Vec<SummaryRow> {
             ms.sort_by(|a, b| a.total_cmp(b));
             let mut faults = FaultCounts::default();
             for r in &rs {
-                faults.requests_dropped += r.faults.requests_dropped;
-                faults.replies_dropped += r.faults.replies_dropped;
-                faults.duplicated += r.faults.duplicated;
-                faults.delayed += r.faults.delayed;
-                faults.partitions += r.faults.partitions;
-                faults.crashes += r.faults.crashes;
+                faults.add(&r.faults);
             }
             SummaryRow {
                 scenario: name.to_string(),
@@ -279,13 +318,31 @@ pub fn summarize(reports: &[RunReport]) -> Vec<SummaryRow> {
 /// The summary as an aligned text table, one column per fault kind.
 pub fn render_table(rows: &[SummaryRow]) -> String {
     let mut out = format!(
-        "{:<31} {:>5} {:>6} {:>6} {:>8} {:>9} {:>9} {:>8} {:>8} {:>8} {:>7} {:>8} {:>6} {:>7}\n",
-        "scenario", "seeds", "passed", "failed", "ops", "med ms/op", "max ms/op", "live ms", "req drop", "rep drop", "dup", "delayed", "parts", "crashes"
+        "{:<31} {:>5} {:>6} {:>6} {:>8} {:>9} {:>9} {:>8} {:>8} {:>8} {:>7} {:>8} {:>6} {:>7} {:>7} {:>5} {:>7} {:>6} {:>5}\n",
+        "scenario",
+        "seeds",
+        "passed",
+        "failed",
+        "ops",
+        "med ms/op",
+        "max ms/op",
+        "live ms",
+        "req drop",
+        "rep drop",
+        "dup",
+        "delayed",
+        "parts",
+        "crashes",
+        "lost wr",
+        "torn",
+        "corrupt",
+        "pauses",
+        "drift"
     );
     for r in rows {
         let f = &r.faults;
         out += &format!(
-            "{:<31} {:>5} {:>6} {:>6} {:>8} {:>9.1} {:>9.1} {:>8} {:>8} {:>8} {:>7} {:>8} {:>6} {:>7}\n",
+            "{:<31} {:>5} {:>6} {:>6} {:>8} {:>9.1} {:>9.1} {:>8} {:>8} {:>8} {:>7} {:>8} {:>6} {:>7} {:>7} {:>5} {:>7} {:>6} {:>5.2}\n",
             r.scenario,
             r.seeds,
             r.passed,
@@ -299,7 +356,12 @@ pub fn render_table(rows: &[SummaryRow]) -> String {
             f.duplicated,
             f.delayed,
             f.partitions,
-            f.crashes
+            f.crashes,
+            f.writes_lost,
+            f.torn_writes,
+            f.corrupt_found,
+            f.pauses,
+            f.drift
         );
     }
     out
@@ -329,8 +391,18 @@ pub fn render_report(r: &RunReport) -> String {
     line(
         "faults",
         format!(
-            "requests_dropped={} replies_dropped={} duplicated={} delayed={} partitions={} crashes={}",
-            f.requests_dropped, f.replies_dropped, f.duplicated, f.delayed, f.partitions, f.crashes
+            "requests_dropped={} replies_dropped={} duplicated={} delayed={} partitions={} crashes={} writes_lost={} torn_writes={} corrupt_found={} pauses={} drift={:.2}",
+            f.requests_dropped,
+            f.replies_dropped,
+            f.duplicated,
+            f.delayed,
+            f.partitions,
+            f.crashes,
+            f.writes_lost,
+            f.torn_writes,
+            f.corrupt_found,
+            f.pauses,
+            f.drift
         ),
     );
     if let Some(m) = &r.monitor {

@@ -354,7 +354,7 @@ fn restrict(e: &NemesisEvent, n: usize) -> Option<NemesisEvent> {
             }
             Action::CutOneWay { links }
         }
-        Action::Crash { server } | Action::Restart { server } if *server >= n => return None,
+        Action::Crash { server } | Action::Restart { server } | Action::Pause { server, .. } if *server >= n => return None,
         a => a.clone(),
     };
     Some(NemesisEvent { at_ms: e.at_ms, action })

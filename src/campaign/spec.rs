@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::kv::Bug;
+use crate::sim::fleet::DiskFaults;
 use crate::sim::network::FaultConfig;
 use crate::sim::rafts::RaftKind;
 
@@ -58,6 +59,16 @@ pub struct RunSpec {
     /// A deliberate server bug.
     #[serde(default, with = "bug_name")]
     pub bug: Bug,
+    /// The servers' disks: sync latency, loss of unsynced writes at a crash,
+    /// torn writes, latent corruption (default: 1 ms syncs, unsynced writes
+    /// lost, half the crashes tear the next write, no corruption).
+    #[serde(default)]
+    pub disk: DiskFaults,
+    /// Clock drift: each server's clock runs at its own rate, no two more
+    /// than this factor apart (1: none; at most 2.5, so that heartbeats
+    /// still come well inside election timeouts).
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub clock_drift: f64,
     /// The Raft the servers run: "ours" (the default) or "raft-rs".
     #[serde(default, skip_serializing_if = "RaftKind::is_default")]
     pub raft: RaftKind,
@@ -71,6 +82,14 @@ pub struct RunSpec {
     #[doc(hidden)]
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub inject_nondeterminism: bool,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+fn is_one(x: &f64) -> bool {
+    *x == 1.0
 }
 
 fn is_zero(x: &f64) -> bool {
@@ -222,6 +241,11 @@ pub enum Action {
     /// The leader and other servers, a minority in all, are cut off from the
     /// rest: a majority elects a new leader while the old one goes stale.
     LeaderMinority,
+    /// The server freezes for `ms` (no ticks, no receives, as in a long GC
+    /// pause), then runs on.
+    Pause { server: usize, ms: u64 },
+    /// Whoever leads at that moment freezes for `ms`, then wakes up stale.
+    PauseLeader { ms: u64 },
 }
 
 impl Action {
@@ -235,10 +259,11 @@ impl Action {
             | Action::CrashLeaderAfterAppend { .. }
             | Action::CrashMinorityWithLeader { .. }
             | Action::RestartLagging
-            | Action::LeaderMinority => Vec::new(),
+            | Action::LeaderMinority
+            | Action::PauseLeader { .. } => Vec::new(),
             Action::CutOneWay { links } => links.iter().flat_map(|(x, y)| [*x, *y]).collect(),
             Action::Bridge { bridge, a, b } => std::iter::once(*bridge).chain(a.iter().copied()).chain(b.iter().copied()).collect(),
-            Action::Crash { server } | Action::Restart { server } => vec![*server],
+            Action::Crash { server } | Action::Restart { server } | Action::Pause { server, .. } => vec![*server],
         }
     }
 
@@ -256,15 +281,19 @@ impl Action {
             Action::CrashMinorityWithLeader { .. } => "crash_minority_with_leader",
             Action::RestartLagging => "restart_lagging",
             Action::LeaderMinority => "leader_minority",
+            Action::Pause { .. } => "pause",
+            Action::PauseLeader { .. } => "pause_leader",
         }
     }
 
-    /// How long the servers it crashes stay down, for the actions that say.
+    /// How long the servers it crashes or freezes are out, for the
+    /// actions that say.
     pub fn down_ms(&self) -> Option<u64> {
         match self {
             Action::CrashLeader { down_ms } | Action::CrashLeaderAfterAppend { down_ms } | Action::CrashMinorityWithLeader { down_ms } => {
                 Some(*down_ms)
             }
+            Action::Pause { ms, .. } | Action::PauseLeader { ms } => Some(*ms),
             _ => None,
         }
     }
@@ -280,6 +309,7 @@ impl Action {
                 | Action::CrashMinorityWithLeader { .. }
                 | Action::RestartLagging
                 | Action::LeaderMinority
+                | Action::PauseLeader { .. }
         )
     }
 }
@@ -366,6 +396,18 @@ impl RunSpec {
         if hi > 60_000 {
             return Err(format!("faults.delay_ms max is {hi}; at most 60000 ms"));
         }
+        let d = &self.disk;
+        if d.sync_us.0 > d.sync_us.1 || d.sync_us.1 > 1_000_000 {
+            return Err(format!(
+                "disk.sync_us is [{}, {}]; the first (min) must not exceed the second (max), at most 1000000",
+                d.sync_us.0, d.sync_us.1
+            ));
+        }
+        rate("disk.torn_rate", d.torn_rate)?;
+        rate("disk.corrupt_rate", d.corrupt_rate)?;
+        if !(1.0..=2.5).contains(&self.clock_drift) {
+            return Err(format!("clock_drift is {}; it must be 1 (none) to 2.5", self.clock_drift));
+        }
         if !(self.targeted_rate >= 0.0 && self.targeted_rate <= 100.0) {
             return Err(format!("targeted_rate is {}; it must be 0 to 100 events per second", self.targeted_rate));
         }
@@ -420,7 +462,7 @@ impl RunSpec {
         if let Some(events) = &self.nemesis {
             for (i, e) in events.iter().enumerate() {
                 if let Some(d) = e.action.down_ms().filter(|d| *d > 60_000) {
-                    return Err(format!("nemesis[{i}] ({} at {} ms): down_ms is {d}; at most 60000", e.action.kind(), e.at_ms));
+                    return Err(format!("nemesis[{i}] ({} at {} ms): it lasts {d} ms; at most 60000", e.action.kind(), e.at_ms));
                 }
                 if let Some(s) = e.action.servers().into_iter().find(|s| *s >= self.servers) {
                     return Err(format!(

@@ -12,6 +12,7 @@ use rand::{Rng, SeedableRng};
 use super::nemesis::{outage_ms, schedule};
 use super::spec::{Faults, PartitionStyle, RunSpec, Workload, LIVENESS_MS};
 use crate::kv::Bug;
+use crate::sim::fleet::DiskFaults;
 use crate::sim::rafts::RaftKind;
 
 /// The name swarm runs go by.
@@ -67,6 +68,28 @@ pub fn swarm_spec(seed: u64) -> RunSpec {
     if rng.gen_bool(1.0 / 6.0) {
         run_ms = rng.gen_range(15..=40) * 1000;
     }
+    // The disk: syncs of 1 to 10 ms (madsim's timers sleep at least 1 ms),
+    // torn writes at crashes, and in one seed in ten a latent sector error
+    // now and then.
+    let lo = rng.gen_range(10..=100u64) * 100;
+    let mut sync_us = (lo, rng.gen_range(lo / 100..=100) * 100);
+    // One seed in ten has a slow disk (20-60 ms syncs): a wide window
+    // between an answer and its durability, for crashes to land in. An
+    // election waits for two syncs (the candidate's, a voter's), so syncs
+    // stay well inside the shortest election timeout (300 ms, 190 ms on
+    // the fastest drifting clock).
+    if rng.gen_bool(0.1) {
+        let lo = rng.gen_range(20..=60u64) * 1000;
+        sync_us = (lo, rng.gen_range(lo / 1000..=60) * 1000);
+    }
+    let disk = DiskFaults {
+        sync_us,
+        lose_unsynced: true,
+        torn_rate: rate(&mut rng, 0.3, 1.0),
+        corrupt_rate: if rng.gen_bool(0.1) { 0.2 } else { 0.0 },
+    };
+    // Clock drift in half the seeds, up to 2.5 between two servers.
+    let clock_drift = if rng.gen_bool(0.5) { 1.0 } else { (rng.gen_range(1.05..2.5f64) * 100.0).round() / 100.0 };
     let faults = Faults { request_loss, reply_loss, duplicate_rate, delay_ms, long_reordering };
     let mut spec = RunSpec {
         scenario: SWARM.to_string(),
@@ -80,6 +103,8 @@ pub fn swarm_spec(seed: u64) -> RunSpec {
         targeted_rate,
         nemesis: None,
         bug: Bug::None,
+        disk,
+        clock_drift,
         raft: RaftKind::Ours,
         bound_ms: 0.0,
         liveness_ms: LIVENESS_MS,
@@ -106,6 +131,9 @@ pub fn swarm_bound_ms(spec: &RunSpec) -> f64 {
     let run_s = spec.run_ms() as f64 / 1000.0;
     b += 2000.0 * schedule(spec).len() as f64 / run_s;
     b += 2.0 * outage_ms(spec).0 as f64;
+    // Each op waits for a sync or two; slow clocks slow elections.
+    b += 3.0 * spec.disk.sync_us.1 as f64 / 1000.0;
+    b *= spec.clock_drift;
     b.round()
 }
 

@@ -27,13 +27,18 @@ pub struct Config {
     /// An AppendEntries unanswered for this many ticks is presumed lost and
     /// sent again, without waiting for the next heartbeat.
     pub retransmit_ticks: u32,
+    /// The driver makes a Ready's log entries durable after the step that
+    /// produced it and says so with [`RaftCore::persisted`]; until then a
+    /// leader does not count its own copy of them towards a commit. Off:
+    /// every Ready is durable the moment it is taken.
+    pub async_persistence: bool,
 }
 
 impl Default for Config {
     fn default() -> Self {
         // With a 10 ms tick: heartbeats every 100 ms (the 6.5840 limit is 10/s)
         // and elections after 300-600 ms of silence.
-        Config { heartbeat_ticks: 10, election_ticks: 30..60, max_batch: 1024, retransmit_ticks: 5 }
+        Config { heartbeat_ticks: 10, election_ticks: 30..60, max_batch: 1024, retransmit_ticks: 5, async_persistence: false }
     }
 }
 
@@ -101,6 +106,9 @@ pub struct RaftCore {
     leader: Option<PeerId>,
     commit: Index,
     applied: Index,
+    /// Entries up to here are durable on this server (with async
+    /// persistence; otherwise the whole log is, once taken).
+    durable: Index,
     elapsed: u32,
     election_timeout: u32,
     /// Ticks since boot.
@@ -136,6 +144,7 @@ impl RaftCore {
             leader: None,
             commit: 0,
             applied: 0,
+            durable: 0,
             elapsed: 0,
             election_timeout: 0,
             now: 0,
@@ -146,6 +155,8 @@ impl RaftCore {
             messages: Vec::new(),
             events: Vec::new(),
         };
+        // The recovered log is durable.
+        core.durable = core.last_index();
         core.reset_election_timer();
         core
     }
@@ -335,6 +346,18 @@ impl RaftCore {
         }
     }
 
+    /// The driver made every entry up to `index` durable (with
+    /// [`Config::async_persistence`]); a leader may now count them.
+    pub fn persisted(&mut self, index: Index) {
+        let index = index.min(self.last_index());
+        if index > self.durable {
+            self.durable = index;
+            if self.role == Role::Leader {
+                self.maybe_commit();
+            }
+        }
+    }
+
     /// Takes the output accumulated since the last call.
     pub fn take_ready(&mut self) -> Ready {
         let mut ready = Ready::default();
@@ -423,6 +446,7 @@ impl RaftCore {
                     assert!(index > self.commit, "leader {from} conflicts with committed entry {index}");
                     self.note(Situation::ConflictTruncated);
                     self.log.truncate(index as usize);
+                    self.durable = self.durable.min(index - 1);
                     self.log.push(e);
                     self.mark_unstable(index);
                 }
@@ -553,7 +577,8 @@ impl RaftCore {
     /// Figure 8 of the Raft paper).
     fn maybe_commit(&mut self) {
         let mut matched: Vec<Index> = self.progress.iter().map(|p| p.matched).collect();
-        matched[self.id] = self.last_index();
+        // Its own copy counts once it is durable.
+        matched[self.id] = if self.cfg.async_persistence { self.durable.min(self.last_index()) } else { self.last_index() };
         matched.sort_unstable_by(|a, b| b.cmp(a));
         let n = matched[self.n / 2];
         if n > self.commit && self.log[n as usize].term == self.term {

@@ -68,6 +68,10 @@ pub struct MakeArgs {
     /// Where to report role and term changes and rare situations (optional:
     /// a Raft that reports nothing may ignore it).
     pub events: EventSink,
+    /// How fast this node's clock runs against true time (1: exactly; the
+    /// harness draws it to simulate drift). A Raft scales its timers by it:
+    /// a period of d on this node's clock is d / clock_rate of true time.
+    pub clock_rate: f64,
 }
 
 /// Builds a Raft server on the current node.
@@ -76,7 +80,9 @@ pub type MakeRaft = Arc<dyn Fn(MakeArgs) -> Result<Arc<dyn Consensus>, String> +
 /// This crate's Raft as a [`MakeRaft`].
 pub fn make() -> MakeRaft {
     Arc::new(|a: MakeArgs| {
-        RaftNode::make(a.transport, a.peers, a.me, a.persister, a.apply_tx, a.events, NodeConfig::default())
+        let cfg = NodeConfig::default();
+        let cfg = NodeConfig { tick: cfg.tick.div_f64(a.clock_rate.max(0.01)), ..cfg };
+        RaftNode::make(a.transport, a.peers, a.me, a.persister, a.apply_tx, a.events, cfg)
             .map(|n| Arc::new(n) as Arc<dyn Consensus>)
             .map_err(|e| format!("server {}: {e}", a.me))
     })

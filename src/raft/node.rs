@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 
 use super::core::{Config, RaftCore, Ready};
 use super::message::*;
-use super::persister::Persister;
+use super::persister::{Persister, StorageError};
 use super::{Consensus, EventSink};
 use crate::net::{decode, encode, Transport};
 
@@ -43,11 +43,28 @@ struct Inner {
     killed: bool,
 }
 
+/// What a step left waiting for the disk: everything written up to write
+/// `seq` (the log up to `index`, of `term`) must be durable before the
+/// `late` messages go.
+struct Pending {
+    seq: usize,
+    index: Index,
+    term: Term,
+    late: Vec<(PeerId, Request)>,
+}
+
 impl Inner {
-    /// Carries out a Ready in the order Raft needs: persist, then send, then
-    /// apply (events are reported once the state they follow is durable).
-    fn process(&mut self) {
+    /// Carries out a Ready in the order Raft needs. Its state is written at
+    /// once and synced in the background; what depends on it waits: votes
+    /// and every other message but a leader's AppendEntries go only once
+    /// everything written so far is durable (as do answers, see the request
+    /// handler), and the core counts its own new entries towards a commit
+    /// only then (`persisted`). A leader's AppendEntries go at once, in
+    /// parallel with its own write (the Raft thesis, 10.2.1). Committed
+    /// entries are applied at once: a majority holds them durably.
+    fn process(&mut self) -> Option<Pending> {
         let Ready { hard_state, truncate_from, append, messages, committed, events } = self.core.take_ready();
+        let wrote = hard_state.is_some() || truncate_from.is_some();
         if let Some(hs) = hard_state {
             self.persister.save_hard_state(&hs);
         }
@@ -58,13 +75,52 @@ impl Inner {
         for e in events {
             (self.events)(e);
         }
-        for m in messages {
+        let seq = self.persister.written();
+        let durable = self.persister.is_durable(seq);
+        let (early, late): (Vec<_>, Vec<_>) =
+            messages.into_iter().partition(|(_, m)| durable || matches!(m, Request::Append(_)));
+        for m in early {
             let _ = self.out_tx.send(m);
         }
         for c in committed {
             let _ = self.apply_tx.send(c);
         }
+        // Something to wait for: this step's writes, or messages held back
+        // behind earlier ones.
+        let index = self.core.last_index();
+        (wrote || !late.is_empty()).then(|| Pending { seq, index, term: self.core.term_at(index).unwrap_or(0), late })
     }
+
+    /// The disk made `p`'s writes durable: let the core count them, send
+    /// what waited for them, and carry out what that made possible.
+    fn settled(&mut self, p: Pending) -> Option<Pending> {
+        if self.killed {
+            return None;
+        }
+        // Unless a conflict replaced those entries meanwhile.
+        if self.core.term_at(p.index) == Some(p.term) {
+            self.core.persisted(p.index);
+        }
+        for m in p.late {
+            let _ = self.out_tx.send(m);
+        }
+        self.process()
+    }
+}
+
+/// Waits for the disk in the background, then settles, as long as there is
+/// something to wait for.
+fn settle(inner: &Arc<Mutex<Inner>>, pending: Option<Pending>) {
+    let Some(p) = pending else { return };
+    let inner = inner.clone();
+    tokio::spawn(async move {
+        let mut next = Some(p);
+        while let Some(p) = next {
+            let persister = inner.lock().unwrap().persister.clone();
+            persister.sync_to(p.seq).await;
+            next = inner.lock().unwrap().settled(p);
+        }
+    });
 }
 
 /// A running Raft server. Clones share the server.
@@ -85,10 +141,11 @@ impl RaftNode {
         apply_tx: mpsc::UnboundedSender<ApplyMsg>,
         events: EventSink,
         cfg: NodeConfig,
-    ) -> Result<RaftNode, crate::net::RpcError> {
+    ) -> Result<RaftNode, StorageError> {
         let rec = persister.recover()?;
         let seed = madsim::rand::random::<u64>();
-        let core = RaftCore::new(me, peers.len(), cfg.core.clone(), rec.hard_state, rec.log, seed);
+        let core_cfg = super::core::Config { async_persistence: true, ..cfg.core.clone() };
+        let core = RaftCore::new(me, peers.len(), core_cfg, rec.hard_state, rec.log, seed);
         let (out_tx, mut out_rx) = mpsc::unbounded_channel::<(PeerId, Request)>();
         let inner = Arc::new(Mutex::new(Inner { core, persister, apply_tx, out_tx, events, killed: false }));
         let node = RaftNode { inner: inner.clone() };
@@ -110,12 +167,23 @@ impl RaftNode {
                             return None;
                         }
                     };
-                    let mut g = inner.lock().unwrap();
-                    if g.killed {
+                    let (resp, persister, seq) = {
+                        let mut g = inner.lock().unwrap();
+                        if g.killed {
+                            return None;
+                        }
+                        let resp = g.core.step_request(from_id, req);
+                        let pending = g.process();
+                        let seq = g.persister.written();
+                        settle(&inner, pending);
+                        (resp, g.persister.clone(), seq)
+                    };
+                    // The answer reflects everything written so far: it goes
+                    // once that is durable.
+                    persister.sync_to(seq).await;
+                    if inner.lock().unwrap().killed {
                         return None;
                     }
-                    let resp = g.core.step_request(from_id, req);
-                    g.process();
                     Some(encode(&resp))
                 }
                 .boxed()
@@ -140,7 +208,8 @@ impl RaftNode {
                         return;
                     }
                     g.core.step_response(peer, resp);
-                    g.process();
+                    let pending = g.process();
+                    settle(&inner, pending);
                 });
             }
         });
@@ -156,7 +225,8 @@ impl RaftNode {
                     return;
                 }
                 g.core.tick();
-                g.process();
+                let pending = g.process();
+                settle(&tick_inner, pending);
             }
         });
         Ok(node)
@@ -175,7 +245,8 @@ impl Consensus for RaftNode {
             return None;
         }
         let r = g.core.propose(command);
-        g.process();
+        let pending = g.process();
+        settle(&self.inner, pending);
         r
     }
 

@@ -32,6 +32,31 @@ pub fn peer_of(id: u64, n: usize) -> Option<PeerId> {
     (id >= 1 && id <= n as u64).then(|| id as usize - 1)
 }
 
+/// A Ready whose writes are not yet durable: its number, the write its
+/// sync must reach, and the messages that wait for it.
+pub(crate) struct Held {
+    seq: usize,
+    number: u64,
+    messages: Vec<Message>,
+}
+
+/// Waits for the disk in the background, then settles, as long as there is
+/// something to wait for.
+pub(crate) fn settle(inner: &Arc<Mutex<Inner>>, held: Vec<Held>) {
+    for h in held {
+        let inner = inner.clone();
+        tokio::spawn(async move {
+            let mut next = vec![h];
+            while let Some(h) = next.pop() {
+                let persister = inner.lock().unwrap().raw.store().persister();
+                persister.sync_to(h.seq).await;
+                let more = inner.lock().unwrap().settled(h);
+                next.extend(more);
+            }
+        });
+    }
+}
+
 pub(crate) struct Inner {
     pub raw: RawNode<PersistedStorage>,
     pub me: PeerId,
@@ -90,11 +115,13 @@ impl Inner {
         }
     }
 
-    /// Called after every call into the RawNode.
-    pub fn after_call(&mut self) {
+    /// Called after every call into the RawNode; returns what waits for
+    /// the disk (hand it to [`settle`]).
+    pub fn after_call(&mut self) -> Vec<Held> {
         self.pin_election_timeout();
-        self.process();
+        let held = self.process();
         self.report();
+        held
     }
 
     /// Reports role and term changes, and the situations visible from
@@ -131,46 +158,63 @@ impl Inner {
         self.truncations = t;
     }
 
-    /// Handles every pending Ready, in the order raft-rs 0.7 asks for.
-    fn process(&mut self) {
+    /// Handles every pending Ready, in the order raft-rs 0.7 asks for when
+    /// persistence is asynchronous: a leader's messages go at once (raft
+    /// thesis 10.2.1); entries and hard state are written (readable by
+    /// raft-rs through its Storage at once, durable after a sync); committed
+    /// entries are applied; the Ready is handed back with
+    /// `advance_append_async`. Its persisted messages (votes, append
+    /// responses) wait until everything written so far is durable, and
+    /// only then does raft-rs learn it is persisted (`on_persist_ready`, in
+    /// `settled`), so a leader counts its own entries only once they are.
+    /// Returns what waits for the disk.
+    pub fn process(&mut self) -> Vec<Held> {
+        let mut held = Vec::new();
         while !self.killed && self.raw.has_ready() {
             let mut rd = self.raw.ready();
-            // 1. A leader's messages may go before its own entries are
-            //    persisted (raft thesis 10.2.1).
             self.send_all(rd.take_messages());
             // The log is never compacted, so no snapshot is ever sent.
             if !rd.snapshot().is_empty() {
                 self.fail("raft-rs produced a snapshot, which this adapter never makes");
-                return;
+                return held;
             }
-            // 2. Persist new entries, then the hard state.
             if let Err(e) = self.raw.mut_store().append(rd.entries()) {
                 self.fail(&format!("persisting entries: {e}"));
-                return;
+                return held;
             }
             if let Some(hs) = rd.hs() {
                 if let Err(e) = self.raw.mut_store().set_hard_state(hs.clone()) {
                     self.fail(&format!("persisting the hard state: {e}"));
-                    return;
+                    return held;
                 }
             }
-            // 3. Messages that may go only once the above is durable (votes,
-            //    append responses).
-            self.send_all(rd.take_persisted_messages());
-            // 4. Apply what is committed (already persisted).
+            let persisted = rd.take_persisted_messages();
             self.apply(rd.take_committed_entries());
-            // 5. Advance; the light ready holds what that made possible.
-            let mut light = self.raw.advance(rd);
-            if let Some(commit) = light.commit_index() {
-                if let Err(e) = self.raw.mut_store().set_commit(commit) {
-                    self.fail(&format!("persisting the commit index: {e}"));
-                    return;
-                }
-            }
-            self.send_all(light.take_messages());
-            self.apply(light.take_committed_entries());
+            let number = rd.number();
+            self.raw.advance_append_async(rd);
             self.raw.advance_apply();
+            let seq = self.raw.store().written();
+            if self.raw.store().is_durable(seq) {
+                self.raw.on_persist_ready(number);
+                self.send_all(persisted);
+            } else {
+                held.push(Held { seq, number, messages: persisted });
+            }
         }
+        held
+    }
+
+    /// The disk made `h`'s writes durable: tell raft-rs, send what waited,
+    /// and handle what that made possible.
+    pub fn settled(&mut self, h: Held) -> Vec<Held> {
+        if self.killed {
+            return Vec::new();
+        }
+        self.raw.on_persist_ready(h.number);
+        self.send_all(h.messages);
+        let held = self.process();
+        self.report();
+        held
     }
 
     /// Stops this server for good after a storage failure (fail-stop beats
@@ -233,7 +277,6 @@ impl Inner {
         if let Err(e) = self.raw.step(m) {
             tracing::debug!(server = self.me, from, error = %e, "raft-rs refused a message");
         }
-        self.after_call();
     }
 }
 
@@ -269,6 +312,8 @@ pub(crate) fn spawn(
                 let mut g = inner.lock().unwrap();
                 if !g.killed {
                     g.receive(from_id, m);
+                    let held = g.after_call();
+                    settle(&inner, held);
                 }
                 None
             }
@@ -299,7 +344,8 @@ pub(crate) fn spawn(
                 return;
             }
             g.raw.tick();
-            g.after_call();
+            let held = g.after_call();
+            settle(&inner, held);
         }
     });
 }

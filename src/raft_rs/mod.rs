@@ -101,6 +101,7 @@ pub fn make() -> MakeRaft {
 /// raft-rs behind a [`MakeRaft`], with the given timing.
 pub fn make_with(cfg: RaftRsConfig) -> MakeRaft {
     Arc::new(move |a: MakeArgs| {
+        let cfg = RaftRsConfig { tick: cfg.tick.div_f64(a.clock_rate.max(0.01)), ..cfg.clone() };
         RaftRsNode::start(a.transport, a.peers, a.me, a.persister, a.apply_tx, a.events, &cfg)
             .map(|n| Arc::new(n) as Arc<dyn Consensus>)
             .map_err(|e| format!("server {}: {e}", a.me))
@@ -148,8 +149,9 @@ impl RaftRsNode {
         let (out_tx, out_rx) = mpsc::unbounded_channel();
         let mut inner = Inner::new(raw, me, peers, apply_tx, out_tx, election_ticks, cfg.unseeded_election_timeouts, events);
         // Committed entries recovered from the persister are applied at once.
-        inner.after_call();
+        let held = inner.after_call();
         let inner = Arc::new(Mutex::new(inner));
+        driver::settle(&inner, held);
         driver::spawn(inner.clone(), transport, out_rx, cfg.tick);
         Ok(RaftRsNode { inner })
     }
@@ -206,7 +208,8 @@ impl Consensus for RaftRsNode {
         let r = g.raw.propose(Vec::new(), command);
         let landed = g.raw.raft.raft_log.last_index();
         // Send the append messages now rather than at the next tick.
-        g.after_call();
+        let held = g.after_call();
+        driver::settle(&self.inner, held);
         match r {
             Ok(()) if landed == at.0 => Some(at),
             Ok(()) => {

@@ -13,6 +13,7 @@ use protobuf::Message as _;
 use raft::eraftpb::{ConfState, Entry, HardState, Snapshot};
 use raft::{GetEntriesContext, RaftState, Storage, StorageError};
 
+use crate::raft::persister::Damage;
 use crate::raft::Persister;
 
 /// Tag at the start of the hard-state blob (format version 1).
@@ -58,6 +59,13 @@ impl PersistedStorage {
     /// voters), is an error.
     pub fn recover(persister: Persister, voters: &[u64]) -> Result<Self, StoreError> {
         let raw = persister.raw_state();
+        // A torn last write was never synced: dropping it is safe. A corrupt
+        // record may have held acknowledged state: refuse to start.
+        if let Some(Damage::Corrupt { record, records, reason }) = &raw.damage {
+            return Err(corrupt(format!(
+                "write-ahead log record {record} of {records} is corrupt ({reason}); refusing to start on state that may have lost acknowledged writes"
+            )));
+        }
         if raw.hard_state.is_empty() {
             if !raw.log.is_empty() {
                 return Err(corrupt(format!("{} log records but no hard state", raw.log.len())));
@@ -161,6 +169,21 @@ impl PersistedStorage {
         self.entries.extend_from_slice(ents);
         self.persister.append_raw_log(records);
         Ok(())
+    }
+
+    /// The disk under this storage (to sync it).
+    pub fn persister(&self) -> Persister {
+        self.persister.clone()
+    }
+
+    /// Writes so far (see [`Persister::written`]).
+    pub fn written(&self) -> usize {
+        self.persister.written()
+    }
+
+    /// Whether every write up to `seq` is durable.
+    pub fn is_durable(&self, seq: usize) -> bool {
+        self.persister.is_durable(seq)
     }
 
     /// Index of the last entry (0 if the log is empty).

@@ -8,9 +8,55 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use madsim::runtime::{Handle, NodeHandle};
+use rand::Rng;
+use serde::{Deserialize, Serialize};
 use tokio::time::sleep;
 
+use crate::raft::persister::{CrashReport, DiskConfig};
 use crate::raft::{Consensus, Persister};
+
+/// How the servers' disks behave and fail.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DiskFaults {
+    /// Each sync takes a latency drawn from this range (µs).
+    pub sync_us: (u64, u64),
+    /// A crash loses the writes not yet synced.
+    pub lose_unsynced: bool,
+    /// Chance that a crash leaves a torn prefix of the first unsynced write.
+    pub torn_rate: f64,
+    /// Chance that a crash corrupts a byte of a synced record (a latent
+    /// sector error); at most one server's disk per run.
+    pub corrupt_rate: f64,
+}
+
+impl Default for DiskFaults {
+    /// 1 ms syncs, unsynced writes lost at a crash, half the crashes tear
+    /// the next write, no corruption.
+    fn default() -> Self {
+        DiskFaults { sync_us: (1000, 1000), lose_unsynced: true, torn_rate: 0.5, corrupt_rate: 0.0 }
+    }
+}
+
+impl DiskFaults {
+    pub fn disk(&self) -> DiskConfig {
+        DiskConfig { sync_us: self.sync_us, lose_unsynced: self.lose_unsynced }
+    }
+}
+
+/// What the disks went through.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct DiskStats {
+    /// Unsynced writes lost at crashes, and crashes that lost any.
+    pub writes_lost: u64,
+    pub crashes_losing_writes: u64,
+    /// Crashes that left a torn prefix of a write.
+    pub torn_writes: u64,
+    /// Synced records corrupted at crashes.
+    pub corrupted: u64,
+    /// Boots that found a corrupt record and refused to start.
+    pub corrupt_found: u64,
+}
 
 /// What runs on a server node while it is up: stopping it makes it answer
 /// and apply nothing more (the node is killed right after).
@@ -34,12 +80,16 @@ struct Slot<S> {
     boots: u64,
     /// The node runs (up, or still booting).
     node_running: bool,
+    /// The server refused to boot, and why (it stays down).
+    stopped: Option<String>,
 }
 
 struct State<S> {
     slots: Vec<Slot<S>>,
     crashes: u64,
     restarts: u64,
+    faults: DiskFaults,
+    disk: DiskStats,
 }
 
 /// Servers 0..n, each on a node of its own. Clones share the fleet.
@@ -58,18 +108,24 @@ impl<S> Clone for Fleet<S> {
 impl<S: Service> Fleet<S> {
     /// Creates a node per address and boots each: `boot(i, boot_number,
     /// persister)` runs on server i's node, starts what it needs there and
-    /// returns the service. It runs again, from the persisted state, at every
-    /// restart. Returns once every server is up.
-    pub async fn start<F, Fut>(ips: &[IpAddr], boot: F) -> Fleet<S>
+    /// returns the service, or why it refuses to start (then the server
+    /// stays down). It runs again, from the persisted state, at every
+    /// restart. Returns once every server is up (or stopped).
+    pub async fn start<F, Fut>(ips: &[IpAddr], faults: DiskFaults, boot: F) -> Fleet<S>
     where
         F: Fn(usize, u64, Persister) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = S> + 'static,
+        Fut: Future<Output = Result<S, String>> + 'static,
     {
         let handle = Handle::current();
         let state = Arc::new(Mutex::new(State {
-            slots: ips.iter().map(|_| Slot { up: None, persister: Persister::new(), boots: 0, node_running: true }).collect(),
+            slots: ips
+                .iter()
+                .map(|_| Slot { up: None, persister: Persister::with_disk(faults.disk()), boots: 0, node_running: true, stopped: None })
+                .collect(),
             crashes: 0,
             restarts: 0,
+            faults,
+            disk: DiskStats::default(),
         }));
         let boot = Arc::new(boot);
         let nodes = ips
@@ -90,8 +146,15 @@ impl<S: Service> Fleet<S> {
                                 slot.boots += 1;
                                 (slot.boots, slot.persister.clone())
                             };
-                            let service = boot(i, n, persister).await;
-                            state.lock().unwrap().slots[i].up = Some(service);
+                            match boot(i, n, persister).await {
+                                Ok(service) => state.lock().unwrap().slots[i].up = Some(service),
+                                Err(why) => {
+                                    tracing::warn!(server = i, boot = n, "refuses to start: {why}");
+                                    let mut s = state.lock().unwrap();
+                                    s.disk.corrupt_found += 1;
+                                    s.slots[i].stopped = Some(why);
+                                }
+                            }
                             // A madsim node whose init task returns counts as
                             // exited and its tasks stop: run until killed.
                             futures::future::pending::<()>().await;
@@ -113,7 +176,7 @@ impl<S: Service> Fleet<S> {
             {
                 let s = self.state.lock().unwrap();
                 let slot = &s.slots[i];
-                if slot.up.is_some() || !slot.node_running {
+                if slot.up.is_some() || !slot.node_running || slot.stopped.is_some() {
                     return;
                 }
             }
@@ -154,28 +217,41 @@ impl<S: Service> Fleet<S> {
         self.state.lock().unwrap().slots[i].boots
     }
 
-    /// Crashes server i if it is up (or still booting): its durable state
-    /// is kept (the next boot gets a copy), its service is stopped and its
-    /// node killed. Returns whether it was up.
-    pub fn crash(&self, i: usize) -> bool {
-        let (service, running) = {
+    /// Crashes server i if its node runs (up, booting, or stopped for a
+    /// corrupt disk): its service is stopped and its node killed; its next
+    /// boot finds what its disk holds after a crash (what was synced, maybe
+    /// a torn write or a corrupt record: see [`DiskFaults`]). Returns what
+    /// the crash did to the disk, or None if the node was already down.
+    pub fn crash(&self, i: usize) -> Option<CrashReport> {
+        let (service, report) = {
             let mut s = self.state.lock().unwrap();
+            if !s.slots[i].node_running {
+                // Already down: its disk stays as the crash left it.
+                return None;
+            }
+            let mut rng = madsim::rand::thread_rng();
+            let torn = rng.gen_bool(s.faults.torn_rate.clamp(0.0, 1.0));
+            let corrupt = s.disk.corrupted == 0 && rng.gen_bool(s.faults.corrupt_rate.clamp(0.0, 1.0));
+            let (next, report) = s.slots[i].persister.crash(torn, corrupt, &mut rng);
+            s.disk.writes_lost += report.writes_lost;
+            s.disk.crashes_losing_writes += (report.writes_lost > 0) as u64;
+            s.disk.torn_writes += report.torn as u64;
+            s.disk.corrupted += report.corrupted as u64;
             let slot = &mut s.slots[i];
-            slot.persister = slot.persister.copy();
+            slot.persister = next;
+            slot.stopped = None;
+            slot.node_running = false;
             let up = slot.up.take();
-            let running = std::mem::replace(&mut slot.node_running, false);
             if up.is_some() {
                 s.crashes += 1;
             }
-            (up, running)
+            (up, report)
         };
         if let Some(service) = &service {
             service.stop();
         }
-        if running {
-            self.handle.kill(self.nodes[i].id());
-        }
-        service.is_some()
+        self.handle.kill(self.nodes[i].id());
+        Some(report)
     }
 
     /// Restarts server i from its durable state (crashing it first if it is
@@ -198,10 +274,30 @@ impl<S: Service> Fleet<S> {
         }
     }
 
+    /// Why server i refused to start, if it did (it stays down).
+    pub fn stopped(&self, i: usize) -> Option<String> {
+        self.state.lock().unwrap().slots[i].stopped.clone()
+    }
+
+    /// What the disks went through so far.
+    pub fn disk_stats(&self) -> DiskStats {
+        self.state.lock().unwrap().disk.clone()
+    }
+
     /// Crashes and restarts so far.
     pub fn counts(&self) -> (u64, u64) {
         let s = self.state.lock().unwrap();
         (s.crashes, s.restarts)
+    }
+
+    /// Freezes server i's node: none of its tasks runs (no ticks, no
+    /// receives) until [`resume`](Self::resume); messages to it wait.
+    pub fn pause(&self, i: usize) {
+        self.handle.pause(self.nodes[i].id());
+    }
+
+    pub fn resume(&self, i: usize) {
+        self.handle.resume(self.nodes[i].id());
     }
 
     /// The simulation's handle (to create other nodes, e.g. clerks).

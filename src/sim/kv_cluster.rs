@@ -12,15 +12,17 @@ use tokio::sync::mpsc;
 use tokio::time::sleep;
 
 use super::context;
-use super::fleet::{Fleet, Service};
-use super::monitor::{Monitor, MonitorReport};
+use super::fleet::{DiskFaults, DiskStats, Fleet, Service};
+use super::monitor::{Monitor, MonitorReport, Reached};
 use super::network::{Budget, FaultConfig, NetStats, SimNetwork};
 use super::rafts::RaftKind;
 use super::raft_cluster::server_addr;
 use crate::check::history::{History, OpKind, Recorder};
 use crate::kv::{Bug, Clerk, ClerkConfig, KvOp, KvRequest, KvServer, ServerConfig, Tamper};
 use crate::net::{FaultHook, Transport};
+use crate::raft::persister::Damage;
 use crate::raft::{self, ApplyMsg, Consensus, Index, MakeArgs, MakeRaft, Persister, Term};
+use rand::Rng;
 
 /// Address of the `k`-th clerk's node.
 pub fn clerk_addr(k: usize) -> SocketAddr {
@@ -43,6 +45,11 @@ pub struct KvOptions {
     pub tamper_one: Option<(usize, Arc<dyn Tamper>)>,
     /// The most messages the run may send (None: no cap).
     pub budget: Option<Budget>,
+    /// How the servers' disks behave and fail.
+    pub disk: DiskFaults,
+    /// Clock drift: each server's clock runs at a rate drawn from
+    /// [1/sqrt(d), sqrt(d)] (1: none), so no two differ by more than d.
+    pub clock_drift: f64,
 }
 
 impl KvOptions {
@@ -64,6 +71,8 @@ impl KvOptions {
             faults: None,
             tamper_one: None,
             budget: Some(Budget::default()),
+            disk: DiskFaults::default(),
+            clock_drift: 1.0,
         }
     }
 
@@ -94,6 +103,7 @@ struct State {
     clerks: usize,
     clerk_nodes: Vec<madsim::task::NodeId>,
     partitions: u64,
+    pauses: u64,
 }
 
 /// Catches the leader the moment it appends an entry: cuts it off before
@@ -145,6 +155,8 @@ struct Shared {
     recorder: Recorder,
     monitor: Monitor,
     trap: Arc<AppendTrap>,
+    /// Each server's clock rate.
+    rates: Vec<f64>,
     clerk_cfg: ClerkConfig,
     t0: Instant,
     begin: Mutex<Instant>,
@@ -165,7 +177,11 @@ pub struct RunFigures {
     pub crashes: u64,
     pub restarts: u64,
     pub partitions: u64,
+    pub pauses: u64,
+    /// The fastest server clock's rate over the slowest's (1: no drift).
+    pub drift: f64,
     pub net: NetStats,
+    pub disk: DiskStats,
 }
 
 impl KvCluster {
@@ -198,8 +214,10 @@ impl KvCluster {
         };
         let (nt, mon) = (net.clone(), monitor.clone());
         let tampers: Vec<_> = (0..n).map(|i| opts.tamper(i)).collect();
-        let fleet = Fleet::start(&ips, move |i, boot_no, persister| {
-            boot(i, boot_no, nt.clone(), peers.clone(), make.clone(), tampers[i].clone(), persister, mon.clone())
+        let rates = clock_rates(n, opts.clock_drift);
+        let rs = rates.clone();
+        let fleet = Fleet::start(&ips, opts.disk, move |i, boot_no, persister| {
+            boot(i, boot_no, nt.clone(), peers.clone(), make.clone(), tampers[i].clone(), persister, mon.clone(), rs[i])
         })
         .await;
         if fleet.up().iter().any(|(_, node)| !node.raft.reports_events()) {
@@ -211,10 +229,11 @@ impl KvCluster {
             n,
             fleet,
             net,
-            state: Mutex::new(State { clerks: 0, clerk_nodes: Vec::new(), partitions: 0 }),
+            state: Mutex::new(State { clerks: 0, clerk_nodes: Vec::new(), partitions: 0, pauses: 0 }),
             recorder: Recorder::new(),
             monitor,
             trap,
+            rates,
             clerk_cfg: opts.clerk,
             t0: Instant::now(),
             begin: Mutex::new(Instant::now()),
@@ -346,7 +365,26 @@ impl KvCluster {
     /// Kills server `i` (its persisted state is kept).
     pub fn shutdown_server(&self, i: usize) {
         self.0.net.disconnect(server_addr(i).ip());
-        self.0.fleet.crash(i);
+        if self.0.fleet.crash(i).is_some_and(|r| r.writes_lost > 0) {
+            self.0.monitor.note(Reached::UnsyncedWritesLost);
+        }
+    }
+
+    /// Freezes server `i` for `ms` of virtual time (no ticks, no receives;
+    /// messages to it wait), as a long GC pause or swapping would; it then
+    /// runs on from where it stopped, its timers long overdue.
+    pub async fn pause_server(&self, i: usize, ms: u64) {
+        if !self.is_alive(i) {
+            return;
+        }
+        let was_leader = self.leader() == Some(i);
+        self.0.state.lock().unwrap().pauses += 1;
+        self.0.fleet.pause(i);
+        sleep(Duration::from_millis(ms)).await;
+        self.0.fleet.resume(i);
+        if was_leader && self.is_alive(i) {
+            self.0.monitor.note(Reached::PausedLeaderResumed);
+        }
     }
 
     /// Restarts server `i` from its persisted state. It stays disconnected
@@ -373,7 +411,8 @@ impl KvCluster {
     /// clerks, and turns loss, delay and duplication off.
     pub async fn heal(&self) {
         for i in 0..self.0.n {
-            if !self.is_alive(i) {
+            // A server that refused to start (a corrupt disk) stays down.
+            if !self.is_alive(i) && self.0.fleet.stopped(i).is_none() {
                 self.start_server(i).await;
             }
         }
@@ -498,18 +537,21 @@ impl KvCluster {
         loop {
             let applied: Vec<(usize, u64)> = self.0.fleet.up().iter().map(|(i, node)| (*i, node.kv.last_applied())).collect();
             let top = applied.iter().map(|(_, a)| *a).max().unwrap_or(0);
-            if applied.len() == self.0.n && applied.iter().all(|(_, a)| *a == top) {
+            // A server that refused to start (a corrupt disk) is not counted.
+            let expected = (0..self.0.n).filter(|i| self.0.fleet.stopped(*i).is_none()).count();
+            if applied.len() == expected && applied.iter().all(|(_, a)| *a == top) {
                 break;
             }
             if start.elapsed() >= bound {
                 let shown: Vec<String> = applied.iter().map(|(i, a)| format!("server {i} at {a}")).collect();
                 self.0.monitor.diverged(format!(
-                    "{} ms after the run ended (bound {} ms) the servers have not applied up to the same index: {} ({} of {} up)",
+                    "{} ms after the run ended (bound {} ms) the servers have not applied up to the same index: {} ({} of {} up, {} stopped for a corrupt disk)",
                     bound.as_millis(),
                     bound.as_millis(),
                     shown.join(", "),
                     applied.len(),
-                    self.0.n
+                    self.0.n,
+                    self.0.n - expected
                 ));
             }
             if nudged.elapsed() >= NUDGE {
@@ -551,7 +593,10 @@ impl KvCluster {
         let lat: Vec<f64> =
             ops.iter().filter_map(|o| o.return_ns.map(|r| (r - o.call_ns) as f64 / 1e6)).collect();
         let (crashes, restarts) = self.0.fleet.counts();
-        let partitions = self.0.state.lock().unwrap().partitions;
+        let (partitions, pauses) = {
+            let s = self.0.state.lock().unwrap();
+            (s.partitions, s.pauses)
+        };
         RunFigures {
             ops: lat.len(),
             pending: ops.len() - lat.len(),
@@ -561,7 +606,10 @@ impl KvCluster {
             crashes,
             restarts,
             partitions,
+            pauses,
+            drift: self.0.rates.iter().copied().fold(1.0f64, f64::max) / self.0.rates.iter().copied().fold(1.0f64, f64::min),
             net: self.0.net.stats(),
+            disk: self.0.fleet.disk_stats(),
         }
     }
 }
@@ -616,15 +664,20 @@ async fn boot(
     tamper: Option<Arc<dyn Tamper>>,
     persister: Persister,
     monitor: Monitor,
-) -> KvNode {
+    clock_rate: f64,
+) -> Result<KvNode, String> {
     let hook: Arc<dyn FaultHook> = net;
     let transport = Transport::bind(peers[i], hook).await.unwrap_or_else(|e| panic!("server {i}: bind {}: {e}", peers[i]));
     let (apply_tx, mut tap_rx) = mpsc::unbounded_channel::<ApplyMsg>();
     let (tap_tx, apply_rx) = mpsc::unbounded_channel::<ApplyMsg>();
     let had_log = persister.log_len() > 0;
+    match persister.damage() {
+        Some(Damage::TornTail { .. }) => monitor.note(Reached::TornTailRecovered),
+        Some(Damage::Corrupt { .. }) => monitor.note(Reached::CorruptRecordFound),
+        None => {}
+    }
     let events = monitor.raft_events(i, boot_no);
-    let raft = make(MakeArgs { transport: transport.clone(), peers, me: i, persister, apply_tx, events })
-        .unwrap_or_else(|e| panic!("server {i} failed to boot: {e}"));
+    let raft = make(MakeArgs { transport: transport.clone(), peers, me: i, persister, apply_tx, events, clock_rate })?;
     monitor.boot(i, boot_no, raft.clone(), had_log);
     let kv_events = monitor.kv_events(i, boot_no);
     tokio::spawn(async move {
@@ -637,9 +690,20 @@ async fn boot(
     });
     let cfg = ServerConfig { tamper, events: Some(kv_events), ..Default::default() };
     let kv = KvServer::start(&transport, raft.clone(), apply_rx, cfg);
-    KvNode { kv, raft }
+    Ok(KvNode { kv, raft })
 }
 
+
+/// Each server's clock rate: 1 without drift, else drawn (seeded) from
+/// [1/sqrt(drift), sqrt(drift)].
+fn clock_rates(n: usize, drift: f64) -> Vec<f64> {
+    if drift <= 1.0 {
+        return vec![1.0; n];
+    }
+    let half = drift.sqrt().ln();
+    let mut rng = madsim::rand::thread_rng();
+    (0..n).map(|_| rng.gen_range(-half..=half).exp()).collect()
+}
 
 /// While replicas differ at the end of a run, how often
 /// [`KvCluster::converge`] submits an op of the current term.

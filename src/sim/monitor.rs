@@ -86,6 +86,14 @@ pub enum Reached {
     IndexTaken,
     /// A server restarted with a non-empty log to replay.
     RestartReplaysLog,
+    /// A crash lost writes that were not yet synced.
+    UnsyncedWritesLost,
+    /// A server booted on a log whose last write the crash had torn.
+    TornTailRecovered,
+    /// A server booted on a log with a corrupt record (a latent sector error).
+    CorruptRecordFound,
+    /// A paused leader woke up (stale, most likely).
+    PausedLeaderResumed,
 }
 
 impl Reached {
@@ -94,6 +102,7 @@ impl Reached {
         let mut v = vec![Reached::ElectionWon];
         v.extend(Situation::ALL.into_iter().map(Reached::Raft));
         v.extend([Reached::DedupOnSubmit, Reached::DedupOnApply, Reached::IndexTaken, Reached::RestartReplaysLog]);
+        v.extend([Reached::UnsyncedWritesLost, Reached::TornTailRecovered, Reached::CorruptRecordFound, Reached::PausedLeaderResumed]);
         v
     }
 
@@ -105,6 +114,10 @@ impl Reached {
             Reached::DedupOnApply => "dedup_on_apply",
             Reached::IndexTaken => "index_taken",
             Reached::RestartReplaysLog => "restart_replays_log",
+            Reached::UnsyncedWritesLost => "unsynced_writes_lost",
+            Reached::TornTailRecovered => "torn_tail_recovered",
+            Reached::CorruptRecordFound => "corrupt_record_found",
+            Reached::PausedLeaderResumed => "paused_leader_resumed",
         }
     }
 }
@@ -226,6 +239,12 @@ impl Monitor {
         if boot > 1 && log_to_replay {
             *s.coverage.entry(Reached::RestartReplaysLog).or_default() += 1;
         }
+    }
+
+    /// Counts a situation the harness itself saw (a crash losing writes, a
+    /// torn tail, a paused leader).
+    pub fn note(&self, r: Reached) {
+        *self.lock().coverage.entry(r).or_default() += 1;
     }
 
     /// The sink a Raft of server `server`, boot `boot`, reports events to.

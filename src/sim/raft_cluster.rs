@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use tokio::time::sleep;
 
 use super::context;
-use super::fleet::Fleet;
+use super::fleet::{DiskFaults, Fleet};
 use super::monitor::{Monitor, MonitorReport};
 use super::network::{FaultConfig, SimNetwork};
 use crate::net::{FaultHook, Transport};
@@ -108,7 +108,7 @@ impl RaftCluster {
         let ips: Vec<IpAddr> = peers.iter().map(|a| a.ip()).collect();
         let monitor = Monitor::new(n, test_name, seed, Arc::new(show));
         let (st, nt, mon) = (state.clone(), net.clone(), monitor.clone());
-        let fleet = Fleet::start(&ips, move |i, boot_no, persister| {
+        let fleet = Fleet::start(&ips, DiskFaults::default(), move |i, boot_no, persister| {
             boot(i, boot_no, st.clone(), nt.clone(), peers.clone(), make.clone(), persister, mon.clone())
         })
         .await;
@@ -407,14 +407,13 @@ async fn boot(
     make: MakeRaft,
     persister: Persister,
     monitor: Monitor,
-) -> Arc<dyn Consensus> {
+) -> Result<Arc<dyn Consensus>, String> {
     let hook: Arc<dyn FaultHook> = net;
     let transport = Transport::bind(peers[i], hook).await.unwrap_or_else(|e| panic!("server {i}: bind {}: {e}", peers[i]));
     let (apply_tx, mut apply_rx) = mpsc::unbounded_channel::<ApplyMsg>();
     let had_log = persister.log_len() > 0;
     let events = monitor.raft_events(i, boot_no);
-    let raft = make(MakeArgs { transport, peers, me: i, persister, apply_tx, events })
-        .unwrap_or_else(|e| panic!("server {i} failed to boot: {e}"));
+    let raft = make(MakeArgs { transport, peers, me: i, persister, apply_tx, events, clock_rate: 1.0 })?;
     monitor.boot(i, boot_no, raft.clone(), had_log);
     tokio::spawn(async move {
         while let Some(m) = apply_rx.recv().await {
@@ -424,5 +423,5 @@ async fn boot(
             s.logs[i].insert(m.index, m.command);
         }
     });
-    raft
+    Ok(raft)
 }
