@@ -17,16 +17,8 @@ fn spec(raft: RaftKind, clients: usize, servers: usize, unreliable: bool, crash:
     GenericSpec { raft, ..GenericSpec::new(clients, servers, unreliable, crash, partitions, random_keys) }
 }
 
-/// The test's name as the test harness knows it (`kv_4a::ours::basic_4a`).
 fn name(raft: RaftKind, test: &str) -> String {
-    format!("kv_4a::{}::{test}", module(raft))
-}
-
-fn module(raft: RaftKind) -> &'static str {
-    match raft {
-        RaftKind::Ours => "ours",
-        RaftKind::RaftRs => "raft_rs",
-    }
+    crate::test_name("kv_4a", raft, test)
 }
 
 async fn basic_4a(raft: RaftKind) {
@@ -183,20 +175,6 @@ async fn persist_partition_unreliable_4a(raft: RaftKind) {
 
 async fn persist_partition_unreliable_linearizable_4a(raft: RaftKind) {
     generic_test(&name(raft, "persist_partition_unreliable_linearizable_4a"), &spec(raft, 15, 7, true, true, true, true), 600.0).await;
-}
-
-/// Each test, once per Raft.
-macro_rules! on_each_raft {
-    ($($test:ident),* $(,)?) => {
-        mod ours {
-            use kvraft::sim::rafts::RaftKind;
-            $(#[madsim::test] async fn $test() { super::$test(RaftKind::Ours).await })*
-        }
-        mod raft_rs {
-            use kvraft::sim::rafts::RaftKind;
-            $(#[madsim::test] async fn $test() { super::$test(RaftKind::RaftRs).await })*
-        }
-    };
 }
 
 on_each_raft!(

@@ -3,12 +3,8 @@
 //! the checks must catch. Each runs on this crate's Raft (`kv_more::ours::`)
 //! and on raft-rs (`kv_more::raft_rs::`).
 
-/// The test's name as the test harness knows it.
 fn name(raft: RaftKind, test: &str) -> String {
-    format!("kv_more::{}::{test}", match raft {
-        RaftKind::Ours => "ours",
-        RaftKind::RaftRs => "raft_rs",
-    })
+    crate::test_name("kv_more", raft, test)
 }
 
 use std::time::Duration;
@@ -108,20 +104,6 @@ fn broken_no_dedup_is_caught() {
         println!("  {} seed {seed}: {f}", raft.name());
         assert_eq!(FailureClass::of(f), FailureClass::Safety(Property::ExactlyOnce), "{f}");
     }
-}
-
-/// Each test, once per Raft.
-macro_rules! on_each_raft {
-    ($($test:ident),* $(,)?) => {
-        mod ours {
-            use kvraft::sim::rafts::RaftKind;
-            $(#[madsim::test] async fn $test() { super::$test(RaftKind::Ours).await })*
-        }
-        mod raft_rs {
-            use kvraft::sim::rafts::RaftKind;
-            $(#[madsim::test] async fn $test() { super::$test(RaftKind::RaftRs).await })*
-        }
-    };
 }
 
 on_each_raft!(

@@ -2,6 +2,31 @@
 //! ported 6.5840 suites, the harness's own tests and the checker's. Filter
 //! by module, e.g. `cargo test --release --test suite -- kv_4a::`.
 
+/// Instantiates each named test once per Raft, as `ours::test` and
+/// `raft_rs::test`, each calling `super::test(raft)`.
+macro_rules! on_each_raft {
+    ($($test:ident),* $(,)?) => {
+        mod ours {
+            use kvraft::sim::rafts::RaftKind;
+            $(#[madsim::test] async fn $test() { super::$test(RaftKind::Ours).await })*
+        }
+        mod raft_rs {
+            use kvraft::sim::rafts::RaftKind;
+            $(#[madsim::test] async fn $test() { super::$test(RaftKind::RaftRs).await })*
+        }
+    };
+}
+
+/// The name the test harness knows a test by, for a test instantiated by
+/// `on_each_raft!` in `module` (e.g. `kv_4a::ours::basic_4a`).
+fn test_name(module: &str, raft: kvraft::sim::rafts::RaftKind, test: &str) -> String {
+    let variant = match raft {
+        kvraft::sim::rafts::RaftKind::Ours => "ours",
+        kvraft::sim::rafts::RaftKind::RaftRs => "raft_rs",
+    };
+    format!("{module}::{variant}::{test}")
+}
+
 mod checker;
 mod disk;
 mod kv_4a;
