@@ -63,14 +63,14 @@ pub fn swarm_spec(seed: u64) -> RunSpec {
     // Drawn last, so that the rest of a seed's mix is what it was before
     // these knobs existed. Protocol-aware events: crash or cut off the
     // leader at protocol moments.
-    let targeted_rate = if rng.gen_bool(0.4) { 0.0 } else { (rng.gen_range(0.1..1.0f64) * 100.0).round() / 100.0 };
+    let targeted_rate = if rng.gen_bool(0.3) { 0.0 } else { (rng.gen_range(0.1..1.0f64) * 100.0).round() / 100.0 };
     // One seed in six runs long, so that faults compound over many terms.
     if rng.gen_bool(1.0 / 6.0) {
         run_ms = rng.gen_range(15..=40) * 1000;
     }
     // The disk: syncs of 1 to 10 ms (madsim's timers sleep at least 1 ms),
-    // torn writes at crashes, and in one seed in ten a latent sector error
-    // now and then.
+    // torn writes at crashes, and in one seed in seven a latent sector
+    // error now and then.
     let lo = rng.gen_range(10..=100u64) * 100;
     let mut sync_us = (lo, rng.gen_range(lo / 100..=100) * 100);
     // One seed in ten has a slow disk (20-60 ms syncs): a wide window
@@ -86,7 +86,7 @@ pub fn swarm_spec(seed: u64) -> RunSpec {
         sync_us,
         lose_unsynced: true,
         torn_rate: rate(&mut rng, 0.3, 1.0),
-        corrupt_rate: if rng.gen_bool(0.1) { 0.2 } else { 0.0 },
+        corrupt_rate: if rng.gen_bool(0.15) { 0.3 } else { 0.0 },
     };
     // Clock drift in half the seeds, up to 2.5 between two servers.
     let clock_drift = if rng.gen_bool(0.5) { 1.0 } else { (rng.gen_range(1.05..2.5f64) * 100.0).round() / 100.0 };

@@ -157,6 +157,7 @@ struct Shared {
     trap: Arc<AppendTrap>,
     /// Each server's clock rate.
     rates: Vec<f64>,
+    disk: DiskFaults,
     clerk_cfg: ClerkConfig,
     t0: Instant,
     begin: Mutex<Instant>,
@@ -234,6 +235,7 @@ impl KvCluster {
             monitor,
             trap,
             rates,
+            disk: opts.disk,
             clerk_cfg: opts.clerk,
             t0: Instant::now(),
             begin: Mutex::new(Instant::now()),
@@ -450,6 +452,11 @@ impl KvCluster {
             }
         }
         best.map(|(_, i)| i)
+    }
+
+    /// The longest a sync of the servers' disks may take.
+    pub fn longest_sync(&self) -> Duration {
+        Duration::from_micros(self.0.disk.sync_us.1.max(1000))
     }
 
     /// Entries server i has applied, if it is up.
