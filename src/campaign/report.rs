@@ -58,6 +58,18 @@ pub struct RunReport {
     pub committed: u64,
     /// Hash of every message event and the history (0 if the run panicked).
     pub trace_hash: u64,
+    /// The per-server trace file written for this run, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace: Option<String>,
+    /// Events in the trace (0 when not tracing).
+    #[serde(skip_serializing_if = "is_zero_usize")]
+    pub trace_events: usize,
+    /// On a failure with a trace: the servers it involves (empty: all) and
+    /// the trace's last events before it, as text lines.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub trace_focus: Vec<u64>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub trace_slice: Vec<String>,
     /// The command that replays this run.
     pub reproduce: String,
     /// Everything that determines the run.
@@ -65,6 +77,9 @@ pub struct RunReport {
     pub spec: RunSpec,
 }
 
+fn is_zero_usize(x: &usize) -> bool {
+    *x == 0
+}
 
 impl RunReport {
     /// A report for `spec` before (or without) running it: nothing passed yet.
@@ -91,6 +106,10 @@ impl RunReport {
             raft_bytes: 0,
             committed: 0,
             trace_hash: 0,
+            trace: None,
+            trace_events: 0,
+            trace_focus: Vec::new(),
+            trace_slice: Vec::new(),
             reproduce,
             spec: spec.clone(),
         }
@@ -359,8 +378,23 @@ pub fn render_report(r: &RunReport) -> String {
             line("timeline", html.display().to_string());
         }
     }
+    if let Some(t) = &r.trace {
+        line("trace", format!("{t} ({} events; text form: {t}.txt)", r.trace_events));
+    }
     if !r.passed {
         line("reproduce", r.reproduce.clone());
+    }
+    if !r.trace_slice.is_empty() {
+        let who = if r.trace_focus.is_empty() {
+            "every server".to_string()
+        } else {
+            r.trace_focus.iter().map(|s| format!("s{s}")).collect::<Vec<_>>().join(", ")
+        };
+        s += &format!("\nthe trace before the failure ({who}; messages counted, not listed):\n");
+        for l in &r.trace_slice {
+            s += l;
+            s.push('\n');
+        }
     }
     s
 }

@@ -24,10 +24,19 @@ pub struct KvRequest {
     pub op: KvOp,
 }
 
+/// Where in the Raft log a request was applied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogPosition {
+    pub term: u64,
+    pub index: u64,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum KvReply {
-    /// Applied: a Get's value (Some, "" for a missing key) or None for Put/Append.
-    Ok(Option<String>),
+    /// Applied: a Get's value (Some, "" for a missing key) or None for
+    /// Put/Append; and where in the log it was applied, when the answer
+    /// came from applying it (None for an answer from the duplicate table).
+    Ok(Option<String>, Option<LogPosition>),
     /// Not the leader, or lost leadership before the op committed: try another server.
     WrongLeader,
     /// The op did not commit in time (e.g. a leader cut off in a minority).
