@@ -677,6 +677,72 @@ fn old_history_files_still_load() {
 }
 
 #[test]
+fn timeline_draws_the_world_around_the_clients() {
+    let h = history_with_facts();
+    let v = check_history(&h.ops);
+    assert!(!v.linearizable, "the stale read makes it fail");
+    let html = kvraft::check::timeline::render_timeline_html(&h, &v);
+    // Lanes for the network, the fault switches, the leaders and each server.
+    for lane in ["network</span>", "loss/dup/delay</span>", "leaders</span>", "server 0</span>", "server 1</span>", "server 2</span>"] {
+        assert!(html.contains(lane), "no lane {lane}");
+    }
+    // The partition with its sides, as a band across all lanes and per server.
+    assert!(html.contains("A: {0,1} | B: {2}"), "partition band");
+    assert!(html.contains("class=\"overlay net\""));
+    assert!(html.contains(">side A<") && html.contains(">alone (B)<"));
+    // The one-way cut, the fault switches, the crash and the restart.
+    assert!(html.contains("cut 0→2") && html.contains("↛2") && html.contains("↚0"));
+    assert!(html.contains(">loss 10/10% dup 20%<") && html.contains("class=\"overlay faults\""));
+    assert!(html.contains("class=\"band down\"") && html.contains("class=\"overlay crash\"") && html.contains("class=\"overlay restart\""));
+    assert!(html.contains("server 0 down from"));
+    // Leaders by term: s1 in term 1, then s2 in term 2, both still leading
+    // for a while (two rows).
+    assert!(html.contains(">T1 s1<") && html.contains(">T2 s2<"));
+    assert!(html.contains("server 1 led term 1"));
+    // Ops marked with their server; the stale read has no log position.
+    assert!(html.contains("applied at log index 3 in term 1"));
+    assert!(html.contains("class=\"srv nolog\"") && html.contains(">s2</span>"));
+    assert!(html.contains("answered by server 2 with no log position"));
+    // The spec, and the events it does not draw as bands.
+    assert!(html.contains("the run spec that produced this history") && html.contains("&quot;servers&quot;: 3"));
+    assert!(html.contains("crash_leader (down 500 ms)") && html.contains("kept as a note"));
+}
+
+#[test]
+fn timeline_tick_labels_do_not_overlap() {
+    // Left edges and label widths as the page lays them out (10 px font).
+    fn shown_ticks(html: &str, chart: &str) -> Vec<(f64, usize)> {
+        let start = html.find(&format!("id=\"{chart}\"")).unwrap();
+        let axis = &html[start..];
+        let axis = &axis[..axis.find("</div>\n").unwrap()];
+        axis.split("<div class=\"tick\"")
+            .skip(1)
+            .map(|t| {
+                let left: f64 = t.split("left:").nth(1).unwrap().split("px").next().unwrap().parse().unwrap();
+                let text = t.split('>').nth(1).unwrap().split('<').next().unwrap();
+                (left, text.chars().count())
+            })
+            .collect()
+    }
+    let h = generate(&GenConfig { ops: 400, keys: 1, clients: 8, seed: 3, ..GenConfig::default() });
+    let mut bad = h.clone();
+    // Break it: a get of a value nobody wrote.
+    let g = bad.ops.iter().position(|o| o.kind == OpKind::Get && o.return_ns.is_some()).unwrap();
+    bad.ops[g].output = Some("never written".into());
+    let v = check_history(&bad.ops);
+    assert!(!v.linearizable);
+    let html = kvraft::check::timeline::render_timeline_html(&bad, &v);
+    for chart in ["detail", "overview"] {
+        let ticks = shown_ticks(&html, chart);
+        assert!(ticks.len() >= 3, "{chart}: only {} ticks shown", ticks.len());
+        for w in ticks.windows(2) {
+            let right = w[0].0 + w[0].1 as f64 * 6.2;
+            assert!(w[1].0 >= right + 8.0, "{chart}: tick at {} overlaps the one at {} ({} chars)", w[1].0, w[0].0, w[0].1);
+        }
+    }
+}
+
+#[test]
 fn json_format_exactly() {
     let text = r#"{"scenario": "s", "seed": 123, "ops": [
         {"client": 0, "kind": "put", "key": "k", "value": "v", "output": null, "call_ns": 0, "return_ns": 5},
