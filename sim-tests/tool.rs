@@ -28,7 +28,11 @@ fn tmp(name: &str) -> PathBuf {
 }
 
 fn kvraft(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_kvraft")).args(args).output().expect("run kvraft");
+    kvraft_env(args, &[])
+}
+
+fn kvraft_env(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_kvraft")).args(args).envs(env.iter().copied()).output().expect("run kvraft");
     (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
@@ -295,4 +299,78 @@ fn default_campaign_reaches_every_situation() {
     assert_eq!(rows.len(), 14, "every kind has a row");
     let never: Vec<&str> = rows.iter().filter(|r| r.runs == 0).map(|r| r.kind.as_str()).collect();
     assert!(never.is_empty(), "the default campaign never reached: {never:?}");
+}
+
+#[test]
+fn failures_by_class_counts_each_class_with_its_first_run() {
+    use kvraft::campaign::report::{failures_by_class, render_classes, RunReport};
+    let spec = swarm_spec(1);
+    let report = |seed: u64, failure: Option<&str>| {
+        let mut s = spec.clone();
+        s.seed = seed;
+        let mut r = RunReport::pending(&s, format!("repro {seed}"));
+        r.failure = failure.map(str::to_string);
+        r.passed = failure.is_none();
+        r
+    };
+    let reports = vec![
+        report(1, None),
+        report(2, Some("not linearizable (key \"k1\")")),
+        report(3, Some("liveness: 1 of 3 clerks completed no new op within 10000 ms")),
+        report(4, Some("not linearizable (key \"k9\")")),
+        report(5, Some("safety violated: exactly once: server 1 (boot 1) applied write #3 twice")),
+        report(6, Some("too slow: 30.0 ms/op > 1 ms/op")),
+        report(7, Some("inefficient: Raft sent 9 messages")),
+        report(8, Some("budget exceeded: 9 messages sent")),
+        report(9, Some("index out of bounds: the len is 3 but the index is 7 (at src/x.rs:1)")),
+        report(10, Some("safety violated: election safety: servers 0 (boot 1) and 2 (boot 1) both lead term 4")),
+    ];
+    let classes = failures_by_class(&reports);
+    let got: Vec<(String, usize, u64)> = classes.iter().map(|c| (c.class.name(), c.count, c.first.seed)).collect();
+    assert_eq!(
+        got,
+        vec![
+            ("not linearizable".to_string(), 2, 2),
+            ("liveness".to_string(), 1, 3),
+            ("safety: exactly once".to_string(), 1, 5),
+            ("too slow".to_string(), 1, 6),
+            ("inefficient".to_string(), 1, 7),
+            ("budget exceeded".to_string(), 1, 8),
+            (FailureClass::of("index out of bounds: the len is 4 but the index is 9").name(), 1, 9),
+            ("safety: election safety".to_string(), 1, 10),
+        ]
+    );
+    let text = render_classes(&classes, &Default::default());
+    assert!(text.contains("  not linearizable: 2 runs; first: swarm seed 2\n") && text.contains("reproduce: repro 2\n"), "{text}");
+    assert_eq!(classes[2].class.slug(), "safety-exactly-once");
+}
+
+#[test]
+fn fuzz_summary_groups_failures_by_class_and_shrinks_one_per_class() {
+    let dir = tmp("by-class");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let d = dir.to_str().unwrap();
+    let args = ["fuzz", "--swarm", "--bug", "local-get", "--seeds", "12", "--jobs", "2", "--shrink", "--shrink-budget", "12"];
+    let (code, out, err) = kvraft_env(&args, &[("KVRAFT_HISTORY_DIR", d)]);
+    assert_eq!(code, 1, "{out}{err}");
+    let failed: Vec<u64> = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("FAILED swarm seed "))
+        .map(|l| l.split(':').next().unwrap().parse().unwrap())
+        .collect();
+    assert!(!failed.is_empty(), "{out}");
+    let classes = out.split("failures by class:\n").nth(1).unwrap_or_else(|| panic!("no classes in {out}"));
+    let head = format!("  not linearizable: {} run{}; first: swarm seed {}\n", failed.len(), if failed.len() == 1 { "" } else { "s" }, failed[0]);
+    assert!(classes.starts_with(&head), "{classes}");
+    assert!(classes.contains(&format!("reproduce: cargo run --release -- run swarm --seed {} --bug local-get\n", failed[0])), "{classes}");
+    // One class only: a broken local read is never anything else.
+    assert_eq!(classes.lines().filter(|l| l.starts_with("  ") && !l.starts_with("    ")).count(), 1, "{classes}");
+    // The shrunk spec is in a file that replays, failing the same way.
+    let shrunk = classes.split("shrunk:    ").nth(1).unwrap_or_else(|| panic!("{classes}"));
+    let path = PathBuf::from(shrunk.split(" (").next().unwrap());
+    assert_eq!(path, dir.join("shrunk-not-linearizable.json"));
+    let spec = RunSpec::load(&path).unwrap();
+    let r = run_spec_isolated(&spec, LIMIT, false);
+    assert_eq!(r.failure.as_deref().map(FailureClass::of), Some(FailureClass::NotLinearizable));
 }

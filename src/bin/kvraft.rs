@@ -17,7 +17,7 @@ use kvraft::campaign::regressions::{Regression, RegressionFile};
 use kvraft::campaign::report::{self, FailureClass, RunReport};
 use kvraft::campaign::shrink::{self, ShrinkOptions};
 use kvraft::campaign::spec::{self, RunSpec};
-use kvraft::campaign::{catalog, nemesis, run, swarm};
+use kvraft::campaign::{catalog, nemesis, run, swarm, verify};
 use kvraft::sim::trace;
 use kvraft::sim::rafts::RaftKind;
 
@@ -189,6 +189,13 @@ struct FuzzArgs {
     /// to their history.
     #[arg(long)]
     trace: bool,
+    /// Shrink the first failing run of each failure class and write the
+    /// shrunk spec to a file (the summary prints where).
+    #[arg(long)]
+    shrink: bool,
+    /// Most runs each --shrink may spend.
+    #[arg(long, default_value_t = 60)]
+    shrink_budget: usize,
 }
 
 impl Default for FuzzArgs {
@@ -207,6 +214,8 @@ impl Default for FuzzArgs {
             jobs: None,
             json: false,
             trace: false,
+            shrink: false,
+            shrink_budget: 60,
         }
     }
 }
@@ -379,6 +388,18 @@ fn fuzz(args: FuzzArgs) -> Result<bool, String> {
     if failed.len() > LISTED {
         println!("... and {} more failed runs (--json prints every run)", failed.len() - LISTED);
     }
+    if !failed.is_empty() {
+        let classes = report::failures_by_class(&reports);
+        let mut shrunk = std::collections::BTreeMap::new();
+        if args.shrink {
+            for c in &classes {
+                let line = shrink_class(&c.class, c.first, args.shrink_budget, jobs, time_limit);
+                shrunk.insert(c.class.name(), line);
+            }
+        }
+        println!();
+        print!("{}", report::render_classes(&classes, &shrunk));
+    }
     println!("{} passed, {} failed", reports.len() - failed.len(), failed.len());
     if let Some(path) = &args.save_failures {
         if !failed.is_empty() {
@@ -387,6 +408,37 @@ fn fuzz(args: FuzzArgs) -> Result<bool, String> {
         }
     }
     Ok(failed.is_empty())
+}
+
+/// Shrinks the first failing run of a class and writes the shrunk spec to a
+/// file; returns a line saying where (or why not).
+fn shrink_class(class: &FailureClass, first: &RunReport, budget: usize, jobs: usize, time_limit: Option<Duration>) -> String {
+    if matches!(class, FailureClass::Nondeterminism) {
+        return "not shrunk (a nondeterministic run does not fail the same way twice)".to_string();
+    }
+    let opts = ShrinkOptions { budget: budget.max(1), time_limit, jobs: jobs.max(1), reseed: 2 };
+    eprintln!("shrinking {} (first: {} seed {}), at most {budget} runs ...", class.name(), first.scenario, first.seed);
+    let o = match shrink::shrink(&first.spec, &opts, &|_| {}) {
+        Ok(o) => o,
+        Err(e) => return format!("not shrunk: {e}"),
+    };
+    if o.class != *class {
+        return format!("not shrunk: the run failed as {} when run again", o.class.name());
+    }
+    let Some(dir) = verify::history_dir(true) else { return "not shrunk: nowhere to write".to_string() };
+    let _ = std::fs::create_dir_all(&dir);
+    let path = dir.join(format!("shrunk-{}.json", class.slug()));
+    if let Err(e) = std::fs::write(&path, o.shrunk.to_json_pretty() + "\n") {
+        return format!("not written: {}: {e}", path.display());
+    }
+    let removed = o.summary();
+    format!(
+        "{} ({} runs; {}); replay: cargo run --release -- run --spec {}",
+        path.display(),
+        o.runs,
+        if removed.is_empty() { "nothing removed".to_string() } else { removed.join(", ") },
+        path.display()
+    )
 }
 
 fn trace_cmd(args: TraceArgs) -> Result<bool, String> {

@@ -168,6 +168,64 @@ impl FailureClass {
             FailureClass::Panic(p) => format!("panic: {p}"),
         }
     }
+
+    /// The class as a file name part, e.g. `safety-exactly-once`.
+    pub fn slug(&self) -> String {
+        let mut out = String::new();
+        for c in self.name().chars() {
+            if c.is_ascii_alphanumeric() {
+                out.push(c.to_ascii_lowercase());
+            } else if !out.ends_with('-') {
+                out.push('-');
+            }
+        }
+        out.trim_matches('-').chars().take(60).collect()
+    }
+}
+
+/// The runs of a campaign that failed one way.
+#[derive(Clone, Debug)]
+pub struct ClassSummary<'a> {
+    pub class: FailureClass,
+    /// Runs that failed this way.
+    pub count: usize,
+    /// The first of them, in the campaign's order.
+    pub first: &'a RunReport,
+}
+
+/// The failed runs grouped by [`FailureClass`], in order of first appearance.
+pub fn failures_by_class(reports: &[RunReport]) -> Vec<ClassSummary<'_>> {
+    let mut out: Vec<ClassSummary> = Vec::new();
+    for r in reports.iter().filter(|r| !r.passed) {
+        let class = FailureClass::of(r.failure.as_deref().unwrap_or(""));
+        match out.iter_mut().find(|c| c.class == class) {
+            Some(c) => c.count += 1,
+            None => out.push(ClassSummary { class, count: 1, first: r }),
+        }
+    }
+    out
+}
+
+/// The failure classes as text: each with its count, its first run, the
+/// command that reproduces that run and, if shrunk, where the shrunk spec is
+/// (`shrunk`: class name -> a line about it).
+pub fn render_classes(classes: &[ClassSummary], shrunk: &BTreeMap<String, String>) -> String {
+    let mut out = String::from("failures by class:\n");
+    for c in classes {
+        let name = c.class.name();
+        let runs = if c.count == 1 { "run" } else { "runs" };
+        out += &format!("  {name}: {} {runs}; first: {} seed {}\n", c.count, c.first.scenario, c.first.seed);
+        let failure: String = c.first.failure.as_deref().unwrap_or("").chars().take(160).collect();
+        out += &format!("    failure:   {failure}\n");
+        out += &format!("    reproduce: {}\n", c.first.reproduce);
+        if let Some(t) = &c.first.trace {
+            out += &format!("    trace:     {t}\n");
+        }
+        if let Some(s) = shrunk.get(&name) {
+            out += &format!("    shrunk:    {s}\n");
+        }
+    }
+    out
 }
 
 /// The start of a panic message with what varies between runs blanked: the
