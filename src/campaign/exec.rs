@@ -205,9 +205,14 @@ pub fn run_spec_opts(spec: &RunSpec, opts: &RunOptions) -> RunReport {
         }
     }
     if let (true, Some(cfg)) = (tracing, &cluster) {
-        if let Some(lines) = cfg.trace_lines() {
-            write_trace(&mut r, opts, &cfg.history(), verdict.as_ref(), &lines);
+        r.trace_events = cfg.run_log().trace_len();
+        // Lines (names, text) are made only for a trace that is written.
+        if !r.passed || opts.trace_out.is_some() {
+            if let Some(lines) = cfg.trace_lines() {
+                write_trace(&mut r, opts, &cfg.history(), verdict.as_ref(), &lines);
+            }
         }
+        cfg.run_log().release_trace();
     }
     r
 }

@@ -16,7 +16,8 @@ pub enum KvOp {
 }
 
 /// One clerk request; also the command a server puts into the Raft log.
-/// `(client, seq)` identifies it across retries.
+/// `(client, seq)` identifies it across retries; they come first on the
+/// wire, so a trace reads them without decoding the op.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KvRequest {
     pub client: u64,

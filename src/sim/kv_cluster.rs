@@ -758,11 +758,13 @@ async fn boot(
         while let Some(m) = tap_rx.recv().await {
             monitor.apply(i, boot_no, &m);
             if tracing {
+                // A request starts with its clerk id and number (see
+                // `KvRequest`): read just those, without decoding the op.
                 let (cmd, req) = if m.command.is_empty() {
                     (Cmd::Noop, (0, 0))
                 } else {
-                    match crate::net::decode::<KvRequest>(&m.command, "kv command") {
-                        Ok(r) => (Cmd::Request, (r.client, r.seq)),
+                    match crate::net::decode::<(u64, u64)>(&m.command, "kv command") {
+                        Ok(r) => (Cmd::Request, r),
                         Err(_) => (Cmd::Undecodable, (0, 0)),
                     }
                 };

@@ -86,11 +86,17 @@ struct State {
     trace: Option<Vec<Rec>>,
     /// Clerk id -> clerk index (for naming applied requests).
     clerks: HashMap<u64, u64>,
+    /// Records in a trace since released.
+    released: usize,
 }
 
 /// A run's log of world events and, optionally, its trace. Clones share it.
 #[derive(Clone, Default)]
-pub struct RunLog(Arc<Mutex<State>>);
+pub struct RunLog {
+    /// Fixed at creation, read without the lock.
+    tracing: bool,
+    state: Arc<Mutex<State>>,
+}
 
 fn ip_word(ip: IpAddr) -> u32 {
     match ip {
@@ -102,19 +108,28 @@ fn ip_word(ip: IpAddr) -> u32 {
 impl RunLog {
     /// A log; with `trace`, the per-server trace is recorded too.
     pub fn new(trace: bool) -> RunLog {
-        let log = RunLog::default();
+        let log = RunLog { tracing: trace, state: Arc::default() };
         if trace {
-            log.lock().trace = Some(Vec::with_capacity(1 << 14));
+            log.lock().trace = Some(Vec::with_capacity(1 << 12));
         }
         log
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn tracing(&self) -> bool {
-        self.lock().trace.is_some()
+        self.tracing
+    }
+
+    /// Frees the trace's records (the run is over and its trace written
+    /// or not needed); [`RunLog::trace_len`] still says how many there were.
+    pub fn release_trace(&self) {
+        let mut s = self.lock();
+        let n = s.trace.as_ref().map_or(0, Vec::len);
+        s.released = n;
+        s.trace = None;
     }
 
     /// Op times count from now.
@@ -136,6 +151,9 @@ impl RunLog {
     /// Records what server `server`'s Raft reported: role changes as world
     /// events, the rest in the trace.
     pub fn raft(&self, server: usize, event: &RaftEvent) {
+        if !self.tracing && !matches!(event, RaftEvent::Role { .. }) {
+            return;
+        }
         let at_ns = sim_now_ns();
         let mut s = self.lock();
         if let RaftEvent::Role { term, role } = *event {
@@ -155,6 +173,9 @@ impl RunLog {
     /// Server `server` applied the entry at `index` of `term`: `request`
     /// is (clerk id, request number) when it is a clerk request.
     pub fn apply(&self, server: usize, index: u64, term: u64, cmd: Cmd, request: (u64, u64)) {
+        if !self.tracing {
+            return;
+        }
         let at_ns = sim_now_ns();
         if let Some(t) = &mut self.lock().trace {
             let (clerk, seq) = request;
@@ -164,6 +185,9 @@ impl RunLog {
 
     /// A message from `src` to `dst` met `fate`.
     pub fn message(&self, src: IpAddr, dst: IpAddr, kind: FrameKind, service: u16, fate: MsgFate) {
+        if !self.tracing {
+            return;
+        }
         let at_ns = sim_now_ns();
         if let Some(t) = &mut self.lock().trace {
             let what = What::Msg { src: ip_word(src), dst: ip_word(dst), reply: kind == FrameKind::Reply, service, fate };
@@ -180,7 +204,8 @@ impl RunLog {
 
     /// Records in the trace so far (0 when not tracing).
     pub fn trace_len(&self) -> usize {
-        self.lock().trace.as_ref().map_or(0, Vec::len)
+        let s = self.lock();
+        s.trace.as_ref().map_or(s.released, Vec::len)
     }
 
     /// The trace as lines, in order of time (world events included), in op
