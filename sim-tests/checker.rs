@@ -851,6 +851,36 @@ fn bad_edn_reports_line() {
 }
 
 proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, failure_persistence: None, .. ProptestConfig::default() })]
+    /// The timeline draws any history with any events (times, servers,
+    /// groups and links out of order or out of range) without panicking.
+    #[test]
+    fn timeline_never_panics_on_odd_events(
+        raw in prop::collection::vec((0..14usize, prop::num::u64::ANY, 0..4u64, prop::collection::vec(prop::collection::vec(0..6u64, 0..4), 0..3), prop::collection::vec((0..6u64, 0..6u64), 0..3), prop::bool::ANY), 0..25),
+        servers in prop::collection::vec(prop::option::of(prop::num::u64::ANY), 4),
+    ) {
+        let all = [kinds::PARTITION, kinds::CUT, kinds::HEAL, kinds::DISCONNECT, kinds::CONNECT, kinds::CRASH, kinds::RESTART, kinds::FAULTS, kinds::ROLE, kinds::NEMESIS, kinds::CLERK_LINKS, kinds::PHASE, "odd", ""];
+        let events: Vec<Event> = raw.iter().map(|(k, at, s, groups, links, leader)| {
+            let mut e = Event::new(*at, all[*k]).server(*s).term(*at % 7);
+            e.groups = groups.clone();
+            e.links = links.iter().map(|(a, b)| [*a, *b]).collect();
+            e.detail = if *leader { "leader".into() } else { "loss 10/0%".into() };
+            e
+        }).collect();
+        let mut ops = vec![put(0, "k", "a", 10, 50), get(1, "k", "b", 60, 90), pget(2, "k", 70), get(0, "k", "a", 0, u64::MAX / 2)];
+        for (o, s) in ops.iter_mut().zip(&servers) {
+            o.server = *s;
+            o.index = s.map(|x| x / 3);
+        }
+        let mut h = History::new("odd", 1, ops);
+        h.events = events;
+        let v = check_history(&h.ops);
+        let html = kvraft::check::timeline::render_timeline_html(&h, &v);
+        prop_assert!(html.ends_with("</body></html>\n"));
+    }
+}
+
+proptest! {
     #![proptest_config(ProptestConfig { cases: 500, failure_persistence: None, .. ProptestConfig::default() })]
     /// The parsers never panic on arbitrary input.
     #[test]

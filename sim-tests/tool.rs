@@ -351,7 +351,7 @@ fn fuzz_summary_groups_failures_by_class_and_shrinks_one_per_class() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let d = dir.to_str().unwrap();
-    let args = ["fuzz", "--swarm", "--bug", "local-get", "--seeds", "12", "--jobs", "2", "--shrink", "--shrink-budget", "12"];
+    let args = ["fuzz", "--swarm", "--bug", "local-get", "--seeds", "12", "--jobs", "2", "--shrink", "--shrink-budget", "12", "--trace"];
     let (code, out, err) = kvraft_env(&args, &[("KVRAFT_HISTORY_DIR", d)]);
     assert_eq!(code, 1, "{out}{err}");
     let failed: Vec<u64> = out
@@ -364,6 +364,10 @@ fn fuzz_summary_groups_failures_by_class_and_shrinks_one_per_class() {
     let head = format!("  not linearizable: {} run{}; first: swarm seed {}\n", failed.len(), if failed.len() == 1 { "" } else { "s" }, failed[0]);
     assert!(classes.starts_with(&head), "{classes}");
     assert!(classes.contains(&format!("reproduce: cargo run --release -- run swarm --seed {} --bug local-get\n", failed[0])), "{classes}");
+    // With --trace, the first run of the class wrote its trace.
+    let trace = PathBuf::from(classes.split("trace:     ").nth(1).unwrap_or_else(|| panic!("{classes}")).lines().next().unwrap());
+    assert_eq!(trace, dir.join(format!("swarm-{}.trace.jsonl", failed[0])));
+    assert!(!kvraft::sim::trace::load_trace(&trace).unwrap().is_empty());
     // One class only: a broken local read is never anything else.
     assert_eq!(classes.lines().filter(|l| l.starts_with("  ") && !l.starts_with("    ")).count(), 1, "{classes}");
     // The shrunk spec is in a file that replays, failing the same way.

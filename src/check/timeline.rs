@@ -496,7 +496,7 @@ impl World {
                     row_end.len() - 1
                 }
             };
-            row_end[row] = to.max(from + 1);
+            row_end[row] = to.max(from.saturating_add(1));
             let title = format!("server {s} led term {term} from {} to {}", secs(from, 6), secs(to, 6));
             let colour = server_colour(s);
             let mut sp = span(from, to, "lead", format!("T{term} s{s}"), title.clone());
