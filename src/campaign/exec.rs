@@ -221,7 +221,7 @@ pub fn run_spec_opts(spec: &RunSpec, opts: &RunOptions) -> RunReport {
 /// the slice before a failure into the report.
 fn write_trace(r: &mut RunReport, opts: &RunOptions, history: &History, verdict: Option<&Verdict>, lines: &[TraceLine]) {
     r.trace_events = lines.len();
-    let mut targets: Vec<PathBuf> = opts.trace_out.iter().cloned().collect();
+    let mut targets: Vec<PathBuf> = Vec::new();
     if !r.passed {
         if let Some(dir) = verify::history_dir(true) {
             let _ = std::fs::create_dir_all(&dir);
@@ -231,6 +231,8 @@ fn write_trace(r: &mut RunReport, opts: &RunOptions, history: &History, verdict:
         r.trace_slice = trace::slice(lines, &servers, until, SLICE_EVENTS);
         r.trace_focus = servers;
     }
+    // The file asked for last, so the report names it.
+    targets.extend(opts.trace_out.iter().cloned());
     for path in targets {
         match trace::write_trace(lines, &path) {
             Ok(()) => r.trace = Some(path.display().to_string()),

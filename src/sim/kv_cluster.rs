@@ -756,7 +756,8 @@ async fn boot(
     let tracing = log.tracing();
     tokio::spawn(async move {
         while let Some(m) = tap_rx.recv().await {
-            monitor.apply(i, boot_no, &m);
+            // Traced first, so that an apply the monitor finds wrong is in
+            // the trace.
             if tracing {
                 // A request starts with its clerk id and number (see
                 // `KvRequest`): read just those, without decoding the op.
@@ -770,6 +771,7 @@ async fn boot(
                 };
                 log.apply(i, m.index, m.term, cmd, req);
             }
+            monitor.apply(i, boot_no, &m);
             if tap_tx.send(m).is_err() {
                 return;
             }
