@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use kvraft::check::check_history;
 use kvraft::check::edn::parse_edn_history;
 use kvraft::check::history::gen::{generate, GenConfig};
-use kvraft::check::history::{History, HistoryError, Op, OpKind, Recorder};
+use kvraft::check::history::{kinds, Event, History, HistoryError, Op, OpKind, Recorder};
 use kvraft::check::{load_any, parse_any};
 use proptest::prelude::*;
 
@@ -14,15 +14,7 @@ use proptest::prelude::*;
 // Helpers
 
 fn op(client: u64, kind: OpKind, key: &str, value: &str, output: Option<&str>, call: u64, ret: Option<u64>) -> Op {
-    Op {
-        client,
-        kind,
-        key: key.to_string(),
-        value: value.to_string(),
-        output: output.map(str::to_string),
-        call_ns: call,
-        return_ns: ret,
-    }
+    Op::new(client, kind, key, value, output.map(str::to_string), call, ret)
 }
 fn put(c: u64, k: &str, v: &str, call: u64, ret: u64) -> Op {
     op(c, OpKind::Put, k, v, None, call, Some(ret))
@@ -152,15 +144,7 @@ fn build_legal(spec: &[GenOp], keys: u8, clients: u64) -> Vec<Op> {
         } else if kind != OpKind::Get && takes {
             effects.push((effect + 150 * dur + 7, i));
         }
-        ops.push(Op {
-            client: c,
-            kind,
-            key,
-            value,
-            output: None,
-            call_ns: call,
-            return_ns: if pending { None } else { Some(ret) },
-        });
+        ops.push(Op::new(c, kind, key, value, None, call, if pending { None } else { Some(ret) }));
     }
     effects.sort();
     let mut store = std::collections::HashMap::<String, String>::new();
@@ -221,15 +205,15 @@ proptest! {
         let outs = ["", "a", "b", "ab", "ba", "aa", "aba"];
         let ops: Vec<Op> = raw.iter().map(|&(c, k, key, v, call, dur, pending, o)| {
             let kind = [OpKind::Get, OpKind::Put, OpKind::Append][k as usize];
-            Op {
-                client: c,
+            Op::new(
+                c,
                 kind,
-                key: format!("k{key}"),
-                value: if kind == OpKind::Get { String::new() } else { VALUES[v].to_string() },
-                output: if kind == OpKind::Get && !pending { Some(outs[o].to_string()) } else { None },
-                call_ns: call,
-                return_ns: if pending { None } else { Some(call + dur) },
-            }
+                format!("k{key}"),
+                if kind == OpKind::Get { String::new() } else { VALUES[v].to_string() },
+                if kind == OpKind::Get && !pending { Some(outs[o].to_string()) } else { None },
+                call,
+                if pending { None } else { Some(call + dur) },
+            )
         }).collect();
         let v = check_history(&ops);
         prop_assert_eq!(v.linearizable, brute_force(&ops), "{:#?}\n{}", ops, v.report(&ops));
@@ -612,6 +596,152 @@ fn json_round_trip() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// A small history with every optional field: server facts on ops, a spec,
+/// and world events of every kind the timeline draws.
+fn history_with_facts() -> History {
+    let mut ops = vec![put(0, "k", "a", 10, 50), get(1, "k", "a", 60, 90), get(2, "k", "", 100, 140), pput(0, "k", "b", 150)];
+    (ops[0].server, ops[0].term, ops[0].index) = (Some(1), Some(1), Some(3));
+    (ops[1].server, ops[1].term, ops[1].index) = (Some(1), Some(1), Some(4));
+    // Answered by a stale server without the log.
+    ops[2].server = Some(2);
+    let mut h = History::new("facts", 7, ops);
+    h.spec = Some(serde_json::json!({"scenario": "facts", "seed": 7, "servers": 3}));
+    let mut partition = Event::new(55, kinds::PARTITION);
+    partition.groups = vec![vec![0, 1], vec![2]];
+    let mut cut = Event::new(95, kinds::CUT);
+    cut.links = vec![[0, 2]];
+    h.events = vec![
+        Event::new(0, kinds::FAULTS).detail("loss 10/10% dup 20%"),
+        Event::new(5, kinds::ROLE).server(1).term(1).detail("leader"),
+        partition,
+        Event::new(70, kinds::ROLE).server(2).term(2).detail("leader"),
+        Event::new(80, kinds::CRASH).server(0),
+        cut,
+        Event::new(110, kinds::RESTART).server(0).detail("boot 2"),
+        Event::new(120, kinds::HEAL),
+        Event::new(130, kinds::FAULTS),
+        Event::new(135, kinds::NEMESIS).detail("crash_leader (down 500 ms)"),
+        Event::new(136, "something new").detail("kept as a note"),
+    ];
+    h
+}
+
+#[test]
+fn json_round_trip_with_server_facts_spec_and_events() {
+    let h = history_with_facts();
+    let text = h.to_json_string();
+    let back = History::from_json_str(&text).unwrap();
+    assert_eq!(back.ops, h.ops);
+    assert_eq!(back.spec, h.spec);
+    assert_eq!(back.events, h.events);
+    assert_eq!(back.ops[0].index, Some(3));
+    assert_eq!((back.ops[2].server, back.ops[2].index), (Some(2), None));
+    // Absent facts are left out of the file, so a history without them is
+    // written exactly as before.
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert!(v["ops"][2].get("index").is_none() && v["ops"][3].get("server").is_none());
+    let plain = History::new("plain", 1, vec![put(0, "k", "v", 0, 5)]);
+    let text = plain.to_json_string();
+    assert!(!text.contains("server") && !text.contains("events") && !text.contains("spec"), "{text}");
+    let back = History::from_json_str(&text).unwrap();
+    assert!(back.spec.is_none() && back.events.is_empty() && back.ops[0].server.is_none());
+    // The checker ignores the facts.
+    assert_eq!(check_history(&h.ops).linearizable, check_history(&History::new("x", 1, h.ops.iter().map(|o| Op::new(o.client, o.kind, o.key.clone(), o.value.clone(), o.output.clone(), o.call_ns, o.return_ns)).collect()).ops).linearizable);
+    // Through a file, with either loader.
+    let d = temp_dir("facts");
+    let path = d.join("h.json");
+    h.write_json(&path).unwrap();
+    let loaded = load_any(&path).unwrap();
+    assert_eq!((loaded.ops, loaded.events), (h.ops.clone(), h.events.clone()));
+    // A bad event names the file and line.
+    let bad = h.to_json_string().replace("\"kind\":\"crash\"", "\"kind\":7");
+    let e = History::from_json_str_named(&bad, "ev.json").unwrap_err().to_string();
+    assert!(e.starts_with("ev.json: line ") && e.contains("invalid type"), "{e}");
+    std::fs::remove_dir_all(&d).ok();
+}
+
+#[test]
+fn old_history_files_still_load() {
+    // The format before server facts, spec and events, as written then.
+    let text = "{\"scenario\": \"swarm\", \"seed\": 46, \"ops\": [\n  {\"client\":0,\"kind\":\"put\",\"key\":\"k1\",\"value\":\"c0n0.\",\"output\":null,\"call_ns\":1000,\"return_ns\":2000},\n  {\"client\":1,\"kind\":\"get\",\"key\":\"k1\",\"value\":\"\",\"output\":\"c0n0.\",\"call_ns\":2500,\"return_ns\":3000}\n]}\n";
+    let h = parse_any(text, "old.json").unwrap();
+    assert_eq!(h.ops.len(), 2);
+    assert!(h.spec.is_none() && h.events.is_empty() && h.ops.iter().all(|o| o.server.is_none() && o.term.is_none()));
+    assert!(check_history(&h.ops).linearizable);
+    // And the timeline of an old file is drawn as before, with no world lanes.
+    let html = kvraft::check::timeline::render_timeline_html(&h, &check_history(&h.ops));
+    assert!(!html.contains("class=\"lane world") && html.contains("client 1"));
+    // EDN has no server facts either.
+    let h = parse_edn_history("{:process 0, :type :invoke, :f :put, :key \"k\", :value \"a\"}\n{:process 0, :type :ok, :f :put, :key \"k\", :value \"a\"}\n", "old.edn").unwrap();
+    assert!(h.events.is_empty() && h.ops[0].server.is_none());
+}
+
+#[test]
+fn timeline_draws_the_world_around_the_clients() {
+    let h = history_with_facts();
+    let v = check_history(&h.ops);
+    assert!(!v.linearizable, "the stale read makes it fail");
+    let html = kvraft::check::timeline::render_timeline_html(&h, &v);
+    // Lanes for the network, the fault switches, the leaders and each server.
+    for lane in ["network</span>", "loss/dup/delay</span>", "leaders</span>", "server 0</span>", "server 1</span>", "server 2</span>"] {
+        assert!(html.contains(lane), "no lane {lane}");
+    }
+    // The partition with its sides, as a band across all lanes and per server.
+    assert!(html.contains("A: {0,1} | B: {2}"), "partition band");
+    assert!(html.contains("class=\"overlay net\""));
+    assert!(html.contains(">side A<") && html.contains(">alone (B)<"));
+    // The one-way cut, the fault switches, the crash and the restart.
+    assert!(html.contains("cut 0→2") && html.contains("↛2") && html.contains("↚0"));
+    assert!(html.contains(">loss 10/10% dup 20%<") && html.contains("class=\"overlay faults\""));
+    assert!(html.contains("class=\"band down\"") && html.contains("class=\"overlay crash\"") && html.contains("class=\"overlay restart\""));
+    assert!(html.contains("server 0 down from"));
+    // Leaders by term: s1 in term 1, then s2 in term 2, both still leading
+    // for a while (two rows).
+    assert!(html.contains(">T1 s1<") && html.contains(">T2 s2<"));
+    assert!(html.contains("server 1 led term 1"));
+    // Ops marked with their server; the stale read has no log position.
+    assert!(html.contains("applied at log index 3 in term 1"));
+    assert!(html.contains("class=\"srv nolog\"") && html.contains(">s2</span>"));
+    assert!(html.contains("answered by server 2 with no log position"));
+    // The spec, and the events it does not draw as bands.
+    assert!(html.contains("the run spec that produced this history") && html.contains("&quot;servers&quot;: 3"));
+    assert!(html.contains("crash_leader (down 500 ms)") && html.contains("kept as a note"));
+}
+
+#[test]
+fn timeline_tick_labels_do_not_overlap() {
+    // Left edges and label widths as the page lays them out (10 px font).
+    fn shown_ticks(html: &str, chart: &str) -> Vec<(f64, usize)> {
+        let start = html.find(&format!("id=\"{chart}\"")).unwrap();
+        let axis = &html[start..];
+        let axis = &axis[..axis.find("</div>\n").unwrap()];
+        axis.split("<div class=\"tick\"")
+            .skip(1)
+            .map(|t| {
+                let left: f64 = t.split("left:").nth(1).unwrap().split("px").next().unwrap().parse().unwrap();
+                let text = t.split('>').nth(1).unwrap().split('<').next().unwrap();
+                (left, text.chars().count())
+            })
+            .collect()
+    }
+    let h = generate(&GenConfig { ops: 400, keys: 1, clients: 8, seed: 3, ..GenConfig::default() });
+    let mut bad = h.clone();
+    // Break it: a get of a value nobody wrote.
+    let g = bad.ops.iter().position(|o| o.kind == OpKind::Get && o.return_ns.is_some()).unwrap();
+    bad.ops[g].output = Some("never written".into());
+    let v = check_history(&bad.ops);
+    assert!(!v.linearizable);
+    let html = kvraft::check::timeline::render_timeline_html(&bad, &v);
+    for chart in ["detail", "overview"] {
+        let ticks = shown_ticks(&html, chart);
+        assert!(ticks.len() >= 3, "{chart}: only {} ticks shown", ticks.len());
+        for w in ticks.windows(2) {
+            let right = w[0].0 + w[0].1 as f64 * 6.2;
+            assert!(w[1].0 >= right + 8.0, "{chart}: tick at {} overlaps the one at {} ({} chars)", w[1].0, w[0].0, w[0].1);
+        }
+    }
+}
+
 #[test]
 fn json_format_exactly() {
     let text = r#"{"scenario": "s", "seed": 123, "ops": [
@@ -717,6 +847,36 @@ fn bad_edn_reports_line() {
         "{:process 99999999999999999999999 :type :invoke}",
     ] {
         assert!(parse_edn_history(junk, "j.edn").is_err(), "{junk:?}");
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, failure_persistence: None, .. ProptestConfig::default() })]
+    /// The timeline draws any history with any events (times, servers,
+    /// groups and links out of order or out of range) without panicking.
+    #[test]
+    fn timeline_never_panics_on_odd_events(
+        raw in prop::collection::vec((0..14usize, prop::num::u64::ANY, 0..4u64, prop::collection::vec(prop::collection::vec(0..6u64, 0..4), 0..3), prop::collection::vec((0..6u64, 0..6u64), 0..3), prop::bool::ANY), 0..25),
+        servers in prop::collection::vec(prop::option::of(prop::num::u64::ANY), 4),
+    ) {
+        let all = [kinds::PARTITION, kinds::CUT, kinds::HEAL, kinds::DISCONNECT, kinds::CONNECT, kinds::CRASH, kinds::RESTART, kinds::FAULTS, kinds::ROLE, kinds::NEMESIS, kinds::CLERK_LINKS, kinds::PHASE, "odd", ""];
+        let events: Vec<Event> = raw.iter().map(|(k, at, s, groups, links, leader)| {
+            let mut e = Event::new(*at, all[*k]).server(*s).term(*at % 7);
+            e.groups = groups.clone();
+            e.links = links.iter().map(|(a, b)| [*a, *b]).collect();
+            e.detail = if *leader { "leader".into() } else { "loss 10/0%".into() };
+            e
+        }).collect();
+        let mut ops = vec![put(0, "k", "a", 10, 50), get(1, "k", "b", 60, 90), pget(2, "k", 70), get(0, "k", "a", 0, u64::MAX / 2)];
+        for (o, s) in ops.iter_mut().zip(&servers) {
+            o.server = *s;
+            o.index = s.map(|x| x / 3);
+        }
+        let mut h = History::new("odd", 1, ops);
+        h.events = events;
+        let v = check_history(&h.ops);
+        let html = kvraft::check::timeline::render_timeline_html(&h, &v);
+        prop_assert!(html.ends_with("</body></html>\n"));
     }
 }
 

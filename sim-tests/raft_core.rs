@@ -880,7 +880,10 @@ fn vote_denied_for_stale_term() {
     let r = vote_reply(f.step_request(0, vote(4, 0, 10, 4)));
     assert_eq!(r, VoteReply { term: 5, granted: false });
     assert_eq!((f.term(), f.voted_for()), (5, None));
-    assert!(f.take_ready().is_empty());
+    // Nothing to persist or send; the refusal is reported (for traces).
+    let ready = f.take_ready();
+    assert_eq!(ready.events, vec![RaftEvent::Vote { term: 4, candidate: 0, granted: false }]);
+    assert!(Ready { events: Vec::new(), ..ready }.is_empty());
 }
 
 #[test]
@@ -1880,4 +1883,28 @@ fn cluster_schedules_exercise_the_protocol() {
     assert!(total.truncations >= 20, "too few log truncations: {}", total.truncations);
     assert!(total.crashes >= 40 && total.restarts >= 40, "too few crashes: {total:?}");
     assert!(total.reapplied >= 100, "too few re-applies after restart: {}", total.reapplied);
+}
+
+#[test]
+fn reports_votes_appends_and_commits() {
+    // A follower: a vote granted, entries appended with their range, the
+    // commit index advanced by a heartbeat.
+    let mut f = fresh(1, 3);
+    assert!(vote_reply(f.step_request(0, vote(1, 0, 0, 0))).granted);
+    let votes: Vec<RaftEvent> = f.take_ready().events.into_iter().filter(|e| matches!(e, RaftEvent::Vote { .. })).collect();
+    assert_eq!(votes, vec![RaftEvent::Vote { term: 1, candidate: 0, granted: true }]);
+    assert!(append_reply(f.step_request(0, append(1, 0, 0, 0, vec![ent(1, "a"), ent(1, "b")], 0))).success);
+    assert!(f.take_ready().events.contains(&RaftEvent::Appended { term: 1, leader: 0, from: 1, to: 2 }));
+    // The same entries again append nothing; the commit index moves.
+    assert!(append_reply(f.step_request(0, append(1, 0, 0, 0, vec![ent(1, "a"), ent(1, "b")], 2))).success);
+    assert_eq!(f.take_ready().events, vec![RaftEvent::Committed { index: 2 }]);
+    // A leader (alone): its own proposal is an append, and commits at once.
+    let mut l = fresh(0, 1);
+    while !l.is_leader() {
+        l.tick();
+    }
+    l.take_ready();
+    let (index, term) = l.propose(b"x".to_vec()).unwrap();
+    let ev = l.take_ready().events;
+    assert_eq!(ev, vec![RaftEvent::Appended { term, leader: 0, from: index, to: index }, RaftEvent::Committed { index }]);
 }

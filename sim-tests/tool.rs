@@ -14,7 +14,7 @@ use kvraft::campaign::nemesis::{materialize, schedule};
 use kvraft::campaign::regressions::RegressionFile;
 use kvraft::campaign::report::{describe_mix, FailureClass};
 use kvraft::campaign::shrink::{shrink, ShrinkOptions};
-use kvraft::campaign::spec::{Action, NemesisEvent, PartitionStyle, RunSpec, Workload};
+use kvraft::campaign::spec::{Action, Faults, NemesisEvent, PartitionStyle, RunSpec, Workload};
 use kvraft::campaign::swarm::{self, swarm_spec};
 use kvraft::campaign::workload::GenericSpec;
 use kvraft::sim::monitor::Property;
@@ -28,7 +28,11 @@ fn tmp(name: &str) -> PathBuf {
 }
 
 fn kvraft(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_kvraft")).args(args).output().expect("run kvraft");
+    kvraft_env(args, &[])
+}
+
+fn kvraft_env(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_kvraft")).args(args).envs(env.iter().copied()).output().expect("run kvraft");
     (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
@@ -320,4 +324,244 @@ fn default_campaign_reaches_every_situation() {
     assert_eq!(rows.len(), kvraft::sim::monitor::Reached::all().len(), "every kind has a row");
     let never: Vec<&str> = rows.iter().filter(|r| r.runs == 0).map(|r| r.kind.as_str()).collect();
     assert!(never.is_empty(), "the default campaign never reached: {never:?}");
+}
+
+#[test]
+fn failures_by_class_counts_each_class_with_its_first_run() {
+    use kvraft::campaign::report::{failures_by_class, render_classes, RunReport};
+    let spec = swarm_spec(1);
+    let report = |seed: u64, failure: Option<&str>| {
+        let mut s = spec.clone();
+        s.seed = seed;
+        let mut r = RunReport::pending(&s, format!("repro {seed}"));
+        r.failure = failure.map(str::to_string);
+        r.passed = failure.is_none();
+        r
+    };
+    let reports = vec![
+        report(1, None),
+        report(2, Some("not linearizable (key \"k1\")")),
+        report(3, Some("liveness: 1 of 3 clerks completed no new op within 10000 ms")),
+        report(4, Some("not linearizable (key \"k9\")")),
+        report(5, Some("safety violated: exactly once: server 1 (boot 1) applied write #3 twice")),
+        report(6, Some("too slow: 30.0 ms/op > 1 ms/op")),
+        report(7, Some("inefficient: Raft sent 9 messages")),
+        report(8, Some("budget exceeded: 9 messages sent")),
+        report(9, Some("index out of bounds: the len is 3 but the index is 7 (at src/x.rs:1)")),
+        report(10, Some("safety violated: election safety: servers 0 (boot 1) and 2 (boot 1) both lead term 4")),
+    ];
+    let classes = failures_by_class(&reports);
+    let got: Vec<(String, usize, u64)> = classes.iter().map(|c| (c.class.name(), c.count, c.first.seed)).collect();
+    assert_eq!(
+        got,
+        vec![
+            ("not linearizable".to_string(), 2, 2),
+            ("liveness".to_string(), 1, 3),
+            ("safety: exactly once".to_string(), 1, 5),
+            ("too slow".to_string(), 1, 6),
+            ("inefficient".to_string(), 1, 7),
+            ("budget exceeded".to_string(), 1, 8),
+            (FailureClass::of("index out of bounds: the len is 4 but the index is 9").name(), 1, 9),
+            ("safety: election safety".to_string(), 1, 10),
+        ]
+    );
+    let text = render_classes(&classes, &Default::default());
+    assert!(text.contains("  not linearizable: 2 runs; first: swarm seed 2\n") && text.contains("reproduce: repro 2\n"), "{text}");
+    assert_eq!(classes[2].class.slug(), "safety-exactly-once");
+}
+
+#[test]
+fn fuzz_summary_groups_failures_by_class_and_shrinks_one_per_class() {
+    let dir = tmp("by-class");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let d = dir.to_str().unwrap();
+    let args = ["fuzz", "--swarm", "--bug", "local-get", "--seeds", "12", "--jobs", "2", "--shrink", "--shrink-budget", "12", "--trace"];
+    let (code, out, err) = kvraft_env(&args, &[("KVRAFT_HISTORY_DIR", d)]);
+    assert_eq!(code, 1, "{out}{err}");
+    let failed: Vec<u64> = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("FAILED swarm seed "))
+        .map(|l| l.split(':').next().unwrap().parse().unwrap())
+        .collect();
+    assert!(!failed.is_empty(), "{out}");
+    let classes = out.split("failures by class:\n").nth(1).unwrap_or_else(|| panic!("no classes in {out}"));
+    let head = format!("  not linearizable: {} run{}; first: swarm seed {}\n", failed.len(), if failed.len() == 1 { "" } else { "s" }, failed[0]);
+    assert!(classes.starts_with(&head), "{classes}");
+    assert!(classes.contains(&format!("reproduce: cargo run --release -- run swarm --seed {} --bug local-get\n", failed[0])), "{classes}");
+    // With --trace, the first run of the class wrote its trace.
+    let trace = PathBuf::from(classes.split("trace:     ").nth(1).unwrap_or_else(|| panic!("{classes}")).lines().next().unwrap());
+    assert_eq!(trace, dir.join(format!("swarm-{}.trace.jsonl", failed[0])));
+    assert!(!kvraft::sim::trace::load_trace(&trace).unwrap().is_empty());
+    // One class only: a broken local read is never anything else.
+    assert_eq!(classes.lines().filter(|l| l.starts_with("  ") && !l.starts_with("    ")).count(), 1, "{classes}");
+    // The shrunk spec is in a file that replays, failing the same way.
+    let shrunk = classes.split("shrunk:    ").nth(1).unwrap_or_else(|| panic!("{classes}"));
+    let path = PathBuf::from(shrunk.split(" (").next().unwrap());
+    assert_eq!(path, dir.join("shrunk-not-linearizable.json"));
+    let spec = RunSpec::load(&path).unwrap();
+    let r = run_spec_isolated(&spec, LIMIT, false);
+    assert_eq!(r.failure.as_deref().map(FailureClass::of), Some(FailureClass::NotLinearizable));
+}
+
+/// A run with every kind of world event and message fault, on a spec of
+/// its own (so it stays the same whatever the swarm generator draws).
+fn eventful(seed: u64) -> RunSpec {
+    let ev = |at_ms, action| NemesisEvent { at_ms, action };
+    let mut s = small_swarm(
+        seed,
+        vec![
+            ev(300, Action::Partition { a: vec![0, 1], b: vec![2, 3, 4] }),
+            ev(900, Action::CrashLeader { down_ms: 600 }),
+            ev(1700, Action::CutOneWay { links: vec![(0, 1), (2, 3)] }),
+            ev(2100, Action::Heal),
+            ev(2200, Action::Crash { server: 3 }),
+            ev(2600, Action::Restart { server: 3 }),
+        ],
+    );
+    s.faults = Faults { request_loss: 0.1, reply_loss: 0.05, duplicate_rate: 0.2, delay_ms: [1, 20], long_reordering: false };
+    s
+}
+
+#[test]
+fn the_trace_is_written_parses_and_changes_nothing() {
+    use kvraft::campaign::exec::{run_isolated_opts, RunOptions};
+    use kvraft::sim::trace::{load_trace, text_path, TraceWhat};
+    let spec = eventful(21);
+    let file = tmp("eventful.trace.jsonl");
+    let _ = std::fs::remove_file(&file);
+    let plain = run_isolated_opts(&spec, &RunOptions::limit(LIMIT));
+    let traced = run_isolated_opts(&spec, &RunOptions { trace_out: Some(file.clone()), ..RunOptions::limit(LIMIT) });
+    assert!(plain.passed && traced.passed, "{:?} {:?}", plain.failure, traced.failure);
+    // Recording changes nothing: the same messages, fates, times and ops.
+    assert_eq!(plain.trace_hash, traced.trace_hash);
+    assert_eq!((plain.trace, plain.trace_events), (None, 0), "nothing recorded unless asked");
+    assert_eq!(traced.trace.as_deref(), Some(file.to_str().unwrap()));
+    let lines = load_trace(&file).unwrap();
+    assert_eq!(lines.len(), traced.trace_events);
+    assert!(lines.windows(2).all(|w| w[0].at_ns <= w[1].at_ns), "in order of time");
+    let kind = |l: &kvraft::sim::trace::TraceLine| serde_json::to_value(l).unwrap()["kind"].as_str().unwrap().to_string();
+    let kinds: std::collections::BTreeSet<String> = lines.iter().map(kind).collect();
+    for k in ["role", "vote", "append", "commit", "apply", "msg", "crash", "restart", "partition", "cut", "heal", "faults", "nemesis", "phase"] {
+        assert!(kinds.contains(k), "no {k} in the trace: {kinds:?}");
+    }
+    let fates: std::collections::BTreeSet<&str> =
+        lines.iter().filter_map(|l| if let TraceWhat::Msg { fate, .. } = &l.what { Some(fate.as_str()) } else { None }).collect();
+    for f in ["lost", "cut", "delayed", "duplicated"] {
+        assert!(fates.contains(f), "no message {f}: {fates:?}");
+    }
+    // Every server has a stream; applies name the history's ops.
+    for s in 0..5 {
+        assert!(lines.iter().any(|l| l.server == Some(s) && matches!(l.what, TraceWhat::Apply { .. })), "server {s} applied nothing");
+    }
+    assert!(lines.iter().any(|l| matches!(&l.what, TraceWhat::Apply { op, .. } if op.contains(": op ") && op.starts_with('c'))));
+    // The text form, one event a line after its header.
+    let text = std::fs::read_to_string(text_path(&file)).unwrap();
+    assert_eq!(text.lines().filter(|l| !l.starts_with('#')).count(), lines.len());
+    assert!(text.contains("CRASH") && text.contains("partition {0,1} | {2,3,4}") && text.contains("leader in term"), "{}", &text[..2000.min(text.len())]);
+    // A file that does not parse: the error names the file and the line.
+    let bad = tmp("bad.trace.jsonl");
+    let good: String = std::fs::read_to_string(&file).unwrap().lines().take(2).map(|l| format!("{l}\n")).collect();
+    std::fs::write(&bad, format!("{good}{{\"at_ns\": 1, \"kind\": \"role\"}}\n")).unwrap();
+    let e = load_trace(&bad).unwrap_err();
+    assert!(e.starts_with(&format!("{}: line 3, column", bad.display())) && e.contains("missing field"), "{e}");
+    let (code, _, err) = kvraft(&["trace", bad.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(err.contains("line 3"), "{err}");
+    // The CLI prints one server's part of a good one.
+    let (code, out, _) = kvraft(&["trace", file.to_str().unwrap(), "--server", "3", "--no-messages"]);
+    assert_eq!(code, 0);
+    assert!(out.contains(" s3 ") && out.contains("CRASH") && !out.contains(" s1   applied") && !out.contains(" -> "), "{}", &out[..1500.min(out.len())]);
+}
+
+#[test]
+fn a_known_run_has_its_spec_world_and_server_facts_in_its_history_and_timeline() {
+    let dir = tmp("known-run");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let spec = eventful(22);
+    let spec_file = dir.join("spec.json");
+    std::fs::write(&spec_file, spec.to_json_pretty()).unwrap();
+    let trace_file = dir.join("t.jsonl");
+    let env = [("KVRAFT_HISTORY_DIR", dir.to_str().unwrap())];
+    let (code, plain, err) = kvraft_env(&["run", "--spec", spec_file.to_str().unwrap()], &env);
+    assert_eq!(code, 0, "{plain}{err}");
+    let (code, traced, err) = kvraft_env(&["run", "--spec", spec_file.to_str().unwrap(), "--trace", trace_file.to_str().unwrap()], &env);
+    assert_eq!(code, 0, "{traced}{err}");
+    // --trace gives the same run.
+    let hash = |out: &str| out.lines().find(|l| l.starts_with("trace hash")).map(str::to_string);
+    assert!(hash(&plain).is_some());
+    assert_eq!(hash(&plain), hash(&traced));
+    assert!(traced.contains(&format!("trace         {}", trace_file.display())), "{traced}");
+    // The history says what produced it and what happened around the clients.
+    let h = kvraft::check::History::load_json(dir.join("swarm-22.json")).unwrap();
+    let back: RunSpec = serde_json::from_value(h.spec.clone().expect("the spec")).unwrap();
+    assert_eq!(back, materialize(&spec));
+    let kinds: std::collections::BTreeSet<&str> = h.events.iter().map(|e| e.kind.as_str()).collect();
+    for k in ["faults", "role", "partition", "nemesis", "crash", "restart", "cut", "heal", "disconnect", "connect", "phase"] {
+        assert!(kinds.contains(k), "no {k} event: {kinds:?}");
+    }
+    assert!(h.events.windows(2).all(|w| w[0].at_ns <= w[1].at_ns));
+    let done: Vec<_> = h.ops.iter().filter(|o| o.return_ns.is_some()).collect();
+    assert!(done.iter().all(|o| o.server.is_some_and(|s| s < 5)), "every completed op names its server");
+    assert!(done.iter().filter(|o| o.index.is_some()).count() * 2 > done.len(), "most answers say where they were applied");
+    // Same op, same log position on every op that has one: index -> term is a function.
+    let mut at: std::collections::HashMap<u64, u64> = Default::default();
+    for o in done.iter().filter(|o| o.index.is_some()) {
+        assert_eq!(*at.entry(o.index.unwrap()).or_insert(o.term.unwrap()), o.term.unwrap());
+    }
+    // Its timeline draws the fault bands, the leader lane and the servers.
+    let html = kvraft::check::timeline::render_timeline_html(&h, &kvraft::check::check_history(&h.ops));
+    for part in ["class=\"band net\"", "class=\"overlay net\"", "A: {0,1} | B: {2,3,4}", "class=\"band faults\"", "class=\"band lead\"", "class=\"band down\"", "class=\"overlay crash\"", "leaders</span>", "server 4</span>", "class=\"srv\""] {
+        assert!(html.contains(part), "the timeline has no {part}");
+    }
+    // Determinism holds with the trace on.
+    let (code, out, err) = kvraft_env(&["run", "--spec", spec_file.to_str().unwrap(), "--check-determinism", "--trace", trace_file.to_str().unwrap()], &env);
+    assert_eq!(code, 0, "{out}{err}");
+}
+
+#[test]
+fn a_failing_run_writes_its_trace_and_shows_the_events_before_the_failure() {
+    let dir = tmp("failing-run");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let env = [("KVRAFT_HISTORY_DIR", dir.to_str().unwrap())];
+    // The first swarm seed a server that reads locally fails.
+    let seed = (1..=20)
+        .find(|seed| {
+            let r = run_spec_isolated(&spec_for(swarm::SWARM, *seed, Some(Bug::LocalGet)).unwrap(), LIMIT, false);
+            r.failure.as_deref().map(FailureClass::of) == Some(FailureClass::NotLinearizable)
+        })
+        .expect("a failing seed");
+    let (code, out, err) = kvraft_env(&["run", "swarm", "--seed", &seed.to_string(), "--bug", "local-get"], &env);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.is_empty(), "the traced replay is the same run: {err}");
+    let trace = dir.join(format!("swarm-{seed}.trace.jsonl"));
+    assert!(out.contains(&format!("trace         {}", trace.display())), "{out}");
+    let lines = kvraft::sim::trace::load_trace(&trace).unwrap();
+    assert!(!lines.is_empty());
+    assert!(dir.join(format!("swarm-{seed}.html")).exists() && dir.join(format!("swarm-{seed}.trace.jsonl.txt")).exists());
+    // The slice: the last events before the stuck op returned, on the
+    // servers that answered it and the key's ops before it.
+    let slice = out.split("the trace before the failure (").nth(1).unwrap_or_else(|| panic!("no slice in {out}"));
+    let who = slice.split(';').next().unwrap();
+    assert!(who.starts_with('s'), "{who}");
+    let events: Vec<&str> = slice.lines().skip(1).filter(|l| l.contains(" s  ")).collect();
+    assert!(!events.is_empty() && events.len() <= 20, "{slice}");
+    // And through the JSON report.
+    let (_, json, _) = kvraft_env(&["run", "swarm", "--seed", &seed.to_string(), "--bug", "local-get", "--json"], &env);
+    let v: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
+    assert!(!v["trace_slice"].as_array().unwrap().is_empty() && !v["trace_focus"].as_array().unwrap().is_empty(), "{v}");
+}
+
+#[test]
+fn violations_name_their_servers() {
+    use kvraft::campaign::exec::servers_named;
+    assert_eq!(servers_named("safety violated: election safety: servers 0 (boot 1) and 2 (boot 3) both lead term 4; at 1.2 s; seed 9"), vec![0, 2]);
+    assert_eq!(
+        servers_named("safety violated: state machine safety: index 3: server 4 (boot 2) applied term 1 [x] but server 1 (boot 1) applied term 2 [y]"),
+        vec![1, 4]
+    );
+    assert_eq!(servers_named("... (first applied by server 3, boot 1)"), vec![3]);
+    assert!(servers_named("liveness: 2 of 5 clerks").is_empty());
 }

@@ -12,12 +12,13 @@ use std::time::{Duration, Instant};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use kvraft::kv::Bug;
-use kvraft::campaign::exec::run_spec_isolated;
+use kvraft::campaign::exec::{run_isolated_opts, run_spec_isolated, RunOptions};
 use kvraft::campaign::regressions::{Regression, RegressionFile};
 use kvraft::campaign::report::{self, FailureClass, RunReport};
 use kvraft::campaign::shrink::{self, ShrinkOptions};
 use kvraft::campaign::spec::{self, RunSpec};
-use kvraft::campaign::{catalog, nemesis, run, swarm};
+use kvraft::campaign::{catalog, nemesis, run, swarm, verify};
+use kvraft::sim::trace;
 use kvraft::sim::rafts::RaftKind;
 
 #[derive(Parser)]
@@ -44,6 +45,20 @@ enum Command {
     },
     /// Measure the speed figures (see BENCHMARKS.md).
     Bench(BenchArgs),
+    /// Print a trace file (as `run --trace` writes) in its text form.
+    Trace(TraceArgs),
+}
+
+#[derive(clap::Args)]
+struct TraceArgs {
+    /// A trace file (JSON lines).
+    file: PathBuf,
+    /// Only the events on this server (and messages to or from it); repeatable.
+    #[arg(long = "server")]
+    servers: Vec<u64>,
+    /// Leave out the message lines.
+    #[arg(long)]
+    no_messages: bool,
 }
 
 #[derive(clap::Args)]
@@ -125,6 +140,11 @@ struct RunArgs {
     /// Print the run's spec (JSON) instead of running it.
     #[arg(long)]
     print_spec: bool,
+    /// Record the run's per-server trace and write it to FILE (JSON lines)
+    /// and FILE.txt (text). A failing run writes its trace anyway, next to
+    /// its history.
+    #[arg(long, value_name = "FILE")]
+    trace: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -165,6 +185,17 @@ struct FuzzArgs {
     /// Print each run's report as a JSON line instead of the progress bar.
     #[arg(long)]
     json: bool,
+    /// Record every run's per-server trace; failing runs write theirs next
+    /// to their history.
+    #[arg(long)]
+    trace: bool,
+    /// Shrink the first failing run of each failure class and write the
+    /// shrunk spec to a file (the summary prints where).
+    #[arg(long)]
+    shrink: bool,
+    /// Most runs each --shrink may spend.
+    #[arg(long, default_value_t = 60)]
+    shrink_budget: usize,
 }
 
 impl Default for FuzzArgs {
@@ -182,6 +213,9 @@ impl Default for FuzzArgs {
             time_limit: DEFAULT_TIME_LIMIT_S,
             jobs: None,
             json: false,
+            trace: false,
+            shrink: false,
+            shrink_budget: 60,
         }
     }
 }
@@ -255,7 +289,28 @@ fn run(args: RunArgs) -> Result<bool, String> {
         println!("{}", nemesis::materialize(&spec).to_json_pretty());
         return Ok(true);
     }
-    let mut r = run_spec_isolated(&spec, args.target.limit(), args.check_determinism);
+    let mut opts = RunOptions {
+        time_limit: args.target.limit(),
+        check_determinism: args.check_determinism,
+        trace_out: args.trace.clone(),
+        ..Default::default()
+    };
+    let mut r = run_isolated_opts(&spec, &opts);
+    if !r.passed && r.trace.is_none() {
+        // Replay the failing run with its trace recorded: recording changes
+        // nothing, so it is the same run (the trace hash says so).
+        opts.trace = true;
+        opts.check_determinism = false;
+        let traced = run_isolated_opts(&spec, &opts);
+        if (traced.trace_hash, &traced.failure) != (r.trace_hash, &r.failure) {
+            eprintln!(
+                "kvraft: the traced replay differs from the run (trace hash {:016x} vs {:016x}; failure {:?})",
+                traced.trace_hash, r.trace_hash, traced.failure
+            );
+        }
+        (r.trace, r.trace_events, r.trace_focus, r.trace_slice) =
+            (traced.trace, traced.trace_events, traced.trace_focus, traced.trace_slice);
+    }
     if let Some(path) = &args.target.spec {
         r.reproduce = format!("cargo run --release -- run --spec {}", path.display());
     }
@@ -293,7 +348,8 @@ fn fuzz(args: FuzzArgs) -> Result<bool, String> {
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let failures = AtomicUsize::new(0);
-    let reports = run::run_specs(&specs, jobs, time_limit, args.check_determinism, &|r| {
+    let opts = RunOptions { time_limit, check_determinism: args.check_determinism, trace: args.trace, ..Default::default() };
+    let reports = run::run_specs_opts(&specs, jobs, &opts, &|r| {
         if !r.passed {
             failures.fetch_add(1, Ordering::SeqCst);
         }
@@ -323,10 +379,26 @@ fn fuzz(args: FuzzArgs) -> Result<bool, String> {
         spec::LIVENESS_MS
     );
     let failed: Vec<&RunReport> = reports.iter().filter(|r| !r.passed).collect();
-    for r in &failed {
+    const LISTED: usize = 20;
+    for r in failed.iter().take(LISTED) {
         println!("FAILED {} seed {}: {}", r.scenario, r.seed, r.failure.as_deref().unwrap_or(""));
         println!("  mix: {}", r.mix);
         println!("  reproduce: {}", r.reproduce);
+    }
+    if failed.len() > LISTED {
+        println!("... and {} more failed runs (--json prints every run)", failed.len() - LISTED);
+    }
+    if !failed.is_empty() {
+        let classes = report::failures_by_class(&reports);
+        let mut shrunk = std::collections::BTreeMap::new();
+        if args.shrink {
+            for c in &classes {
+                let line = shrink_class(&c.class, c.first, args.shrink_budget, jobs, time_limit);
+                shrunk.insert(c.class.name(), line);
+            }
+        }
+        println!();
+        print!("{}", report::render_classes(&classes, &shrunk));
     }
     println!("{} passed, {} failed", reports.len() - failed.len(), failed.len());
     if let Some(path) = &args.save_failures {
@@ -336,6 +408,48 @@ fn fuzz(args: FuzzArgs) -> Result<bool, String> {
         }
     }
     Ok(failed.is_empty())
+}
+
+/// Shrinks the first failing run of a class and writes the shrunk spec to a
+/// file; returns a line saying where (or why not).
+fn shrink_class(class: &FailureClass, first: &RunReport, budget: usize, jobs: usize, time_limit: Option<Duration>) -> String {
+    if matches!(class, FailureClass::Nondeterminism) {
+        return "not shrunk (a nondeterministic run does not fail the same way twice)".to_string();
+    }
+    let opts = ShrinkOptions { budget: budget.max(1), time_limit, jobs: jobs.max(1), reseed: 2 };
+    eprintln!("shrinking {} (first: {} seed {}), at most {budget} runs ...", class.name(), first.scenario, first.seed);
+    let o = match shrink::shrink(&first.spec, &opts, &|_| {}) {
+        Ok(o) => o,
+        Err(e) => return format!("not shrunk: {e}"),
+    };
+    if o.class != *class {
+        return format!("not shrunk: the run failed as {} when run again", o.class.name());
+    }
+    let Some(dir) = verify::history_dir(true) else { return "not shrunk: nowhere to write".to_string() };
+    let _ = std::fs::create_dir_all(&dir);
+    let path = dir.join(format!("shrunk-{}.json", class.slug()));
+    if let Err(e) = std::fs::write(&path, o.shrunk.to_json_pretty() + "\n") {
+        return format!("not written: {}: {e}", path.display());
+    }
+    let removed = o.summary();
+    format!(
+        "{} ({} runs; {}); replay: cargo run --release -- run --spec {}",
+        path.display(),
+        o.runs,
+        if removed.is_empty() { "nothing removed".to_string() } else { removed.join(", ") },
+        path.display()
+    )
+}
+
+fn trace_cmd(args: TraceArgs) -> Result<bool, String> {
+    let lines = trace::load_trace(&args.file)?;
+    let shown: Vec<trace::TraceLine> = lines
+        .into_iter()
+        .filter(|l| args.servers.is_empty() || l.server.is_none() || args.servers.iter().any(|s| l.concerns(*s)))
+        .filter(|l| !(args.no_messages && l.is_message()))
+        .collect();
+    print!("{}", trace::render_text(&shown));
+    Ok(true)
 }
 
 fn write_or_print(out: Option<&Path>, text: &str) -> Result<(), String> {
@@ -414,6 +528,7 @@ fn main() -> ExitCode {
         Command::Fuzz(args) => fuzz(args),
         Command::Shrink(args) => shrink_cmd(args),
         Command::Bench(args) => bench(args),
+        Command::Trace(args) => trace_cmd(args),
         Command::Check { files } => {
             let code = kvraft::check::cmd::run_check(&files);
             return ExitCode::from(code.clamp(0, 255) as u8);

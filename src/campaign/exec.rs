@@ -1,7 +1,10 @@
 //! The executor: runs one spec in a fresh simulation (on a thread of its
 //! own) and returns its report. Every spec takes the same path: build the
 //! cluster, run the spec's workload (the nemesis alongside), the liveness
-//! phase, the checks. Failures are caught and reported, not raised.
+//! phase, the checks. Failures are caught and reported, not raised. With
+//! tracing on, a failing run writes its per-server trace next to its
+//! history, and its report carries the slice of the trace before the
+//! failure.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
@@ -9,17 +12,52 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::catalog::reproduce_command;
-use super::report::{describe_mix, FaultCounts, RunReport};
+use super::report::{describe_mix, FailureClass, FaultCounts, RunReport};
 use super::spec::{RunSpec, Workload};
 use super::verify::{self, CONVERGENCE_MS};
 use super::workload::{self, key_name, liveness_phase, GenericSpec, Liveness};
+use super::nemesis;
+use crate::check::history::{kinds, History};
+use crate::check::Verdict;
 use crate::sim::context;
 use crate::sim::kv_cluster::{KvCluster, KvOptions, RunFigures};
+use crate::sim::trace::{self, TraceLine};
+
+/// Events of the trace shown before a failure in a report.
+pub const SLICE_EVENTS: usize = 20;
+
+/// How to run a spec, beyond the spec itself.
+#[derive(Clone, Default)]
+pub struct RunOptions {
+    /// A hung run becomes a failure after this much virtual time.
+    pub time_limit: Option<Duration>,
+    /// Run twice; a different trace hash (or failure) is a failure.
+    pub check_determinism: bool,
+    /// Record the per-server trace; a failing run writes it next to its
+    /// history (`<scenario>-<seed>.trace.jsonl`, and `.txt`).
+    pub trace: bool,
+    /// Also write the trace here (JSON lines, and the text form at
+    /// `FILE.txt`), pass or fail. Implies `trace`.
+    pub trace_out: Option<PathBuf>,
+    /// A change to the cluster (see [`Customize`]).
+    pub customize: Option<Customize>,
+}
+
+impl RunOptions {
+    pub fn limit(time_limit: Option<Duration>) -> RunOptions {
+        RunOptions { time_limit, ..Default::default() }
+    }
+
+    fn tracing(&self) -> bool {
+        self.trace || self.trace_out.is_some()
+    }
+}
 
 /// What a run produced inside the simulation.
 struct Outcome {
     verdict_linearizable: bool,
     failing_key: Option<String>,
+    verdict: Verdict,
     figures: RunFigures,
     history: Option<PathBuf>,
     liveness: Result<Liveness, String>,
@@ -30,18 +68,23 @@ struct Outcome {
 /// The whole run inside the simulation: workload, liveness phase,
 /// convergence, history check. The cluster goes into `seen` as soon as it
 /// exists, so a run that fails midway still reports what it reached.
-async fn execute(spec: RunSpec, customize: Option<Customize>, seen: Arc<Mutex<Option<KvCluster>>>) -> Outcome {
+async fn execute(spec: RunSpec, customize: Option<Customize>, trace: bool, seen: Arc<Mutex<Option<KvCluster>>>) -> Outcome {
     let window = Duration::from_millis(spec.liveness_ms);
     let mut opts = KvOptions::new(spec.servers, false).raft(spec.raft);
     opts.bug = spec.bug;
     opts.faults = Some(spec.faults.to_config());
     opts.disk = spec.disk;
     opts.clock_drift = spec.clock_drift;
+    opts.trace = trace;
     if let Some(c) = &customize {
         c(&mut opts);
     }
     let cfg = KvCluster::with_options(opts, &spec.scenario).await;
     *seen.lock().unwrap() = Some(cfg.clone());
+    // The history says what produced it: the spec, its schedule written out.
+    if let Ok(v) = serde_json::to_value(nemesis::materialize(&spec)) {
+        cfg.set_spec(v);
+    }
     if spec.inject_nondeterminism {
         cfg.network().inject_unseeded_delay();
     }
@@ -63,13 +106,17 @@ async fn execute(spec: RunSpec, customize: Option<Customize>, seen: Arc<Mutex<Op
     let liveness = liveness_phase(&cfg, clerks, key_of, window).await;
     // A stuck cluster cannot converge: report the liveness failure instead.
     let convergence_ms = match liveness {
-        Ok(_) => cfg.converge(Duration::from_millis(CONVERGENCE_MS)).await,
+        Ok(_) => {
+            cfg.note(kinds::PHASE, "convergence: every replica must apply up to the same index");
+            cfg.converge(Duration::from_millis(CONVERGENCE_MS)).await
+        }
         Err(_) => 0,
     };
     let (verdict, path) = verify::linearizability(&cfg);
     let outcome = Outcome {
         verdict_linearizable: verdict.linearizable,
-        failing_key: verdict.failing_key,
+        failing_key: verdict.failing_key.clone(),
+        verdict,
         figures: cfg.figures(),
         history: path,
         liveness,
@@ -93,18 +140,26 @@ pub fn run_spec(spec: &RunSpec, time_limit: Option<Duration>) -> RunReport {
 
 /// As [`run_spec`], on a cluster changed by `customize`.
 pub fn run_spec_with(spec: &RunSpec, time_limit: Option<Duration>, customize: Option<Customize>) -> RunReport {
+    run_spec_opts(spec, &RunOptions { time_limit, customize, ..Default::default() })
+}
+
+/// Runs `spec` once, on this thread, as `opts` say (`check_determinism`
+/// is for [`run_isolated_opts`]).
+pub fn run_spec_opts(spec: &RunSpec, opts: &RunOptions) -> RunReport {
     let reproduce = reproduce_command(spec);
     context::enter_quiet_run(reproduce.clone());
     let mut rt = madsim::runtime::Runtime::with_seed_and_config(spec.seed, madsim::Config::default());
-    if let Some(limit) = time_limit {
+    if let Some(limit) = opts.time_limit {
         rt.set_time_limit(limit);
     }
     let owned = spec.clone();
     let seen = Arc::new(Mutex::new(None));
-    let outcome = catch_unwind(AssertUnwindSafe(|| rt.block_on(execute(owned, customize, seen.clone()))));
+    let (customize, tracing) = (opts.customize.clone(), opts.tracing());
+    let outcome = catch_unwind(AssertUnwindSafe(|| rt.block_on(execute(owned, customize, tracing, seen.clone()))));
     let panic = context::take_panic();
     let mut r = RunReport::pending(spec, reproduce);
-    if let Some(cfg) = seen.lock().unwrap().take() {
+    let cluster = seen.lock().unwrap().take();
+    if let Some(cfg) = &cluster {
         // What a run that stopped midway reached (no clock needed).
         r.ops = cfg.history().ops.iter().filter(|o| !o.is_pending()).count();
         let m = cfg.monitor_report();
@@ -113,6 +168,7 @@ pub fn run_spec_with(spec: &RunSpec, time_limit: Option<Duration>, customize: Op
         r.monitor = Some(m);
         (r.raft_msgs, r.raft_bytes) = cfg.network().stats().frames_except(crate::kv::KV_SERVICE);
     }
+    let mut verdict = None;
     match outcome {
         Ok(o) => {
             let f = &o.figures;
@@ -149,12 +205,75 @@ pub fn run_spec_with(spec: &RunSpec, time_limit: Option<Duration>, customize: Op
             } else {
                 r.passed = true;
             }
+            verdict = Some(o.verdict);
         }
         Err(_) => {
             r.failure = Some(panic.unwrap_or_else(|| "panicked".to_string()));
         }
     }
+    if let (true, Some(cfg)) = (tracing, &cluster) {
+        r.trace_events = cfg.run_log().trace_len();
+        // Lines (names, text) are made only for a trace that is written.
+        if !r.passed || opts.trace_out.is_some() {
+            if let Some(lines) = cfg.trace_lines() {
+                write_trace(&mut r, opts, &cfg.history(), verdict.as_ref(), &lines);
+            }
+        }
+        cfg.run_log().release_trace();
+    }
     r
+}
+
+/// Writes a traced run's trace where `opts` and the outcome say, and puts
+/// the slice before a failure into the report.
+fn write_trace(r: &mut RunReport, opts: &RunOptions, history: &History, verdict: Option<&Verdict>, lines: &[TraceLine]) {
+    r.trace_events = lines.len();
+    let mut targets: Vec<PathBuf> = Vec::new();
+    if !r.passed {
+        if let Some(dir) = verify::history_dir(true) {
+            let _ = std::fs::create_dir_all(&dir);
+            targets.push(dir.join(format!("{}-{}.trace.jsonl", r.scenario.replace("::", "."), r.seed)));
+        }
+        let (servers, until) = failure_focus(r, history, verdict, lines);
+        r.trace_slice = trace::slice(lines, &servers, until, SLICE_EVENTS);
+        r.trace_focus = servers;
+    }
+    // The file asked for last, so the report names it.
+    targets.extend(opts.trace_out.iter().cloned());
+    for path in targets {
+        match trace::write_trace(lines, &path) {
+            Ok(()) => r.trace = Some(path.display().to_string()),
+            Err(e) => eprintln!("could not write the trace {}: {e}", path.display()),
+        }
+    }
+}
+
+/// The servers a failure involves (empty: every server) and the op time
+/// it happened at. A broken property names its servers and stops the run
+/// at the step where it broke (the end of the trace); a history that is
+/// not linearizable is stuck at an op: its server and those that answered
+/// the key's ops just before it; anything else: the whole cluster at the
+/// end of the run.
+fn failure_focus(r: &RunReport, history: &History, verdict: Option<&Verdict>, lines: &[TraceLine]) -> (Vec<u64>, u64) {
+    let end = lines.last().map_or(0, |l| l.at_ns);
+    let failure = r.failure.as_deref().unwrap_or("");
+    match FailureClass::of(failure) {
+        FailureClass::Safety(_) => (servers_named(failure), end),
+        FailureClass::NotLinearizable => {
+            let Some(d) = verdict.and_then(|v| v.detail.as_ref()) else { return (Vec::new(), end) };
+            let Some(stuck) = d.stuck_op.and_then(|i| history.ops.get(i)) else { return (Vec::new(), end) };
+            let until = stuck.return_ns.unwrap_or(stuck.call_ns);
+            let mut before: Vec<&crate::check::Op> =
+                d.ops.iter().filter_map(|&i| history.ops.get(i)).filter(|o| o.return_ns.is_some_and(|t| t < until)).collect();
+            before.sort_by_key(|o| o.return_ns);
+            let mut servers: Vec<u64> =
+                stuck.server.into_iter().chain(before.iter().rev().take(3).filter_map(|o| o.server)).collect();
+            servers.sort_unstable();
+            servers.dedup();
+            (servers, until)
+        }
+        _ => (Vec::new(), end),
+    }
 }
 
 /// Runs `spec` on a thread of its own (madsim keeps per-thread state);
@@ -170,15 +289,20 @@ pub fn run_isolated_with(
     check_determinism: bool,
     customize: Option<Customize>,
 ) -> RunReport {
+    run_isolated_opts(spec, &RunOptions { time_limit, check_determinism, customize, ..Default::default() })
+}
+
+/// Runs `spec` on a thread of its own, as `opts` say.
+pub fn run_isolated_opts(spec: &RunSpec, opts: &RunOptions) -> RunReport {
     let once = || {
-        std::thread::scope(|s| s.spawn(|| run_spec_with(spec, time_limit, customize.clone())).join()).unwrap_or_else(|_| {
+        std::thread::scope(|s| s.spawn(|| run_spec_opts(spec, opts)).join()).unwrap_or_else(|_| {
             let mut r = RunReport::pending(spec, reproduce_command(spec));
             r.failure = Some("the run's thread panicked".to_string());
             r
         })
     };
     let mut r = once();
-    if check_determinism {
+    if opts.check_determinism {
         let again = once();
         if (again.trace_hash, &again.failure) != (r.trace_hash, &r.failure) {
             r.passed = false;
@@ -191,3 +315,31 @@ pub fn run_isolated_with(
     r
 }
 
+/// The servers a violation message names ("server 1 (boot 2) ...",
+/// "servers 0 (boot 1) and 2 (boot 1) ..."), sorted, once each.
+pub fn servers_named(msg: &str) -> Vec<u64> {
+    let mut out = Vec::new();
+    let (mut naming, mut boot_next) = (false, false);
+    for w in msg.split(|c: char| c.is_whitespace() || matches!(c, ',' | ';' | ':')) {
+        if w == "server" || w == "servers" {
+            naming = true;
+            continue;
+        }
+        let w = w.trim_matches(|c| c == '(' || c == ')');
+        if !naming || w.is_empty() || w == "and" {
+            continue;
+        }
+        if w == "boot" {
+            boot_next = true;
+        } else if let Ok(n) = w.parse::<u64>() {
+            if !std::mem::take(&mut boot_next) {
+                out.push(n);
+            }
+        } else {
+            naming = false;
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+    out
+}

@@ -13,6 +13,7 @@ use rand::{Rng, SeedableRng};
 use tokio::task::JoinHandle;
 
 use super::spec::{Action, NemesisEvent, PartitionStyle, RunSpec, Workload};
+use crate::check::history::kinds;
 use crate::sim::kv_cluster::KvCluster;
 
 // The schedule's own streams (see the swarm generator's mix stream): the
@@ -285,6 +286,7 @@ pub fn materialize(spec: &RunSpec) -> RunSpec {
 /// (restarting the servers it crashed) runs as a task, returned.
 pub async fn apply(cfg: &KvCluster, action: &Action) -> Option<JoinHandle<()>> {
     let n = cfg.n();
+    cfg.note(kinds::NEMESIS, describe(action));
     match action {
         Action::Partition { a, b } => {
             cfg.connect_all();
@@ -366,6 +368,19 @@ pub async fn apply(cfg: &KvCluster, action: &Action) -> Option<JoinHandle<()>> {
         }
     }
     None
+}
+
+/// An action in a few words, e.g. `crash_leader (down 500 ms)`.
+pub fn describe(action: &Action) -> String {
+    let list = |v: &[usize]| v.iter().map(usize::to_string).collect::<Vec<_>>().join(",");
+    let what = match action {
+        Action::Partition { a, b } => format!("{{{}}} | {{{}}}", list(a), list(b)),
+        Action::CutOneWay { links } => links.iter().map(|(x, y)| format!("{x}->{y}")).collect::<Vec<_>>().join(" "),
+        Action::Bridge { bridge, a, b } => format!("{{{}}} | {{{}}}, {bridge} sees both", list(a), list(b)),
+        Action::Crash { server } | Action::Restart { server } => format!("server {server}"),
+        a => a.down_ms().map_or(String::new(), |d| format!("(down {d} ms)")),
+    };
+    format!("{} {what}", action.kind()).trim_end().to_string()
 }
 
 /// The leader and other servers drawn at random, a minority in all.

@@ -85,6 +85,18 @@ pub struct RunReport {
     pub committed: u64,
     /// Hash of every message event and the history (0 if the run panicked).
     pub trace_hash: u64,
+    /// The per-server trace file written for this run, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace: Option<String>,
+    /// Events in the trace (0 when not tracing).
+    #[serde(skip_serializing_if = "is_zero_usize")]
+    pub trace_events: usize,
+    /// On a failure with a trace: the servers it involves (empty: all) and
+    /// the trace's last events before it, as text lines.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub trace_focus: Vec<u64>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub trace_slice: Vec<String>,
     /// The command that replays this run.
     pub reproduce: String,
     /// Everything that determines the run.
@@ -92,6 +104,9 @@ pub struct RunReport {
     pub spec: RunSpec,
 }
 
+fn is_zero_usize(x: &usize) -> bool {
+    *x == 0
+}
 
 impl RunReport {
     /// A report for `spec` before (or without) running it: nothing passed yet.
@@ -118,6 +133,10 @@ impl RunReport {
             raft_bytes: 0,
             committed: 0,
             trace_hash: 0,
+            trace: None,
+            trace_events: 0,
+            trace_focus: Vec::new(),
+            trace_slice: Vec::new(),
             reproduce,
             spec: spec.clone(),
         }
@@ -176,6 +195,64 @@ impl FailureClass {
             FailureClass::Panic(p) => format!("panic: {p}"),
         }
     }
+
+    /// The class as a file name part, e.g. `safety-exactly-once`.
+    pub fn slug(&self) -> String {
+        let mut out = String::new();
+        for c in self.name().chars() {
+            if c.is_ascii_alphanumeric() {
+                out.push(c.to_ascii_lowercase());
+            } else if !out.ends_with('-') {
+                out.push('-');
+            }
+        }
+        out.trim_matches('-').chars().take(60).collect()
+    }
+}
+
+/// The runs of a campaign that failed one way.
+#[derive(Clone, Debug)]
+pub struct ClassSummary<'a> {
+    pub class: FailureClass,
+    /// Runs that failed this way.
+    pub count: usize,
+    /// The first of them, in the campaign's order.
+    pub first: &'a RunReport,
+}
+
+/// The failed runs grouped by [`FailureClass`], in order of first appearance.
+pub fn failures_by_class(reports: &[RunReport]) -> Vec<ClassSummary<'_>> {
+    let mut out: Vec<ClassSummary> = Vec::new();
+    for r in reports.iter().filter(|r| !r.passed) {
+        let class = FailureClass::of(r.failure.as_deref().unwrap_or(""));
+        match out.iter_mut().find(|c| c.class == class) {
+            Some(c) => c.count += 1,
+            None => out.push(ClassSummary { class, count: 1, first: r }),
+        }
+    }
+    out
+}
+
+/// The failure classes as text: each with its count, its first run, the
+/// command that reproduces that run and, if shrunk, where the shrunk spec is
+/// (`shrunk`: class name -> a line about it).
+pub fn render_classes(classes: &[ClassSummary], shrunk: &BTreeMap<String, String>) -> String {
+    let mut out = String::from("failures by class:\n");
+    for c in classes {
+        let name = c.class.name();
+        let runs = if c.count == 1 { "run" } else { "runs" };
+        out += &format!("  {name}: {} {runs}; first: {} seed {}\n", c.count, c.first.scenario, c.first.seed);
+        let failure: String = c.first.failure.as_deref().unwrap_or("").chars().take(160).collect();
+        out += &format!("    failure:   {failure}\n");
+        out += &format!("    reproduce: {}\n", c.first.reproduce);
+        if let Some(t) = &c.first.trace {
+            out += &format!("    trace:     {t}\n");
+        }
+        if let Some(s) = shrunk.get(&name) {
+            out += &format!("    shrunk:    {s}\n");
+        }
+    }
+    out
 }
 
 /// The start of a panic message with what varies between runs blanked: the
@@ -431,8 +508,23 @@ pub fn render_report(r: &RunReport) -> String {
             line("timeline", html.display().to_string());
         }
     }
+    if let Some(t) = &r.trace {
+        line("trace", format!("{t} ({} events; text form: {t}.txt)", r.trace_events));
+    }
     if !r.passed {
         line("reproduce", r.reproduce.clone());
+    }
+    if !r.trace_slice.is_empty() {
+        let who = if r.trace_focus.is_empty() {
+            "every server".to_string()
+        } else {
+            r.trace_focus.iter().map(|s| format!("s{s}")).collect::<Vec<_>>().join(", ")
+        };
+        s += &format!("\nthe trace before the failure ({who}; messages counted, not listed):\n");
+        for l in &r.trace_slice {
+            s += l;
+            s.push('\n');
+        }
     }
     s
 }

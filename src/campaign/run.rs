@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use super::exec::run_spec_isolated;
+use super::exec::{run_isolated_opts, RunOptions};
 use super::report::RunReport;
 use super::spec::RunSpec;
 
@@ -18,6 +18,11 @@ pub fn run_specs(
     check_determinism: bool,
     progress: &(dyn Fn(&RunReport) + Sync),
 ) -> Vec<RunReport> {
+    run_specs_opts(specs, jobs, &RunOptions { time_limit, check_determinism, ..Default::default() }, progress)
+}
+
+/// As [`run_specs`], every run as `opts` say.
+pub fn run_specs_opts(specs: &[RunSpec], jobs: usize, opts: &RunOptions, progress: &(dyn Fn(&RunReport) + Sync)) -> Vec<RunReport> {
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<RunReport>>> = Mutex::new(vec![None; specs.len()]);
     std::thread::scope(|s| {
@@ -25,7 +30,7 @@ pub fn run_specs(
             s.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::SeqCst);
                 let Some(spec) = specs.get(i) else { return };
-                let r = run_spec_isolated(spec, time_limit, check_determinism);
+                let r = run_isolated_opts(spec, opts);
                 progress(&r);
                 results.lock().unwrap()[i] = Some(r);
             });

@@ -299,6 +299,10 @@ pub async fn liveness_phase(
     key_of: impl Fn(usize) -> String,
     window: Duration,
 ) -> Result<Liveness, String> {
+    cfg.note(
+        crate::check::history::kinds::PHASE,
+        format!("liveness: every fault healed; each clerk must complete a new op within {} ms", window.as_millis()),
+    );
     cfg.heal().await;
     let healed = std::time::Instant::now();
     let total = clerks.len();

@@ -515,7 +515,7 @@ pub fn parse_edn_history(text: &str, name: &str) -> Result<History, HistoryError
                 }
                 let v = if kind == OpKind::Get { String::new() } else { value_str(kind.as_str())? };
                 open.insert(process.clone(), (ops.len(), line));
-                ops.push(Some(Op { client, kind, key, value: v, output: None, call_ns: line as u64, return_ns: None }));
+                ops.push(Some(Op::new(client, kind, key, v, None, line as u64, None)));
             }
             "ok" | "fail" | "info" => {
                 let Some((idx, at)) = open.remove(&process) else {

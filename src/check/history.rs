@@ -6,6 +6,14 @@
 //! An operation whose `return_ns` is `None` is *pending*: the client never
 //! learned its outcome, so it may have taken effect at any point after its
 //! call, or never.
+//!
+//! Besides the ops, a history may carry facts the checker ignores but a
+//! person reading a failure needs: per op, the server that answered it and
+//! the term and log index at which it was applied; the run spec that
+//! produced it (`spec`, opaque JSON); and what happened around the clients
+//! (`events`: partitions, crashes, fault switches, leaders), each at a
+//! virtual time (see [`Event`]). All of them are optional, so older files
+//! load unchanged.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -50,20 +58,134 @@ pub struct Op {
     pub call_ns: u64,
     /// `None` = pending: may or may not have taken effect.
     pub return_ns: Option<u64>,
+    /// The server that answered (the one the successful attempt went to).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<u64>,
+    /// The Raft term and log index at which the op was applied, when the
+    /// answer says (an answer from a duplicate table, or one a broken
+    /// server made up without the log, has none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub term: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<u64>,
 }
 
 impl Op {
+    /// An op without server-side facts.
+    pub fn new(
+        client: u64,
+        kind: OpKind,
+        key: impl Into<String>,
+        value: impl Into<String>,
+        output: Option<String>,
+        call_ns: u64,
+        return_ns: Option<u64>,
+    ) -> Op {
+        Op { client, kind, key: key.into(), value: value.into(), output, call_ns, return_ns, server: None, term: None, index: None }
+    }
+
     pub fn is_pending(&self) -> bool {
         self.return_ns.is_none()
     }
 }
 
-/// A recorded run: which scenario and seed produced it, and its operations.
+/// Something that happened around the clients during a run, at a virtual
+/// time (ns since the run started, as op times): a fault switched on or
+/// off, a server crashed, a leader was elected. The checker ignores
+/// events; the timeline draws them. `kind` is one of [`kinds`] (unknown
+/// kinds are kept and shown as plain marks); the other fields are used by
+/// the kinds that say so.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    pub at_ns: u64,
+    pub kind: String,
+    /// The server it concerns (crash, restart, disconnect, connect, role).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<u64>,
+    /// The term (role).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub term: Option<u64>,
+    /// The sides of a partition: servers in different groups cannot reach
+    /// each other; a server in no group reaches nobody.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<Vec<u64>>,
+    /// Directed links (from, to) cut, one way each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<[u64; 2]>,
+    /// Free text: the role of a role event, the fault rates of a faults
+    /// event, the action of a nemesis event.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub detail: String,
+}
+
+impl Event {
+    pub fn new(at_ns: u64, kind: &str) -> Event {
+        Event { at_ns, kind: kind.to_string(), server: None, term: None, groups: Vec::new(), links: Vec::new(), detail: String::new() }
+    }
+    pub fn server(mut self, s: u64) -> Event {
+        self.server = Some(s);
+        self
+    }
+    pub fn term(mut self, t: u64) -> Event {
+        self.term = Some(t);
+        self
+    }
+    pub fn detail(mut self, d: impl Into<String>) -> Event {
+        self.detail = d.into();
+        self
+    }
+}
+
+/// The event kinds a run writes and the timeline draws.
+pub mod kinds {
+    /// Servers split into `groups` (links between groups cut both ways,
+    /// links within a group restored). Replaces the previous cuts between
+    /// the servers.
+    pub const PARTITION: &str = "partition";
+    /// The directed `links` cut (in addition to what is cut already).
+    pub const CUT: &str = "cut";
+    /// Every link between servers restored and every server reconnected.
+    pub const HEAL: &str = "heal";
+    /// `server` cut off from everyone (clerks included), both ways.
+    pub const DISCONNECT: &str = "disconnect";
+    /// `server` no longer cut off from everyone (partitions stay).
+    pub const CONNECT: &str = "connect";
+    /// `server` crashed (its durable state kept).
+    pub const CRASH: &str = "crash";
+    /// `server` restarted from its durable state (`detail`: its boot).
+    pub const RESTART: &str = "restart";
+    /// `server` froze (no ticks, no receives), for `detail`.
+    pub const PAUSE: &str = "pause";
+    /// `server` runs again after a pause.
+    pub const RESUME: &str = "resume";
+    /// Loss, duplication and delay from now on: `detail` names them, empty
+    /// when every such fault is off.
+    pub const FAULTS: &str = "faults";
+    /// `server` took a role (`detail`: leader, candidate or follower) in `term`.
+    pub const ROLE: &str = "role";
+    /// A nemesis action fired (`detail`: which); its effects follow as
+    /// events of their own.
+    pub const NEMESIS: &str = "nemesis";
+    /// Which servers a clerk can reach changed (`detail`).
+    pub const CLERK_LINKS: &str = "clerk_links";
+    /// A phase of the run began (`detail`), e.g. the liveness phase.
+    pub const PHASE: &str = "phase";
+}
+
+/// A recorded run: which scenario and seed produced it, its operations, and
+/// optionally the spec that produced it and what happened around the clients.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct History {
     pub scenario: String,
     pub seed: u64,
+    /// The run spec (whatever JSON the producer wrote; this module does not
+    /// interpret it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec: Option<serde_json::Value>,
     pub ops: Vec<Op>,
+    /// In order of time.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<Event>,
 }
 
 /// Why a history could not be loaded or is not well formed.
@@ -130,7 +252,7 @@ pub fn validate_ops(ops: &[Op]) -> Result<(), (usize, String)> {
 
 impl History {
     pub fn new(scenario: impl Into<String>, seed: u64, ops: Vec<Op>) -> Self {
-        History { scenario: scenario.into(), seed, ops }
+        History { scenario: scenario.into(), seed, spec: None, ops, events: Vec::new() }
     }
 
     /// Validates the ops (see [`validate_ops`]).
@@ -151,12 +273,25 @@ impl History {
         s.push_str(&serde_json::to_string(&self.scenario).expect("string serialises"));
         s.push_str(", \"seed\": ");
         s.push_str(&self.seed.to_string());
+        if let Some(spec) = &self.spec {
+            s.push_str(",\n\"spec\": ");
+            s.push_str(&serde_json::to_string(spec).expect("a JSON value serialises"));
+        }
         s.push_str(", \"ops\": [");
         for (i, op) in self.ops.iter().enumerate() {
             s.push_str(if i == 0 { "\n  " } else { ",\n  " });
             s.push_str(&serde_json::to_string(op).expect("op serialises"));
         }
-        s.push_str(if self.ops.is_empty() { "]}\n" } else { "\n]}\n" });
+        s.push_str(if self.ops.is_empty() { "]" } else { "\n]" });
+        if !self.events.is_empty() {
+            s.push_str(", \"events\": [");
+            for (i, e) in self.events.iter().enumerate() {
+                s.push_str(if i == 0 { "\n  " } else { ",\n  " });
+                s.push_str(&serde_json::to_string(e).expect("event serialises"));
+            }
+            s.push_str("\n]");
+        }
+        s.push_str("}\n");
         s
     }
 
@@ -230,25 +365,25 @@ impl Recorder {
         now_ns: u64,
     ) -> OpId {
         let mut ops = self.lock();
-        ops.push(Op {
-            client,
-            kind,
-            key: key.into(),
-            value: value.into(),
-            output: None,
-            call_ns: now_ns,
-            return_ns: None,
-        });
+        ops.push(Op::new(client, kind, key, value, None, now_ns, None));
         OpId(ops.len() - 1)
     }
 
     /// Records the return of `id` with the value a get read (`None` for
     /// put/append). Unknown ids are ignored.
     pub fn ret(&self, id: OpId, output: Option<String>, now_ns: u64) {
+        self.ret_from(id, output, now_ns, None, None);
+    }
+
+    /// As [`Recorder::ret`], with the server that answered and, if it said,
+    /// the (term, index) at which the op was applied.
+    pub fn ret_from(&self, id: OpId, output: Option<String>, now_ns: u64, server: Option<u64>, applied: Option<(u64, u64)>) {
         let mut ops = self.lock();
         if let Some(op) = ops.get_mut(id.0) {
             op.return_ns = Some(now_ns.max(op.call_ns));
             op.output = if op.kind == OpKind::Get { Some(output.unwrap_or_default()) } else { None };
+            op.server = server;
+            (op.term, op.index) = (applied.map(|a| a.0), applied.map(|a| a.1));
         }
     }
 
@@ -388,15 +523,7 @@ pub mod gen {
             } else {
                 effects.push((call + rng.below(dur + 1), idx));
             }
-            ops.push(Op {
-                client: c as u64,
-                kind,
-                key,
-                value,
-                output: None,
-                call_ns: call,
-                return_ns: if pending { None } else { Some(call + dur) },
-            });
+            ops.push(Op::new(c as u64, kind, key, value, None, call, if pending { None } else { Some(call + dur) }));
             heap.push(std::cmp::Reverse((call + dur, c)));
         }
         effects.sort_unstable();

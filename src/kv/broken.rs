@@ -48,7 +48,7 @@ impl Tamper for LocalGet {
     fn on_request(&self, req: &KvRequest, sm: &mut KvStateMachine) -> Option<KvReply> {
         match &req.op {
             // A repeat of an applied Get still gets its first answer.
-            KvOp::Get { key } if sm.cached(req.client, req.seq).is_none() => Some(KvReply::Ok(Some(sm.get(key)))),
+            KvOp::Get { key } if sm.cached(req.client, req.seq).is_none() => Some(KvReply::Ok(Some(sm.get(key)), None)),
             _ => None,
         }
     }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use rand::seq::SliceRandom;
 
-use super::ops::{KvOp, KvReply, KvRequest, KV_SERVICE};
+use super::ops::{KvOp, KvReply, KvRequest, LogPosition, KV_SERVICE};
 use crate::net::Transport;
 
 #[derive(Clone, Debug)]
@@ -26,6 +26,17 @@ impl Default for ClerkConfig {
     fn default() -> Self {
         ClerkConfig { attempt_timeout: Duration::from_millis(150), round_backoff: Duration::from_millis(20), timeouts_before_moving: 2 }
     }
+}
+
+/// A server's answer to a request, with where it came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Answer {
+    /// A Get's value; None for Put/Append.
+    pub value: Option<String>,
+    /// The server the successful attempt went to.
+    pub server: SocketAddr,
+    /// Where in the log the request was applied, if the server said.
+    pub at: Option<LogPosition>,
 }
 
 /// One clerk. One outstanding request at a time (`&mut self`).
@@ -67,6 +78,11 @@ impl Clerk {
 
     /// Sends `op` until some server answers it; never gives up.
     pub async fn call(&mut self, op: KvOp) -> Option<String> {
+        self.call_answer(op).await.value
+    }
+
+    /// As [`Clerk::call`], with who answered and where the op was applied.
+    pub async fn call_answer(&mut self, op: KvOp) -> Answer {
         self.seq += 1;
         let req = KvRequest { client: self.id, seq: self.seq, op };
         let mut failed_in_round = 0;
@@ -83,7 +99,7 @@ impl Clerk {
             }
             timeouts = 0;
             match reply {
-                Ok(KvReply::Ok(v)) => return v,
+                Ok(KvReply::Ok(value, at)) => return Answer { value, server: dst, at },
                 Ok(KvReply::WrongLeader) | Ok(KvReply::Timeout) | Err(_) => {
                     self.leader = (self.leader + 1) % self.servers.len();
                     failed_in_round += 1;

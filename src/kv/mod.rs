@@ -8,7 +8,7 @@ pub mod clerk;
 pub mod ops;
 pub mod server;
 
-pub use clerk::{Clerk, ClerkConfig};
-pub use ops::{Applied, KvOp, KvReply, KvRequest, KvStateMachine, KV_SERVICE};
+pub use clerk::{Answer, Clerk, ClerkConfig};
+pub use ops::{Applied, KvOp, KvReply, KvRequest, KvStateMachine, LogPosition, KV_SERVICE};
 pub use broken::{Bug, Tamper};
 pub use server::{KvEvent, KvEventSink, KvServer, ServerConfig};

@@ -16,7 +16,8 @@ pub enum KvOp {
 }
 
 /// One clerk request; also the command a server puts into the Raft log.
-/// `(client, seq)` identifies it across retries.
+/// `(client, seq)` identifies it across retries; they come first on the
+/// wire, so a trace reads them without decoding the op.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KvRequest {
     pub client: u64,
@@ -24,10 +25,19 @@ pub struct KvRequest {
     pub op: KvOp,
 }
 
+/// Where in the Raft log a request was applied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogPosition {
+    pub term: u64,
+    pub index: u64,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum KvReply {
-    /// Applied: a Get's value (Some, "" for a missing key) or None for Put/Append.
-    Ok(Option<String>),
+    /// Applied: a Get's value (Some, "" for a missing key) or None for
+    /// Put/Append; and where in the log it was applied, when the answer
+    /// came from applying it (None for an answer from the duplicate table).
+    Ok(Option<String>, Option<LogPosition>),
     /// Not the leader, or lost leadership before the op committed: try another server.
     WrongLeader,
     /// The op did not commit in time (e.g. a leader cut off in a minority).

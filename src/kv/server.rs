@@ -10,7 +10,7 @@ use futures::FutureExt;
 use tokio::sync::{mpsc, oneshot};
 
 use super::broken::Tamper;
-use super::ops::{KvOp, KvReply, KvRequest, KvStateMachine, KV_SERVICE};
+use super::ops::{KvOp, KvReply, KvRequest, KvStateMachine, LogPosition, KV_SERVICE};
 use crate::net::{decode, encode, Transport};
 use crate::raft::{ApplyMsg, Consensus, Index, Term};
 
@@ -146,7 +146,7 @@ impl KvServer {
                 }
                 if let Some(w) = waiter {
                     let reply = if (w.client, w.seq) == (req.client, req.seq) {
-                        KvReply::Ok(applied.reply)
+                        KvReply::Ok(applied.reply, Some(LogPosition { term: m.term, index: m.index }))
                     } else {
                         if let Some(ev) = &events {
                             ev(KvEvent::IndexTaken);
@@ -196,7 +196,7 @@ impl KvServer {
                 if let Some(ev) = &cfg.events {
                     ev(KvEvent::AnsweredFromTable);
                 }
-                return Some(KvReply::Ok(reply));
+                return Some(KvReply::Ok(reply, None));
             }
             let Some((index, term)) = self.raft.start(encode(&req)) else {
                 return Some(KvReply::WrongLeader);

@@ -32,8 +32,8 @@ impl Fate {
 pub trait FaultHook: Send + Sync + 'static {
     /// Called once per message the transport sends, with its encoded size.
     fn on_send(&self, src: SocketAddr, dst: SocketAddr, kind: FrameKind, service: u16, bytes: usize) -> Fate;
-    /// Called when a message arrives; false drops it.
-    fn on_arrive(&self, src: SocketAddr, dst: SocketAddr, kind: FrameKind) -> bool;
+    /// Called when a message for `service` arrives; false drops it.
+    fn on_arrive(&self, src: SocketAddr, dst: SocketAddr, kind: FrameKind, service: u16) -> bool;
 }
 
 /// A perfect network: every message delivered once, no extra delay.
@@ -43,7 +43,7 @@ impl FaultHook for NoFaults {
     fn on_send(&self, _: SocketAddr, _: SocketAddr, _: FrameKind, _: u16, _: usize) -> Fate {
         Fate::deliver()
     }
-    fn on_arrive(&self, _: SocketAddr, _: SocketAddr, _: FrameKind) -> bool {
+    fn on_arrive(&self, _: SocketAddr, _: SocketAddr, _: FrameKind, _: u16) -> bool {
         true
     }
 }

@@ -109,7 +109,7 @@ impl Transport {
             }
         };
         let kind = if frame.reply { FrameKind::Reply } else { FrameKind::Request };
-        if !self.hook.on_arrive(from, self.addr, kind) {
+        if !self.hook.on_arrive(from, self.addr, kind, frame.service) {
             return;
         }
         if frame.reply {

@@ -73,8 +73,8 @@ pub struct Ready {
     pub messages: Vec<(PeerId, Request)>,
     /// Newly committed entries to apply, in index order.
     pub committed: Vec<ApplyMsg>,
-    /// Role changes and rare situations, in the order they happened (for
-    /// a harness; nothing depends on them).
+    /// Role changes, votes, appends, commits and rare situations, in the
+    /// order they happened (for a harness; nothing depends on them).
     pub events: Vec<RaftEvent>,
 }
 
@@ -249,6 +249,7 @@ impl RaftCore {
         self.log.push(Entry { term: self.term, command });
         let index = self.last_index();
         self.mark_unstable(index);
+        self.events.push(RaftEvent::Appended { term: self.term, leader: self.id, from: index, to: index });
         self.progress[self.id].matched = index;
         self.progress[self.id].next = index + 1;
         if self.n == 1 {
@@ -398,6 +399,7 @@ impl RaftCore {
         if a.term == self.term && !up_to_date {
             self.note(Situation::VoteRefusedLogBehind);
         }
+        self.events.push(RaftEvent::Vote { term: a.term, candidate: a.candidate, granted });
         if granted {
             if self.voted_for != Some(a.candidate) {
                 self.voted_for = Some(a.candidate);
@@ -438,6 +440,7 @@ impl RaftCore {
         // duplicated AppendEntries never removes entries a newer one added.
         let mut index = a.prev_log_index;
         let sent = a.entries.len();
+        let mut appended: Option<Index> = None;
         for e in a.entries {
             index += 1;
             match self.log.get(index as usize) {
@@ -449,12 +452,17 @@ impl RaftCore {
                     self.durable = self.durable.min(index - 1);
                     self.log.push(e);
                     self.mark_unstable(index);
+                    appended.get_or_insert(index);
                 }
                 None => {
                     self.log.push(e);
                     self.mark_unstable(index);
+                    appended.get_or_insert(index);
                 }
             }
+        }
+        if let Some(first) = appended {
+            self.events.push(RaftEvent::Appended { term: a.term, leader: from, from: first, to: index });
         }
         if sent > 0 && index < self.last_index() && self.term_at(index + 1) == Some(a.term) {
             // Entries of this same leader lie beyond what it carried: a
@@ -463,7 +471,11 @@ impl RaftCore {
         }
         // `index` is the last entry this leader vouched for.
         if a.leader_commit > self.commit {
+            let was = self.commit;
             self.commit = a.leader_commit.min(index).max(self.commit);
+            if self.commit > was {
+                self.events.push(RaftEvent::Committed { index: self.commit });
+            }
         }
         AppendReply { term: self.term, success: true, match_index: index, conflict_index: 0, conflict_term: None }
     }
@@ -586,6 +598,7 @@ impl RaftCore {
                 self.note(Situation::OldTermCommittedBeneath);
             }
             self.commit = n;
+            self.events.push(RaftEvent::Committed { index: n });
         }
     }
 

@@ -143,10 +143,17 @@ impl Situation {
 }
 
 /// What a Raft reports as it happens (see `Consensus::reports_events`).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RaftEvent {
     /// This server's role or term changed; `role` is its role in `term`.
     Role { term: Term, role: Role },
     /// A rare situation occurred on this server.
     Situation(Situation),
+    /// This server answered `candidate`'s request for its vote in `term`.
+    Vote { term: Term, candidate: PeerId, granted: bool },
+    /// Entries `from..=to` were appended to this server's log, sent by the
+    /// leader `leader` of `term` (the leader's own proposals included).
+    Appended { term: Term, leader: PeerId, from: Index, to: Index },
+    /// This server's commit index advanced to `index`.
+    Committed { index: Index },
 }

@@ -73,6 +73,8 @@ pub(crate) struct Inner {
     /// The (term, role) last reported, and storage truncations seen.
     reported: (u64, StateRole),
     truncations: u64,
+    /// The commit index last reported.
+    committed: u64,
     pub killed: bool,
 }
 
@@ -88,8 +90,21 @@ impl Inner {
         events: EventSink,
     ) -> Self {
         let reported = (raw.raft.term, raw.raft.state);
-        let mut inner =
-            Inner { raw, me, peers, apply_tx, out_tx, election_ticks, unseeded, events, reported, truncations: 0, killed: false };
+        let committed = raw.raft.raft_log.committed;
+        let mut inner = Inner {
+            raw,
+            me,
+            peers,
+            apply_tx,
+            out_tx,
+            election_ticks,
+            unseeded,
+            events,
+            reported,
+            truncations: 0,
+            committed,
+            killed: false,
+        };
         inner.pin_election_timeout();
         inner
     }
@@ -124,8 +139,8 @@ impl Inner {
         held
     }
 
-    /// Reports role and term changes, and the situations visible from
-    /// outside raft-rs: a candidate campaigning again (split vote), a new
+    /// Reports role and term changes, commit index advances, and the
+    /// situations visible from outside raft-rs: a candidate campaigning again (split vote), a new
     /// leader holding entries beyond its commit index besides its own empty
     /// entry, a follower dropping a conflicting suffix.
     fn report(&mut self) {
@@ -156,6 +171,11 @@ impl Inner {
             (self.events)(RaftEvent::Situation(Situation::ConflictTruncated));
         }
         self.truncations = t;
+        let c = self.raw.raft.raft_log.committed;
+        if c > self.committed {
+            self.committed = c;
+            (self.events)(RaftEvent::Committed { index: c });
+        }
     }
 
     /// Handles every pending Ready, in the order raft-rs 0.7 asks for when

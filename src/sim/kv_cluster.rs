@@ -17,8 +17,9 @@ use super::monitor::{Monitor, MonitorReport, Reached};
 use super::network::{Budget, FaultConfig, NetStats, SimNetwork};
 use super::rafts::RaftKind;
 use super::raft_cluster::server_addr;
-use crate::check::history::{History, OpKind, Recorder};
-use crate::kv::{Bug, Clerk, ClerkConfig, KvOp, KvRequest, KvServer, ServerConfig, Tamper};
+use super::trace::{Cmd, RunLog, TraceLine};
+use crate::check::history::{kinds, Event, History, OpKind, Recorder};
+use crate::kv::{Answer, Bug, Clerk, ClerkConfig, KvOp, KvRequest, KvServer, ServerConfig, Tamper};
 use crate::net::{FaultHook, Transport};
 use crate::raft::persister::Damage;
 use crate::raft::{self, ApplyMsg, Consensus, Index, MakeArgs, MakeRaft, Persister, Term};
@@ -27,6 +28,19 @@ use rand::Rng;
 /// Address of the `k`-th clerk's node.
 pub fn clerk_addr(k: usize) -> SocketAddr {
     SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 1 + (k / 250) as u8, 0, (k % 250) as u8 + 1)), 9000)
+}
+
+/// A host's name in traces: `s2` for server 2 (see [`server_addr`]), `c4`
+/// for clerk 4 (see [`clerk_addr`]), else its address.
+pub fn host_name(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => match v4.octets() {
+            [10, 0, 0, d] if d > 0 => format!("s{}", d - 1),
+            [10, c, 0, d] if c >= 1 && d > 0 => format!("c{}", (c as usize - 1) * 250 + d as usize - 1),
+            _ => ip.to_string(),
+        },
+        _ => ip.to_string(),
+    }
 }
 
 /// How a KV cluster is built.
@@ -50,6 +64,8 @@ pub struct KvOptions {
     /// Clock drift: each server's clock runs at a rate drawn from
     /// [1/sqrt(d), sqrt(d)] (1: none), so no two differ by more than d.
     pub clock_drift: f64,
+    /// Record the per-server trace (see [`super::trace`]).
+    pub trace: bool,
 }
 
 impl KvOptions {
@@ -73,6 +89,7 @@ impl KvOptions {
             budget: Some(Budget::default()),
             disk: DiskFaults::default(),
             clock_drift: 1.0,
+            trace: false,
         }
     }
 
@@ -104,6 +121,10 @@ struct State {
     clerk_nodes: Vec<madsim::task::NodeId>,
     partitions: u64,
     pauses: u64,
+    /// Clerks that cannot reach every server.
+    restricted_clerks: std::collections::BTreeSet<usize>,
+    /// The run spec, for the history (opaque here).
+    spec: Option<serde_json::Value>,
 }
 
 /// Catches the leader the moment it appends an entry: cuts it off before
@@ -112,6 +133,7 @@ struct AppendTrap {
     armed: AtomicBool,
     sprung: Mutex<Option<usize>>,
     net: Arc<SimNetwork>,
+    log: RunLog,
 }
 
 /// A Raft seen through the trap; everything else passes through.
@@ -127,6 +149,8 @@ impl Consensus for Trapped {
         if r.is_some() && self.trap.armed.swap(false, Ordering::SeqCst) {
             // In the same step as the append: nothing has been sent yet.
             self.trap.net.disconnect(server_addr(self.me).ip());
+            let e = Event::new(0, kinds::DISCONNECT).server(self.me as u64).detail("caught the moment it appended");
+            self.trap.log.event(e);
             *self.trap.sprung.lock().unwrap() = Some(self.me);
         }
         r
@@ -158,6 +182,7 @@ struct Shared {
     /// Each server's clock rate.
     rates: Vec<f64>,
     disk: DiskFaults,
+    log: RunLog,
     clerk_cfg: ClerkConfig,
     t0: Instant,
     begin: Mutex<Instant>,
@@ -192,18 +217,26 @@ impl KvCluster {
 
     pub async fn with_options(opts: KvOptions, test_name: &str) -> Self {
         let seed = context::announce(test_name);
+        let log = RunLog::new(opts.trace);
         let net = Arc::new(SimNetwork::new());
+        net.set_tracer(log.clone());
         if let Some(f) = opts.faults.clone() {
             net.set_faults(f);
         } else if opts.unreliable {
             net.set_faults(FaultConfig::unreliable());
+        }
+        let faults = net.faults().describe();
+        if !faults.is_empty() {
+            log.event(Event::new(0, kinds::FAULTS).detail(faults));
         }
         net.set_budget(opts.budget);
         let n = opts.servers;
         let peers: Vec<SocketAddr> = (0..n).map(server_addr).collect();
         let ips: Vec<IpAddr> = peers.iter().map(|a| a.ip()).collect();
         let monitor = Monitor::new(n, test_name, seed, Arc::new(show_command));
-        let trap = Arc::new(AppendTrap { armed: AtomicBool::new(false), sprung: Mutex::new(None), net: net.clone() });
+        monitor.set_log(log.clone());
+        let trap =
+            Arc::new(AppendTrap { armed: AtomicBool::new(false), sprung: Mutex::new(None), net: net.clone(), log: log.clone() });
         let make = {
             let (base, trap) = (opts.make_raft.clone(), trap.clone());
             let make: MakeRaft = Arc::new(move |a: MakeArgs| {
@@ -213,31 +246,42 @@ impl KvCluster {
             });
             make
         };
-        let (nt, mon) = (net.clone(), monitor.clone());
+        let (nt, mon, lg) = (net.clone(), monitor.clone(), log.clone());
         let tampers: Vec<_> = (0..n).map(|i| opts.tamper(i)).collect();
         let rates = clock_rates(n, opts.clock_drift);
         let rs = rates.clone();
         let fleet = Fleet::start(&ips, opts.disk, move |i, boot_no, persister| {
-            boot(i, boot_no, nt.clone(), peers.clone(), make.clone(), tampers[i].clone(), persister, mon.clone(), rs[i])
+            boot(i, boot_no, nt.clone(), peers.clone(), make.clone(), tampers[i].clone(), persister, mon.clone(), lg.clone(), rs[i])
         })
         .await;
         if fleet.up().iter().any(|(_, node)| !node.raft.reports_events()) {
             monitor.start_polling();
         }
+        // Op times and event times count from the same moment.
+        let t0 = Instant::now();
+        log.set_origin();
         KvCluster(Arc::new(Shared {
             name: test_name.to_string(),
             seed,
             n,
             fleet,
             net,
-            state: Mutex::new(State { clerks: 0, clerk_nodes: Vec::new(), partitions: 0, pauses: 0 }),
+            state: Mutex::new(State {
+                clerks: 0,
+                clerk_nodes: Vec::new(),
+                partitions: 0,
+                pauses: 0,
+                restricted_clerks: Default::default(),
+                spec: None,
+            }),
             recorder: Recorder::new(),
             monitor,
             trap,
             rates,
             disk: opts.disk,
+            log,
             clerk_cfg: opts.clerk,
-            t0: Instant::now(),
+            t0,
             begin: Mutex::new(Instant::now()),
         }))
     }
@@ -299,9 +343,10 @@ impl KvCluster {
             .await
             .expect("clerk node task")
             .unwrap_or_else(|e| panic!("clerk {k}: bind {addr}: {e}"));
-        let servers = (0..self.0.n).map(server_addr).collect();
-        let clerk = Clerk::new(transport, servers, self.0.clerk_cfg.clone());
-        let ck = TestClerk { clerk, index: k, recorder: self.0.recorder.clone(), t0: self.0.t0 };
+        let servers: Vec<SocketAddr> = (0..self.0.n).map(server_addr).collect();
+        let clerk = Clerk::new(transport, servers.clone(), self.0.clerk_cfg.clone());
+        self.0.log.clerk(clerk.id(), k as u64);
+        let ck = TestClerk { clerk, index: k, recorder: self.0.recorder.clone(), t0: self.0.t0, servers };
         self.connect_client(&ck, to);
         ck
     }
@@ -313,6 +358,16 @@ impl KvCluster {
 
     /// As [`connect_client`](Self::connect_client), for a clerk moved into a task.
     pub fn connect_client_by_index(&self, clerk: usize, to: &[usize]) {
+        let all = (0..self.0.n).all(|j| to.contains(&j));
+        let changed = {
+            let mut s = self.0.state.lock().unwrap();
+            if all { s.restricted_clerks.remove(&clerk) } else { s.restricted_clerks.insert(clerk) || true }
+        };
+        if changed {
+            let reach: Vec<String> = to.iter().map(|j| j.to_string()).collect();
+            let what = if all { "every server".to_string() } else { format!("servers {{{}}} only", reach.join(",")) };
+            self.0.log.event(Event::new(0, kinds::CLERK_LINKS).detail(format!("clerk {clerk} reaches {what}")));
+        }
         let c = clerk_addr(clerk).ip();
         for j in 0..self.0.n {
             let s = server_addr(j).ip();
@@ -333,12 +388,42 @@ impl KvCluster {
         let ip = |v: &[usize]| v.iter().map(|i| server_addr(*i).ip()).collect::<Vec<_>>();
         self.0.net.partition(&self.server_ips(), &[ip(p1), ip(p2)]);
         self.0.state.lock().unwrap().partitions += 1;
+        let mut e = Event::new(0, kinds::PARTITION);
+        e.groups = vec![p1.iter().map(|x| *x as u64).collect(), p2.iter().map(|x| *x as u64).collect()];
+        self.0.log.event(e);
+    }
+
+    /// Records a world event (e.g. the nemesis action about to act), at now.
+    pub fn note(&self, kind: &str, detail: impl Into<String>) {
+        self.0.log.event(Event::new(0, kind).detail(detail));
+    }
+
+    /// The spec that produced this run, for the history (opaque here).
+    pub fn set_spec(&self, spec: serde_json::Value) {
+        self.0.state.lock().unwrap().spec = Some(spec);
+    }
+
+    /// The run's log of world events and, when tracing, its trace.
+    pub fn run_log(&self) -> &RunLog {
+        &self.0.log
+    }
+
+    /// The per-server trace so far, if the cluster records one.
+    pub fn trace_lines(&self) -> Option<Vec<TraceLine>> {
+        self.0.log.trace_lines(&host_name, &self.0.recorder.snapshot())
+    }
+
+    fn faults_changed(&self) {
+        self.0.log.event(Event::new(0, kinds::FAULTS).detail(self.0.net.faults().describe()));
     }
 
     /// Cuts the link from server `from` to server `to` only (one way).
     pub fn cut_one_way(&self, from: usize, to: usize) {
         self.0.net.cut(server_addr(from).ip(), server_addr(to).ip());
         self.0.state.lock().unwrap().partitions += 1;
+        let mut e = Event::new(0, kinds::CUT);
+        e.links = vec![[from as u64, to as u64]];
+        self.0.log.event(e);
     }
 
     /// Reconnects every server to every other.
@@ -348,6 +433,7 @@ impl KvCluster {
         for ip in ips {
             self.0.net.connect(ip);
         }
+        self.0.log.event(Event::new(0, kinds::HEAL));
     }
 
     /// Stops every node of the cluster and lets their tasks drop. Without
@@ -366,8 +452,16 @@ impl KvCluster {
 
     /// Kills server `i` (its persisted state is kept).
     pub fn shutdown_server(&self, i: usize) {
+        if !self.0.net.is_disconnected(server_addr(i).ip()) {
+            self.0.log.event(Event::new(0, kinds::DISCONNECT).server(i as u64));
+        }
         self.0.net.disconnect(server_addr(i).ip());
-        if self.0.fleet.crash(i).is_some_and(|r| r.writes_lost > 0) {
+        let was_up = self.0.fleet.is_up(i);
+        let report = self.0.fleet.crash(i);
+        if was_up {
+            self.0.log.event(Event::new(0, kinds::CRASH).server(i as u64));
+        }
+        if report.is_some_and(|r| r.writes_lost > 0) {
             self.0.monitor.note(Reached::UnsyncedWritesLost);
         }
     }
@@ -381,9 +475,11 @@ impl KvCluster {
         }
         let was_leader = self.leader() == Some(i);
         self.0.state.lock().unwrap().pauses += 1;
+        self.0.log.event(Event::new(0, kinds::PAUSE).server(i as u64).detail(format!("{ms} ms")));
         self.0.fleet.pause(i);
         sleep(Duration::from_millis(ms)).await;
         self.0.fleet.resume(i);
+        self.0.log.event(Event::new(0, kinds::RESUME).server(i as u64));
         if was_leader && self.is_alive(i) {
             self.0.monitor.note(Reached::PausedLeaderResumed);
         }
@@ -392,8 +488,16 @@ impl KvCluster {
     /// Restarts server `i` from its persisted state. It stays disconnected
     /// until `connect_all` (as in 6.5840).
     pub async fn start_server(&self, i: usize) {
+        if !self.0.net.is_disconnected(server_addr(i).ip()) {
+            self.0.log.event(Event::new(0, kinds::DISCONNECT).server(i as u64));
+        }
         self.0.net.disconnect(server_addr(i).ip());
+        if self.0.fleet.is_up(i) {
+            self.0.log.event(Event::new(0, kinds::CRASH).server(i as u64));
+        }
         self.0.fleet.restart(i).await;
+        let boot = self.0.fleet.boots(i);
+        self.0.log.event(Event::new(0, kinds::RESTART).server(i as u64).detail(format!("boot {boot}")));
     }
 
     /// Cuts every listed directed server link (from, to) as one partition event.
@@ -402,10 +506,16 @@ impl KvCluster {
             self.0.net.cut(server_addr(*a).ip(), server_addr(*b).ip());
         }
         self.0.state.lock().unwrap().partitions += 1;
+        let mut e = Event::new(0, kinds::CUT);
+        e.links = links.iter().map(|(a, b)| [*a as u64, *b as u64]).collect();
+        self.0.log.event(e);
     }
 
     /// Undoes the disconnection of a crashed server (after `start_server`).
     pub fn connect_server(&self, i: usize) {
+        if self.0.net.is_disconnected(server_addr(i).ip()) {
+            self.0.log.event(Event::new(0, kinds::CONNECT).server(i as u64));
+        }
         self.0.net.connect(server_addr(i).ip());
     }
 
@@ -418,8 +528,13 @@ impl KvCluster {
                 self.start_server(i).await;
             }
         }
-        self.0.net.set_faults(FaultConfig::default());
+        if self.0.net.faults() != FaultConfig::default() {
+            self.0.net.set_faults(FaultConfig::default());
+            self.faults_changed();
+        }
         self.0.net.heal();
+        self.0.state.lock().unwrap().restricted_clerks.clear();
+        self.0.log.event(Event::new(0, kinds::HEAL).detail("every link restored, clerks' too"));
     }
 
     /// A hash of the whole run so far: every message event (see
@@ -503,10 +618,15 @@ impl KvCluster {
             let u = if unreliable { FaultConfig::unreliable() } else { FaultConfig::default() };
             (f.request_loss, f.reply_loss, f.max_delay) = (u.request_loss, u.reply_loss, u.max_delay);
         });
+        self.faults_changed();
     }
 
     pub fn set_duplication(&self, rate: f64) {
+        let before = self.0.net.faults();
         self.0.net.update_faults(|f| f.duplicate_rate = rate);
+        if self.0.net.faults() != before {
+            self.faults_changed();
+        }
     }
 
     /// Total bytes of Raft state persisted by all servers.
@@ -590,8 +710,15 @@ impl KvCluster {
         took
     }
 
+    /// The clerks' history, with the spec (if set) and the world events.
     pub fn history(&self) -> History {
-        History { scenario: self.0.name.clone(), seed: self.0.seed, ops: self.0.recorder.snapshot() }
+        History {
+            scenario: self.0.name.clone(),
+            seed: self.0.seed,
+            spec: self.0.state.lock().unwrap().spec.clone(),
+            ops: self.0.recorder.snapshot(),
+            events: self.0.log.events(),
+        }
     }
 
     /// Counts and latencies of the recorded ops, and the faults that fired.
@@ -621,12 +748,15 @@ impl KvCluster {
     }
 }
 
-/// A clerk whose every op is recorded in the cluster's history.
+/// A clerk whose every op is recorded in the cluster's history, with the
+/// server that answered it and where in the log it was applied.
 pub struct TestClerk {
     clerk: Clerk,
     index: usize,
     recorder: Recorder,
     t0: Instant,
+    /// Server addresses by server id.
+    servers: Vec<SocketAddr>,
 }
 
 impl TestClerk {
@@ -638,23 +768,24 @@ impl TestClerk {
         self.index
     }
 
+    async fn op(&mut self, kind: OpKind, op: KvOp, key: &str, value: &str) -> Option<String> {
+        let id = self.recorder.call(self.index as u64, kind, key.to_string(), value.to_string(), self.now_ns());
+        let Answer { value, server, at } = self.clerk.call_answer(op).await;
+        let server = self.servers.iter().position(|a| *a == server).map(|i| i as u64);
+        self.recorder.ret_from(id, value.clone(), self.now_ns(), server, at.map(|p| (p.term, p.index)));
+        value
+    }
+
     pub async fn get(&mut self, key: &str) -> String {
-        let id = self.recorder.call(self.index as u64, OpKind::Get, key.to_string(), String::new(), self.now_ns());
-        let v = self.clerk.get(key).await;
-        self.recorder.ret(id, Some(v.clone()), self.now_ns());
-        v
+        self.op(OpKind::Get, KvOp::Get { key: key.to_string() }, key, "").await.unwrap_or_default()
     }
 
     pub async fn put(&mut self, key: &str, value: &str) {
-        let id = self.recorder.call(self.index as u64, OpKind::Put, key.to_string(), value.to_string(), self.now_ns());
-        self.clerk.put(key, value).await;
-        self.recorder.ret(id, None, self.now_ns());
+        self.op(OpKind::Put, KvOp::Put { key: key.to_string(), value: value.to_string() }, key, value).await;
     }
 
     pub async fn append(&mut self, key: &str, value: &str) {
-        let id = self.recorder.call(self.index as u64, OpKind::Append, key.to_string(), value.to_string(), self.now_ns());
-        self.clerk.append(key, value).await;
-        self.recorder.ret(id, None, self.now_ns());
+        self.op(OpKind::Append, KvOp::Append { key: key.to_string(), value: value.to_string() }, key, value).await;
     }
 }
 
@@ -671,6 +802,7 @@ async fn boot(
     tamper: Option<Arc<dyn Tamper>>,
     persister: Persister,
     monitor: Monitor,
+    log: RunLog,
     clock_rate: f64,
 ) -> Result<KvNode, String> {
     let hook: Arc<dyn FaultHook> = net;
@@ -687,8 +819,24 @@ async fn boot(
     let raft = make(MakeArgs { transport: transport.clone(), peers, me: i, persister, apply_tx, events, clock_rate })?;
     monitor.boot(i, boot_no, raft.clone(), had_log);
     let kv_events = monitor.kv_events(i, boot_no);
+    let tracing = log.tracing();
     tokio::spawn(async move {
         while let Some(m) = tap_rx.recv().await {
+            // Traced first, so that an apply the monitor finds wrong is in
+            // the trace.
+            if tracing {
+                // A request starts with its clerk id and number (see
+                // `KvRequest`): read just those, without decoding the op.
+                let (cmd, req) = if m.command.is_empty() {
+                    (Cmd::Noop, (0, 0))
+                } else {
+                    match crate::net::decode::<(u64, u64)>(&m.command, "kv command") {
+                        Ok(r) => (Cmd::Request, r),
+                        Err(_) => (Cmd::Undecodable, (0, 0)),
+                    }
+                };
+                log.apply(i, m.index, m.term, cmd, req);
+            }
             monitor.apply(i, boot_no, &m);
             if tap_tx.send(m).is_err() {
                 return;

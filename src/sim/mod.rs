@@ -4,8 +4,10 @@
 //! KV servers with recorded clerks ([`kv_cluster`], its KV tester), and what
 //! a running simulation says about itself ([`context`]); the [`monitor`]
 //! checks Raft's safety properties inside every run and counts the rare
-//! situations it reached; [`rafts`] names the Rafts it can run. It runs things and
-//! hands results up; checking and reporting them is the campaign's job.
+//! situations it reached; [`rafts`] names the Rafts it can run; [`trace`]
+//! records what happened around the clients (faults, crashes, leaders) and,
+//! when asked, a per-server trace. It runs things and hands results up;
+//! checking and reporting them is the campaign's job.
 //! Reaches Raft only through [`crate::raft::Consensus`] and
 //! [`crate::raft::MakeRaft`].
 
@@ -16,3 +18,4 @@ pub mod monitor;
 pub mod network;
 pub mod raft_cluster;
 pub mod rafts;
+pub mod trace;

@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 
 use super::context;
+use super::trace::RunLog;
 use crate::kv::{KvEvent, KvEventSink};
 use crate::raft::{ApplyMsg, Consensus, EventSink, Index, RaftEvent, Role, Situation, Term};
 
@@ -158,6 +159,8 @@ struct State {
     /// The committed prefix length as of the previous polling round.
     committed_at_last_poll: usize,
     violation: Option<String>,
+    /// Where role changes and the rest of what Rafts report are recorded.
+    log: Option<RunLog>,
 }
 
 /// What the monitor found, for the run's report.
@@ -200,7 +203,14 @@ impl Monitor {
             completeness_skipped: 0,
             committed_at_last_poll: 0,
             violation: None,
+            log: None,
         })))
+    }
+
+    /// Records what every Raft reports (role changes, and in a trace the
+    /// rest) in `log`, for sinks made from now on.
+    pub fn set_log(&self, log: RunLog) {
+        self.lock().log = Some(log);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -250,13 +260,19 @@ impl Monitor {
     /// The sink a Raft of server `server`, boot `boot`, reports events to.
     pub fn raft_events(&self, server: usize, boot: u64) -> EventSink {
         let m = self.clone();
-        Arc::new(move |e| match e {
-            RaftEvent::Role { term, role: Role::Leader } => {
-                let upto = m.lock().committed.len();
-                m.leader(server, boot, term, upto);
+        let log = self.lock().log.clone();
+        Arc::new(move |e| {
+            if let Some(log) = &log {
+                log.raft(server, &e);
             }
-            RaftEvent::Role { .. } => {}
-            RaftEvent::Situation(x) => *m.lock().coverage.entry(Reached::Raft(x)).or_default() += 1,
+            match e {
+                RaftEvent::Role { term, role: Role::Leader } => {
+                    let upto = m.lock().committed.len();
+                    m.leader(server, boot, term, upto);
+                }
+                RaftEvent::Situation(x) => *m.lock().coverage.entry(Reached::Raft(x)).or_default() += 1,
+                RaftEvent::Role { .. } | RaftEvent::Vote { .. } | RaftEvent::Appended { .. } | RaftEvent::Committed { .. } => {}
+            }
         })
     }
 
@@ -361,7 +377,15 @@ impl Monitor {
             let (term, leader) = raft.state();
             let seen = self.lock().servers[i].led == Some(term);
             if leader && !seen {
-                self.lock().servers[i].led = Some(term);
+                let log = {
+                    let mut s = self.lock();
+                    s.servers[i].led = Some(term);
+                    s.log.clone()
+                };
+                if let Some(log) = log {
+                    // Seen by polling: the role change happened within the last POLL.
+                    log.raft(i, &RaftEvent::Role { term, role: Role::Leader });
+                }
                 self.leader(i, boot, term, upto);
             }
         }

@@ -11,6 +11,7 @@ use std::time::Duration;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
+use super::trace::{MsgFate, RunLog};
 use crate::net::{Fate, FaultHook, FrameKind};
 
 /// Probabilistic faults applied to every message.
@@ -33,6 +34,26 @@ pub struct FaultConfig {
 }
 
 impl FaultConfig {
+    /// The faults in one short line, e.g. `loss 10/5% dup 30% delay 0-27ms
+    /// long-reordering`; empty when there are none.
+    pub fn describe(&self) -> String {
+        let pct = |x: f64| (x * 100.0).round() as u64;
+        let mut parts = Vec::new();
+        if self.request_loss > 0.0 || self.reply_loss > 0.0 {
+            parts.push(format!("loss {}/{}%", pct(self.request_loss), pct(self.reply_loss)));
+        }
+        if self.duplicate_rate > 0.0 {
+            parts.push(format!("dup {}%", pct(self.duplicate_rate)));
+        }
+        if !self.max_delay.is_zero() {
+            parts.push(format!("delay {}-{}ms", self.min_delay.as_millis(), self.max_delay.as_millis()));
+        }
+        if self.long_reordering {
+            parts.push("long-reordering".to_string());
+        }
+        parts.join(" ")
+    }
+
     /// labrpc's unreliable mode: 10% of requests and of replies lost,
     /// requests delayed 0-27 ms.
     pub fn unreliable() -> Self {
@@ -107,6 +128,8 @@ struct State {
     /// generator, to prove that the determinism check catches it.
     unseeded_delay: bool,
     budget: Option<Budget>,
+    /// Where messages that did not simply arrive are recorded (tracing only).
+    tracer: Option<RunLog>,
 }
 
 /// Mixes `x` into the running hash `h` (splitmix64's finaliser: cheap, and
@@ -225,6 +248,12 @@ impl SimNetwork {
         self.state.lock().unwrap().budget = budget;
     }
 
+    /// Records every message lost, cut, delayed or duplicated in `log`'s
+    /// trace (from now on; only if the log traces).
+    pub fn set_tracer(&self, log: RunLog) {
+        self.state.lock().unwrap().tracer = log.tracing().then_some(log);
+    }
+
     /// The running hash of every message event so far (see [`mix_hash`]).
     pub fn trace_hash(&self) -> u64 {
         self.state.lock().unwrap().trace
@@ -240,11 +269,24 @@ impl SimNetwork {
 
 impl FaultHook for SimNetwork {
     fn on_send(&self, src: SocketAddr, dst: SocketAddr, kind: FrameKind, service: u16, bytes: usize) -> Fate {
-        let mut fate = self.decide(src, dst, kind, service, bytes);
+        let (mut fate, cut) = self.decide(src, dst, kind, service, bytes);
         let mut s = self.state.lock().unwrap();
         if s.unseeded_delay && kind == FrameKind::Request && !fate.copies.is_empty() {
             s.unseeded_delay = false;
             fate.copies[0] += Duration::from_nanos(rand::thread_rng().gen_range(1..1_000_000_000));
+        }
+        if let Some(log) = &s.tracer {
+            let us = |d: &Duration| d.as_micros().min(u32::MAX as u128) as u32;
+            let what = match fate.copies.as_slice() {
+                [] if cut => Some(MsgFate::Cut),
+                [] => Some(MsgFate::Lost),
+                [d] if d.is_zero() => None,
+                [d] => Some(MsgFate::Delivered { delay_us: us(d), dup_us: None }),
+                [d, d2, ..] => Some(MsgFate::Delivered { delay_us: us(d), dup_us: Some(us(d2)) }),
+            };
+            if let Some(f) = what {
+                log.message(src.ip(), dst.ip(), kind, service, f);
+            }
         }
         let mut h = s.trace;
         for w in [now_ns(), addr_word(src), addr_word(dst), kind as u64, service as u64, bytes as u64, fate.copies.len() as u64] {
@@ -258,11 +300,14 @@ impl FaultHook for SimNetwork {
         fate
     }
 
-    fn on_arrive(&self, src: SocketAddr, dst: SocketAddr, kind: FrameKind) -> bool {
+    fn on_arrive(&self, src: SocketAddr, dst: SocketAddr, kind: FrameKind, service: u16) -> bool {
         let mut s = self.state.lock().unwrap();
         let open = s.link_open(src.ip(), dst.ip());
         if !open {
             s.stats.cut_dropped += 1;
+            if let Some(log) = &s.tracer {
+                log.message(src.ip(), dst.ip(), kind, service, MsgFate::CutOnArrival);
+            }
         }
         let mut h = s.trace;
         for w in [now_ns(), addr_word(src), addr_word(dst), kind as u64 | 0x100, open as u64] {
@@ -274,8 +319,9 @@ impl FaultHook for SimNetwork {
 }
 
 impl SimNetwork {
-    /// The fate of one message: link state, then loss, delay and duplication.
-    fn decide(&self, src: SocketAddr, dst: SocketAddr, kind: FrameKind, service: u16, bytes: usize) -> Fate {
+    /// The fate of one message: link state, then loss, delay and
+    /// duplication; and whether a cut link dropped it.
+    fn decide(&self, src: SocketAddr, dst: SocketAddr, kind: FrameKind, service: u16, bytes: usize) -> (Fate, bool) {
         let mut rng = madsim::rand::thread_rng();
         let mut s = self.state.lock().unwrap();
         let st = &mut s.stats;
@@ -308,7 +354,7 @@ impl SimNetwork {
         }
         if !s.link_open(src.ip(), dst.ip()) {
             s.stats.cut_dropped += 1;
-            return Fate::drop();
+            return (Fate::drop(), true);
         }
         let f = s.faults.clone();
         let loss = if kind == FrameKind::Request { f.request_loss } else { f.reply_loss };
@@ -317,7 +363,7 @@ impl SimNetwork {
                 FrameKind::Request => s.stats.requests_dropped += 1,
                 FrameKind::Reply => s.stats.replies_dropped += 1,
             }
-            return Fate::drop();
+            return (Fate::drop(), false);
         }
         let mut delay = Duration::ZERO;
         if kind == FrameKind::Request && !f.max_delay.is_zero() {
@@ -335,6 +381,6 @@ impl SimNetwork {
             copies.push(delay + Duration::from_micros(rng.gen_range(0..30_000)));
             s.stats.duplicated += 1;
         }
-        Fate { copies }
+        (Fate { copies }, false)
     }
 }
