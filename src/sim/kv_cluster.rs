@@ -459,7 +459,17 @@ impl KvCluster {
         let was_up = self.0.fleet.is_up(i);
         let report = self.0.fleet.crash(i);
         if was_up {
-            self.0.log.event(Event::new(0, kinds::CRASH).server(i as u64));
+            let mut what = Vec::new();
+            if let Some(r) = report.filter(|r| r.writes_lost > 0) {
+                what.push(format!("{} unsynced writes lost", r.writes_lost));
+            }
+            if report.is_some_and(|r| r.torn) {
+                what.push("the next write torn".to_string());
+            }
+            if report.is_some_and(|r| r.corrupted) {
+                what.push("a synced record corrupted".to_string());
+            }
+            self.0.log.event(Event::new(0, kinds::CRASH).server(i as u64).detail(what.join(", ")));
         }
         if report.is_some_and(|r| r.writes_lost > 0) {
             self.0.monitor.note(Reached::UnsyncedWritesLost);
