@@ -26,6 +26,7 @@ use crate::sim::raft_cluster::server_addr;
 use crate::net::{FaultHook, Transport};
 use crate::kv::KV_SERVICE;
 use crate::sim::kv_cluster::KvOptions;
+use crate::sim::fleet::DiskFaults;
 use crate::sim::rafts::RaftKind;
 
 /// The seed of every simulated benchmark.
@@ -92,6 +93,18 @@ pub struct RaftFigures {
     pub under_faults: UnderFaults,
     /// Swarm seeds run per wall minute (200 seeds, 2 jobs).
     pub swarm_seeds_per_min: f64,
+    /// What the disk model costs: the figures above are taken with the
+    /// default disk (1 ms syncs); these with an instant disk.
+    pub instant_disk: DiskCost,
+}
+
+/// The speed figures with an instant disk (every write durable at once), to
+/// set against the same figures with 1 ms syncs.
+#[derive(Clone, Debug, Serialize)]
+pub struct DiskCost {
+    pub speed_ms_per_op: f64,
+    pub floor_ratio: f64,
+    pub throughput: Vec<Throughput>,
 }
 
 /// How soon a swarm campaign finds a deliberately broken server: from each
@@ -116,6 +129,19 @@ pub struct BenchOptions {
     pub skip_ttff: bool,
     /// Wall-clock repetitions per checker figure (median taken).
     pub repeats: usize,
+    /// The Rafts to measure (all the harness knows when empty).
+    pub rafts: Vec<RaftKind>,
+}
+
+/// The disk of every benchmark but the instant-disk ones: the default disk
+/// model (1 ms syncs).
+fn bench_disk() -> DiskFaults {
+    DiskFaults::default()
+}
+
+/// A disk whose writes are durable at once.
+fn instant_disk() -> DiskFaults {
+    DiskFaults { sync_us: (0, 0), ..DiskFaults::default() }
 }
 
 /// Runs `f` in a fresh simulation with `seed` on a thread of its own.
@@ -166,9 +192,10 @@ pub fn null_rtt_ms() -> f64 {
 }
 
 /// speed_4a's workload: 3 servers, reliable, one clerk, 1000 sequential appends.
-pub fn speed_ms_per_op(raft: RaftKind) -> f64 {
+pub fn speed_ms_per_op(raft: RaftKind, disk: DiskFaults) -> f64 {
     simulate(BENCH_SEED, move || async move {
-        let cfg = KvCluster::with_options(KvOptions::new(3, false).raft(raft), "bench_speed").await;
+        let opts = KvOptions { disk, ..KvOptions::new(3, false).raft(raft) };
+        let cfg = KvCluster::with_options(opts, "bench_speed").await;
         let mut ck = cfg.make_client(&cfg.all()).await;
         ck.get("x").await;
         let start = Instant::now();
@@ -181,10 +208,11 @@ pub fn speed_ms_per_op(raft: RaftKind) -> f64 {
 }
 
 /// `clerks` closed-loop clerks on 5 reliable servers for 5 virtual seconds.
-pub fn throughput(raft: RaftKind, clerks: usize) -> (f64, f64, f64) {
+pub fn throughput(raft: RaftKind, clerks: usize, disk: DiskFaults) -> (f64, f64, f64) {
     simulate(BENCH_SEED, move || async move {
         let window = Duration::from_secs(5);
-        let cfg = KvCluster::with_options(KvOptions::new(5, false).raft(raft), "bench_throughput").await;
+        let opts = KvOptions { disk, ..KvOptions::new(5, false).raft(raft) };
+        let cfg = KvCluster::with_options(opts, "bench_throughput").await;
         let mut cks = Vec::with_capacity(clerks);
         for _ in 0..clerks {
             cks.push(cfg.make_client(&cfg.all()).await);
@@ -341,7 +369,8 @@ pub fn checker_1m_peak_mb() -> Option<f64> {
 pub fn run(opts: &BenchOptions, progress: &dyn Fn(&str)) -> BenchReport {
     progress("null round trip");
     let null_rtt_ms = null_rtt_ms();
-    let rafts: Vec<RaftFigures> = RaftKind::ALL.into_iter().map(|raft| raft_figures(raft, null_rtt_ms, progress)).collect();
+    let kinds = if opts.rafts.is_empty() { RaftKind::ALL.to_vec() } else { opts.rafts.clone() };
+    let rafts: Vec<RaftFigures> = kinds.into_iter().map(|raft| raft_figures(raft, null_rtt_ms, progress)).collect();
     progress("simulation speed");
     let sim_speedup = median((0..3).map(|_| sim_speedup()).collect());
     let peak_rss_mb = if opts.skip_memory {
@@ -401,13 +430,44 @@ pub fn run(opts: &BenchOptions, progress: &dyn Fn(&str)) -> BenchReport {
 fn raft_figures(raft: RaftKind, null_rtt_ms: f64, progress: &dyn Fn(&str)) -> RaftFigures {
     let r = raft.name();
     progress(&format!("{r}: speed_4a workload"));
-    let speed_ms_per_op = speed_ms_per_op(raft);
-    let mut throughput_rows: Vec<Throughput> = Vec::new();
-    for clerks in [1, 10, 100, 1000] {
-        progress(&format!("{r}: throughput, {clerks} clerks"));
-        let (ops_per_s, raft_msgs_per_op, mean_ms_per_op) = throughput(raft, clerks);
-        let base = throughput_rows.first().map_or(ops_per_s, |t| t.ops_per_s);
-        throughput_rows.push(Throughput {
+    let speed = speed_ms_per_op(raft, bench_disk());
+    let rows = throughput_rows(raft, &[1, 10, 100, 1000], bench_disk(), &|c| {
+        progress(&format!("{r}: throughput, {c} clerks"))
+    });
+    progress(&format!("{r}: instant disk"));
+    let instant_speed = speed_ms_per_op(raft, instant_disk());
+    let instant_disk = DiskCost {
+        speed_ms_per_op: instant_speed,
+        floor_ratio: instant_speed / (2.0 * null_rtt_ms),
+        throughput: throughput_rows(raft, &[1, 100], instant_disk(), &|_| {}),
+    };
+    progress(&format!("{r}: under faults"));
+    let (plain, _, _) = persist_partition_unreliable(raft, 0.0);
+    let (dup, _, _) = persist_partition_unreliable(raft, 0.3);
+    progress(&format!("{r}: swarm seeds per minute (200 seeds)"));
+    RaftFigures {
+        raft: r.to_string(),
+        speed_ms_per_op: speed,
+        floor_ratio: speed / (2.0 * null_rtt_ms),
+        throughput: rows,
+        under_faults: UnderFaults {
+            workload: "persist_partition_unreliable_4a (5 clerks, 5 servers)".to_string(),
+            ms_per_op: plain,
+            ms_per_op_with_duplication: dup,
+        },
+        swarm_seeds_per_min: swarm_seeds_per_min(raft, 200),
+        instant_disk,
+    }
+}
+
+/// Throughput at each number of clerks; scaling against the first row.
+fn throughput_rows(raft: RaftKind, clerks: &[usize], disk: DiskFaults, progress: &dyn Fn(usize)) -> Vec<Throughput> {
+    let mut rows: Vec<Throughput> = Vec::new();
+    for &clerks in clerks {
+        progress(clerks);
+        let (ops_per_s, raft_msgs_per_op, mean_ms_per_op) = throughput(raft, clerks, disk);
+        let base = rows.first().map_or(ops_per_s / clerks as f64, |t| t.ops_per_s / t.clerks as f64);
+        rows.push(Throughput {
             clerks,
             ops_per_s,
             raft_msgs_per_op,
@@ -415,22 +475,7 @@ fn raft_figures(raft: RaftKind, null_rtt_ms: f64, progress: &dyn Fn(&str)) -> Ra
             scaling_efficiency: ops_per_s / (clerks as f64 * base),
         });
     }
-    progress(&format!("{r}: under faults"));
-    let (plain, _, _) = persist_partition_unreliable(raft, 0.0);
-    let (dup, _, _) = persist_partition_unreliable(raft, 0.3);
-    progress(&format!("{r}: swarm seeds per minute (200 seeds)"));
-    RaftFigures {
-        raft: r.to_string(),
-        speed_ms_per_op,
-        floor_ratio: speed_ms_per_op / (2.0 * null_rtt_ms),
-        throughput: throughput_rows,
-        under_faults: UnderFaults {
-            workload: "persist_partition_unreliable_4a (5 clerks, 5 servers)".to_string(),
-            ms_per_op: plain,
-            ms_per_op_with_duplication: dup,
-        },
-        swarm_seeds_per_min: swarm_seeds_per_min(raft, 200),
-    }
+    rows
 }
 
 /// Swarm seeds per wall minute: `n` seeds from 1 on 2 jobs.
@@ -510,6 +555,17 @@ pub fn render(r: &BenchReport) -> String {
             f.under_faults.ms_per_op, f.under_faults.ms_per_op_with_duplication, f.under_faults.workload
         );
         s += &format!("swarm_seeds_per_min    {:.0} (200 seeds, 2 jobs)\n", f.swarm_seeds_per_min);
+        let d = &f.instant_disk;
+        s += &format!(
+            "instant disk           speed {:.2} ms/op, floor ratio {:.3} (above: 1 ms syncs)\n",
+            d.speed_ms_per_op, d.floor_ratio
+        );
+        for t in &d.throughput {
+            s += &format!(
+                "                       {:>6} {:>8.0} {:>13.2} {:>7.1}\n",
+                t.clerks, t.ops_per_s, t.raft_msgs_per_op, t.mean_ms_per_op
+            );
+        }
     }
     s += "---\n";
     s += &format!(

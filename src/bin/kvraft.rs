@@ -75,6 +75,9 @@ struct BenchArgs {
     /// Skip time to first failure of the deliberately broken servers.
     #[arg(long)]
     skip_ttff: bool,
+    /// Measure only this Raft (ours or raft-rs); repeatable. Default: both, side by side.
+    #[arg(long = "raft", value_parser = RaftKind::parse)]
+    rafts: Vec<RaftKind>,
     /// Wall-clock repetitions per checker figure (the median is reported).
     #[arg(long, default_value_t = 5)]
     repeats: usize,
@@ -87,6 +90,7 @@ fn bench(args: BenchArgs) -> Result<bool, String> {
         skip_memory: args.skip_memory,
         skip_ttff: args.skip_ttff,
         repeats: args.repeats,
+        rafts: args.rafts,
     };
     let quiet = args.json;
     let report = bench::run(&opts, &|step| {
