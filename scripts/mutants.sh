@@ -14,7 +14,8 @@
 #
 # Results go to mutants-<mode>/mutants.out (caught.txt, missed.txt,
 # timeout.txt, unviable.txt, outcomes.json). SHARD=k/n runs one shard of
-# the mutants (as the nightly workflow does); JOBS=n builds n at once.
+# the mutants, every n-th from the k-th (as the nightly workflow does);
+# JOBS=n builds n at once.
 # Further arguments go to cargo-mutants.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,10 +23,11 @@ mode="${1:-}"
 shift || true
 args=(--output "mutants-$mode" --jobs "${JOBS:-1}" --no-shuffle)
 if [ -n "${SHARD:-}" ]; then
-    args+=(--shard "$SHARD")
+    args+=(--shard "$SHARD" --sharding round-robin)
 fi
 case "$mode" in
-    fuzzer) exec cargo mutants "${args[@]}" "$@" -- --test fuzz_gate ;;
+    # Build and run the fuzz gate's test binary only (not the suite).
+    fuzzer) exec cargo mutants "${args[@]}" --cargo-arg=--test=fuzz_gate "$@" ;;
     suite) exec cargo mutants "${args[@]}" "$@" ;;
     missed)
         from=mutants-fuzzer/mutants.out
