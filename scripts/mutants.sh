@@ -21,7 +21,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 mode="${1:-}"
 shift || true
-args=(--output "mutants-$mode" --jobs "${JOBS:-1}" --no-shuffle)
+args=(--output "mutants-$mode" --no-shuffle)
+if [ -n "${JOBS:-}" ]; then
+    args+=(--jobs "$JOBS")
+fi
 if [ -n "${SHARD:-}" ]; then
     args+=(--shard "$SHARD" --sharding round-robin)
 fi

@@ -367,12 +367,8 @@ pub fn checker_1m_peak_mb() -> Option<f64> {
 
 /// Takes every figure.
 pub fn run(opts: &BenchOptions, progress: &dyn Fn(&str)) -> BenchReport {
-    progress("null round trip");
-    let null_rtt_ms = null_rtt_ms();
-    let kinds = if opts.rafts.is_empty() { RaftKind::ALL.to_vec() } else { opts.rafts.clone() };
-    let rafts: Vec<RaftFigures> = kinds.into_iter().map(|raft| raft_figures(raft, null_rtt_ms, progress)).collect();
-    progress("simulation speed");
-    let sim_speedup = median((0..3).map(|_| sim_speedup()).collect());
+    // The memory figures first, while the process has allocated little:
+    // campaign memory, then the checker (its peak counter is reset).
     let peak_rss_mb = if opts.skip_memory {
         None
     } else {
@@ -392,6 +388,16 @@ pub fn run(opts: &BenchOptions, progress: &dyn Fn(&str)) -> BenchReport {
             grows: after_200 > after_50 * 1.25 + 16.0,
         })
     };
+    progress("checker");
+    let checker = checker_figures(opts.repeats.max(1));
+    let checker_1m_peak_mb = checker_1m_peak_mb();
+    let checker_peak_rss_mb = rss_mb().1;
+    progress("null round trip");
+    let null_rtt_ms = null_rtt_ms();
+    let kinds = if opts.rafts.is_empty() { RaftKind::ALL.to_vec() } else { opts.rafts.clone() };
+    let rafts: Vec<RaftFigures> = kinds.into_iter().map(|raft| raft_figures(raft, null_rtt_ms, progress)).collect();
+    progress("simulation speed");
+    let sim_speedup = median((0..3).map(|_| sim_speedup()).collect());
     let suite_wall_s = if opts.skip_suite {
         None
     } else {
@@ -409,10 +415,6 @@ pub fn run(opts: &BenchOptions, progress: &dyn Fn(&str)) -> BenchReport {
             })
             .collect()
     };
-    progress("checker");
-    let checker = checker_figures(opts.repeats.max(1));
-    let checker_1m_peak_mb = checker_1m_peak_mb();
-    let checker_peak_rss_mb = rss_mb().1;
     BenchReport {
         null_rtt_ms,
         rafts,
