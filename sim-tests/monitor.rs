@@ -23,13 +23,16 @@ use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 const LIMIT: Option<Duration> = Some(Duration::from_secs(600));
 
 /// A small swarm run: `servers` servers, 3 clerks on 3 keys for 3 s, a
-/// reliable network, and the given nemesis events.
+/// reliable network and disks that never corrupt, and the given nemesis
+/// events.
 fn small(seed: u64, servers: usize, events: Vec<NemesisEvent>) -> RunSpec {
     let mut s = swarm_spec(seed);
     s.servers = servers;
     s.clients = 3;
     s.workload = Workload::Swarm { keys: 3, run_ms: 3000, ops_per_client: None };
     s.faults = Default::default();
+    // Disks that do not corrupt (a server may refuse to boot on one).
+    s.disk.corrupt_rate = 0.0;
     s.nemesis = Some(events);
     s.bound_ms = 5000.0;
     s
@@ -49,6 +52,7 @@ type ApplyHook =
 type EventHook = Arc<dyn Fn(usize, RaftEvent) -> Vec<RaftEvent> + Send + Sync>;
 type StateHook = Arc<dyn Fn(usize, (Term, bool)) -> (Term, bool) + Send + Sync>;
 type LogHook = Arc<dyn Fn(usize, Option<Vec<Term>>) -> Option<Vec<Term>> + Send + Sync>;
+type BootHook = Arc<dyn Fn(usize, raft::EventSink) + Send + Sync>;
 
 /// How the wrapped Raft departs from this crate's (each hook optional).
 #[derive(Clone, Default)]
@@ -61,6 +65,8 @@ struct Hooks {
     silent: bool,
     state: Option<StateHook>,
     log_terms: Option<LogHook>,
+    /// Called at each boot with the server and its event sink.
+    at_boot: Option<BootHook>,
 }
 
 /// This crate's Raft, seen through `hooks`.
@@ -103,6 +109,7 @@ fn wrap(hooks: Hooks) -> Customize {
                 let (tx, rx) = unbounded_channel();
                 tap = Some((f, rx, std::mem::replace(&mut a.apply_tx, tx)));
             }
+            let boot_sink = a.events.clone();
             if hooks.silent {
                 a.events = raft::no_events();
             } else if let Some(f) = hooks.events.clone() {
@@ -112,6 +119,9 @@ fn wrap(hooks: Hooks) -> Customize {
             let inner = base(a)?;
             if let Some((f, rx, out)) = tap {
                 tokio::spawn(f(me, inner.clone(), rx, out));
+            }
+            if let Some(f) = &hooks.at_boot {
+                f(me, boot_sink);
             }
             Ok(Arc::new(Wrapped { inner, me, hooks: hooks.clone() }) as Arc<dyn Consensus>)
         });
@@ -201,6 +211,35 @@ fn election_safety_catches_a_second_leader_reported() {
     });
     let r = run(&small(5, 3, isolate_leader_at(&[800])), Some(wrap(Hooks { events: Some(events), ..Default::default() })));
     assert_violation(&r, Property::ElectionSafety, &["both lead term", "(boot 1)"]);
+}
+
+#[test]
+fn election_safety_catches_a_leader_of_the_same_term_after_a_reboot() {
+    // A server that led a term claims it again after its crash, as one that
+    // forgot its vote would.
+    let led: Arc<Mutex<Vec<Term>>> = Arc::new(Mutex::new(vec![0; 3]));
+    let record = led.clone();
+    let events: EventHook = Arc::new(move |me, e| {
+        if let RaftEvent::Role { term, role: Role::Leader } = e {
+            record.lock().unwrap()[me] = term;
+        }
+        vec![e]
+    });
+    let at_boot: BootHook = Arc::new(move |me, sink| {
+        let term = led.lock().unwrap()[me];
+        if term > 0 {
+            // Once the boot is under way (the monitor learns of it when
+            // `MakeRaft` returns).
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                sink(RaftEvent::Role { term, role: Role::Leader });
+            });
+        }
+    });
+    let crash = vec![NemesisEvent { at_ms: 800, action: Action::CrashLeader { down_ms: 300 } }];
+    let hooks = Hooks { events: Some(events), at_boot: Some(at_boot), ..Default::default() };
+    let r = run(&small(7, 3, crash), Some(wrap(hooks)));
+    assert_violation(&r, Property::ElectionSafety, &["in boot 1 and again in boot 2"]);
 }
 
 #[test]

@@ -405,6 +405,14 @@ impl Monitor {
                 let what = format!("servers {other} (boot {other_boot}) and {server} (boot {boot}) both lead term {term}");
                 self.violated(s, Property::ElectionSafety, what);
             }
+            // Leading again after a reboot needs a new election, in a new
+            // term: the same term twice means a vote or term was forgotten
+            // (say, not durable at the crash), and the two leaderships may
+            // append different entries at the same index and term.
+            Some(&(_, other_boot)) if other_boot != boot => {
+                let what = format!("server {server} leads term {term} in boot {other_boot} and again in boot {boot}");
+                self.violated(s, Property::ElectionSafety, what);
+            }
             Some(_) => return,
             None => {
                 s.leaders.insert(term, (server, boot));
