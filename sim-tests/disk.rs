@@ -12,7 +12,7 @@ use kvraft::campaign::report::{FailureClass, RunReport};
 use kvraft::campaign::spec::{Action, NemesisEvent, RunSpec, Workload};
 use kvraft::campaign::swarm::swarm_spec;
 use kvraft::raft::message::{Entry, HardState};
-use kvraft::raft::persister::{Damage, DiskConfig, StorageError};
+use kvraft::raft::persister::{Damage, DiskConfig, DiskTamper, StorageError};
 use kvraft::raft::{MakeArgs, Persister};
 use kvraft::sim::fleet::DiskFaults;
 use kvraft::sim::kv_cluster::KvOptions;
@@ -106,7 +106,7 @@ fn a_corrupt_synced_record_stops_recovery_with_a_clear_error() {
             other => panic!("seed {seed}: a corrupt record must not recover: {other:?}"),
         }
         // Ignoring checksums hands back what the flipped bit made of it.
-        bad.set_ignore_checksums(true);
+        bad.tamper(DiskTamper { ignore_checksums: true, ..Default::default() });
         assert!(!matches!(bad.raw_state().damage, Some(Damage::Corrupt { reason, .. }) if reason == "checksum mismatch"));
     }
     assert_eq!(found, 20);
@@ -166,7 +166,7 @@ fn a_driver_that_answers_before_its_state_is_durable_is_caught_within_50_seeds()
     // and frequent crashes, some aimed at the leader: the window between
     // an answer and its durability is wide, and crashes land in it.
     let disk = DiskFaults { sync_us: (20_000, 60_000), lose_unsynced: true, torn_rate: 0.5, corrupt_rate: 0.0 };
-    let broken = on_each_disk(|p| p.set_ack_before_durable(true));
+    let broken = on_each_disk(|p| p.tamper(DiskTamper { ack_before_durable: true, ..Default::default() }));
     let spec = |s: u64, raft: RaftKind| {
         let mut spec = swarm(s, raft, disk);
         spec.crash_rate = spec.crash_rate.max(0.5);
@@ -202,7 +202,7 @@ fn a_recovery_that_ignores_checksums_is_caught() {
     // Every crash corrupts a synced record of one server; the recovery
     // uses whatever the flipped bit made of it.
     let disk = DiskFaults { sync_us: (500, 2000), lose_unsynced: true, torn_rate: 0.5, corrupt_rate: 1.0 };
-    let broken = on_each_disk(|p| p.set_ignore_checksums(true));
+    let broken = on_each_disk(|p| p.tamper(DiskTamper { ignore_checksums: true, ..Default::default() }));
     let crashy = |s: u64| {
         let mut spec = swarm(s, RaftKind::Ours, disk);
         spec.crash_rate = 0.5;

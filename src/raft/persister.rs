@@ -122,11 +122,19 @@ struct Disk {
     records: Vec<Vec<u8>>,
     /// `records[..durable]` are durable.
     durable: usize,
-    /// Test-only: a sync returns at once; the writes become durable a
-    /// latency later (a driver that answers before its state is durable).
-    ack_before_durable: bool,
-    /// Test-only: recovery uses records whose checksum fails.
-    ignore_checksums: bool,
+    /// Test-only breakage (see [`DiskTamper`]).
+    tamper: DiskTamper,
+}
+
+/// The one test-only seam of the disk: ways to break it on purpose, to show
+/// the harness catches them. A real server never sets any.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DiskTamper {
+    /// A sync returns at once and the writes become durable a latency later,
+    /// so whatever waits for a sync answers before its state is durable.
+    pub ack_before_durable: bool,
+    /// Recovery uses records whose checksum fails.
+    pub ignore_checksums: bool,
 }
 
 impl Disk {
@@ -139,6 +147,11 @@ impl Disk {
 
     /// Replays the log.
     fn replay(&self) -> RawState {
+        self.replay_checking(!self.tamper.ignore_checksums)
+    }
+
+    /// Replays the log, checking checksums or not.
+    fn replay_checking(&self, checksums: bool) -> RawState {
         let mut st = RawState::default();
         let n = self.records.len();
         for (i, r) in self.records.iter().enumerate() {
@@ -154,7 +167,7 @@ impl Disk {
             }
             let payload = &r[HEADER..];
             let crc = u32::from_le_bytes(r[4..8].try_into().unwrap());
-            if crc32fast::hash(payload) != crc && !self.ignore_checksums {
+            if checksums && crc32fast::hash(payload) != crc {
                 st.damage = Some(Damage::Corrupt { record: i, records: n, reason: "checksum mismatch".into() });
                 return st;
             }
@@ -225,7 +238,7 @@ impl Persister {
             }
         }
         let durable = records.len();
-        let disk = Disk { cfg: d.cfg, records, durable, ack_before_durable: false, ignore_checksums: false };
+        let disk = Disk { cfg: d.cfg, records, durable, tamper: DiskTamper::default() };
         (Persister(Arc::new(Mutex::new(disk))), report)
     }
 
@@ -255,7 +268,7 @@ impl Persister {
             }
             let (lo, hi) = d.cfg.sync_us;
             let us = if lo < hi { madsim::rand::thread_rng().gen_range(lo..=hi) } else { lo };
-            (d.records.len().max(seq), Duration::from_micros(us), d.ack_before_durable)
+            (d.records.len().max(seq), Duration::from_micros(us), d.tamper.ack_before_durable)
         };
         if latency.is_zero() {
             // An instant disk (benchmarks compare against it).
@@ -362,18 +375,16 @@ impl Persister {
         Ok(Recovered { hard_state, log, torn_tail })
     }
 
-    /// Test-only: syncs return at once and the writes become durable a
-    /// latency later, so whatever waits for a sync answers before its state
-    /// is durable.
+    /// Test-only: breaks this disk on purpose (see [`DiskTamper`]).
     #[doc(hidden)]
-    pub fn set_ack_before_durable(&self, on: bool) {
-        self.lock().ack_before_durable = on;
+    pub fn tamper(&self, t: DiskTamper) {
+        self.lock().tamper = t;
     }
 
-    /// Test-only: recovery uses records whose checksum fails.
-    #[doc(hidden)]
-    pub fn set_ignore_checksums(&self, on: bool) {
-        self.lock().ignore_checksums = on;
+    /// Whether the disk holds a corrupt record (checksums checked whatever
+    /// the tamper says): the harness's own view of the disk.
+    pub fn holds_corruption(&self) -> bool {
+        matches!(self.lock().replay_checking(true).damage, Some(Damage::Corrupt { .. }))
     }
 
     /// The disk's configuration.

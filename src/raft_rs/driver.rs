@@ -150,13 +150,19 @@ impl Inner {
         let now = (self.raw.raft.term, self.raw.raft.state);
         if now != self.reported {
             let was = std::mem::replace(&mut self.reported, now);
-            let role = match now.1 {
+            let role = |r: StateRole| match r {
                 StateRole::Leader => Role::Leader,
                 StateRole::Candidate | StateRole::PreCandidate => Role::Candidate,
                 StateRole::Follower => Role::Follower,
             };
-            (self.events)(RaftEvent::Role { term: now.0, role });
-            if was.1 == StateRole::Candidate && now.1 == StateRole::Candidate {
+            // A pre-candidate is a candidate to the harness: going from one
+            // to the other in the same term is no new role.
+            if (was.0, role(was.1)) != (now.0, role(now.1)) {
+                (self.events)(RaftEvent::Role { term: now.0, role: role(now.1) });
+            }
+            // A candidate whose election timed out campaigns again: with
+            // pre-vote (raft-rs's default) it first turns pre-candidate.
+            if was.1 == StateRole::Candidate && matches!(now.1, StateRole::Candidate | StateRole::PreCandidate) {
                 (self.events)(RaftEvent::Situation(Situation::SplitVote));
             }
             if now.1 == StateRole::Leader {

@@ -146,14 +146,20 @@ impl<S: Service> Fleet<S> {
                                 slot.boots += 1;
                                 (slot.boots, slot.persister.clone())
                             };
-                            match boot(i, n, persister).await {
+                            match boot(i, n, persister.clone()).await {
                                 Ok(service) => state.lock().unwrap().slots[i].up = Some(service),
-                                Err(why) => {
+                                // The documented policy for a corrupt disk:
+                                // the server refuses to start, and stays down.
+                                Err(why) if persister.holds_corruption() => {
                                     tracing::warn!(server = i, boot = n, "refuses to start: {why}");
                                     let mut s = state.lock().unwrap();
                                     s.disk.corrupt_found += 1;
                                     s.slots[i].stopped = Some(why);
                                 }
+                                // On a sound disk, failing to start is the
+                                // Raft's own bug (it cannot read what it
+                                // wrote, say): the run fails here.
+                                Err(why) => panic!("server {i} (boot {n}) failed to start on a sound disk: {why}"),
                             }
                             // A madsim node whose init task returns counts as
                             // exited and its tasks stop: run until killed.
