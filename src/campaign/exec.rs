@@ -41,6 +41,9 @@ pub struct RunOptions {
     pub trace_out: Option<PathBuf>,
     /// A change to the cluster (see [`Customize`]).
     pub customize: Option<Customize>,
+    /// Write no history, timeline or trace files (shrink candidates: they
+    /// would overwrite those of the failure being shrunk).
+    pub no_files: bool,
 }
 
 impl RunOptions {
@@ -148,6 +151,7 @@ pub fn run_spec_with(spec: &RunSpec, time_limit: Option<Duration>, customize: Op
 pub fn run_spec_opts(spec: &RunSpec, opts: &RunOptions) -> RunReport {
     let reproduce = reproduce_command(spec);
     context::enter_quiet_run(reproduce.clone());
+    context::set_no_files(opts.no_files);
     let mut rt = madsim::runtime::Runtime::with_seed_and_config(spec.seed, madsim::Config::default());
     if let Some(limit) = opts.time_limit {
         rt.set_time_limit(limit);
@@ -230,7 +234,7 @@ fn write_trace(r: &mut RunReport, opts: &RunOptions, history: &History, verdict:
     r.trace_events = lines.len();
     let mut targets: Vec<PathBuf> = Vec::new();
     if !r.passed {
-        if let Some(dir) = verify::history_dir(true) {
+        if let Some(dir) = verify::history_dir(true).filter(|_| !opts.no_files) {
             let _ = std::fs::create_dir_all(&dir);
             targets.push(dir.join(format!("{}-{}.trace.jsonl", r.scenario.replace("::", "."), r.seed)));
         }

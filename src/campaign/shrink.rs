@@ -7,7 +7,8 @@
 use std::time::Duration;
 
 use super::report::{FailureClass, RunReport};
-use super::run::run_specs;
+use super::exec::RunOptions;
+use super::run::{run_specs, run_specs_opts};
 use super::spec::{Action, NemesisEvent, PartitionStyle, RunSpec, Workload};
 use super::nemesis;
 
@@ -101,9 +102,14 @@ impl Search<'_> {
         while i < cands.len() && self.left() > 0 {
             let n = self.opts.jobs.max(1).min(self.left()).min(cands.len() - i);
             let batch: Vec<RunSpec> = cands[i..i + n].iter().map(|(_, s)| s.clone()).collect();
-            let reports = run_specs(&batch, n, self.opts.time_limit, false, &|_| {});
-            self.runs += n;
+            // The candidates share the original's name: they write no
+            // files, which would overwrite the original failure's.
+            let quiet = RunOptions { no_files: true, ..RunOptions::limit(self.opts.time_limit) };
+            let reports = run_specs_opts(&batch, n, &quiet, &|_| {});
             for (k, r) in reports.into_iter().enumerate() {
+                // Charged as if run one at a time, so that the budget runs
+                // out at the same candidate whatever `jobs` is.
+                self.runs += 1;
                 let same = r.failure.as_deref().map(FailureClass::of) == Some(self.class.clone());
                 if same {
                     let what = cands[i + k].0.clone();

@@ -22,7 +22,7 @@ pub fn linearizability(cfg: &KvCluster) -> (Verdict, Option<PathBuf>) {
     let h = cfg.history();
     let verdict = check_history(&h.ops);
     let mut written = None;
-    if let Some(dir) = history_dir(!verdict.linearizable) {
+    if let Some(dir) = history_dir(!verdict.linearizable).filter(|_| context::writes_files()) {
         let _ = std::fs::create_dir_all(&dir);
         // Test names may carry their module ("kv_4a::basic_4a").
         let stem = format!("{}-{}", h.scenario.replace("::", "."), h.seed);

@@ -11,6 +11,8 @@ struct RunContext {
     reproduce: Option<String>,
     /// Inside a campaign: print nothing, keep the failure message.
     quiet: bool,
+    /// Write no history, timeline or trace files for this run.
+    no_files: bool,
     last_panic: Option<String>,
 }
 
@@ -98,7 +100,20 @@ pub fn enter_quiet_run(reproduce: String) {
         c.quiet = true;
         c.reproduce = Some(reproduce);
         c.last_panic = None;
+        c.no_files = false;
     });
+}
+
+/// Whether this thread's run writes no files (see [`writes_files`]).
+pub fn set_no_files(on: bool) {
+    CONTEXT.with(|c| c.borrow_mut().no_files = on);
+}
+
+/// Whether this thread's run may write its history, timeline and trace
+/// files (shrink candidates do not: they would overwrite the files of the
+/// failure being shrunk, which has the same name).
+pub fn writes_files() -> bool {
+    CONTEXT.with(|c| !c.borrow().no_files)
 }
 
 /// The first panic message of this thread's quiet run.
