@@ -132,6 +132,9 @@ struct State {
 struct AppendTrap {
     armed: AtomicBool,
     sprung: Mutex<Option<usize>>,
+    /// Held by the one [`KvCluster::catch_leader_append`] using the trap:
+    /// overlapping ones take turns rather than disarm each other.
+    busy: tokio::sync::Mutex<()>,
     net: Arc<SimNetwork>,
     log: RunLog,
 }
@@ -235,8 +238,13 @@ impl KvCluster {
         let ips: Vec<IpAddr> = peers.iter().map(|a| a.ip()).collect();
         let monitor = Monitor::new(n, test_name, seed, Arc::new(show_command));
         monitor.set_log(log.clone());
-        let trap =
-            Arc::new(AppendTrap { armed: AtomicBool::new(false), sprung: Mutex::new(None), net: net.clone(), log: log.clone() });
+        let trap = Arc::new(AppendTrap {
+            armed: AtomicBool::new(false),
+            sprung: Mutex::new(None),
+            busy: tokio::sync::Mutex::new(()),
+            net: net.clone(),
+            log: log.clone(),
+        });
         let make = {
             let (base, trap) = (opts.make_raft.clone(), trap.clone());
             let make: MakeRaft = Arc::new(move |a: MakeArgs| {
@@ -591,9 +599,11 @@ impl KvCluster {
 
     /// Waits up to `within` for the leader to append an entry, and cuts it
     /// off from everyone in the same step, before the entry reaches anyone.
-    /// Returns that leader.
+    /// Returns that leader. One at a time: a second call waits for the
+    /// first to finish, then waits its own `within`.
     pub async fn catch_leader_append(&self, within: Duration) -> Option<usize> {
         let trap = &self.0.trap;
+        let _turn = trap.busy.lock().await;
         *trap.sprung.lock().unwrap() = None;
         trap.armed.store(true, Ordering::SeqCst);
         let start = Instant::now();
