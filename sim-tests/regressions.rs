@@ -8,7 +8,9 @@
 //!   worth keeping;
 //! - `expect`: `"pass"` (the bug was fixed: the run must pass), or, for a
 //!   deliberately broken server, the failure class it must keep producing
-//!   (`"not linearizable"`, `"liveness"`, `"too slow"`);
+//!   (`"safety: <property>"` such as `"safety: exactly once"`, `"not
+//!   linearizable"`, `"liveness"`, `"too slow"`, `"inefficient"`, `"budget
+//!   exceeded"`);
 //! - `spec`: the run spec, exactly as `kvraft run --spec FILE` reads it.
 //!
 //! `kvraft fuzz --save-failures FILE` appends failing runs in this format;

@@ -32,9 +32,10 @@ impl Scenario {
         s
     }
 
-    /// Mean virtual ms per completed op that the scenario must stay under.
-    pub fn bound_ms(&self) -> f64 {
-        self.template.bound_ms
+    /// Mean virtual ms per completed op that the scenario must stay under;
+    /// None for one whose bound is drawn with each seed's schedule.
+    pub fn bound_ms(&self) -> Option<f64> {
+        (!matches!(self.template.workload, Workload::Swarm { .. })).then_some(self.template.bound_ms)
     }
 }
 

@@ -42,7 +42,12 @@ impl Regression {
     pub fn of_failure(r: &RunReport) -> Regression {
         let failure = r.failure.clone().unwrap_or_default();
         let expect = match FailureClass::of(&failure) {
-            c @ (FailureClass::Safety(_) | FailureClass::NotLinearizable | FailureClass::Liveness | FailureClass::TooSlow)
+            c @ (FailureClass::Safety(_)
+            | FailureClass::NotLinearizable
+            | FailureClass::Liveness
+            | FailureClass::TooSlow
+            | FailureClass::Inefficient
+            | FailureClass::Budget)
                 if r.spec.bug != Bug::None =>
             {
                 c.name()
@@ -63,7 +68,10 @@ impl Regression {
 pub fn expectations() -> Vec<String> {
     let mut v = vec!["pass".to_string()];
     v.extend(Property::ALL.into_iter().map(|p| FailureClass::Safety(p).name()));
-    v.extend([FailureClass::NotLinearizable, FailureClass::Liveness, FailureClass::TooSlow].map(|c| c.name()));
+    v.extend(
+        [FailureClass::NotLinearizable, FailureClass::Liveness, FailureClass::TooSlow, FailureClass::Inefficient, FailureClass::Budget]
+            .map(|c| c.name()),
+    );
     v
 }
 
@@ -74,7 +82,8 @@ fn default_expect() -> String {
 pub const REGRESSIONS_ABOUT: &str = "Regressions: runs that once failed (or are worth keeping), \
 replayed by `cargo test --release --test suite -- regressions::`. Each entry: name (unique), why (the bug it \
 found, or why it is kept), expect (\"pass\", or for a deliberately broken server the failure class it \
-must keep producing, e.g. \"safety: exactly once\", \"not linearizable\", \"liveness\", \"too slow\"), spec (a run spec, as \
+must keep producing: \"safety: <property>\" (e.g. \"safety: exactly once\"), \"not linearizable\", \"liveness\", \"too slow\", \"inefficient\" \
+or \"budget exceeded\"), spec (a run spec, as \
 `kvraft run --spec` reads). `kvraft fuzz --save-failures FILE` appends failing runs; once the bug \
 is fixed, edit `why` to say what it was.";
 

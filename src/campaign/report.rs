@@ -311,6 +311,9 @@ pub fn describe_mix(spec: &RunSpec) -> String {
             if spec.crash_rate > 0.0 {
                 s += &format!(" crash {}/s", spec.crash_rate);
             }
+            if spec.targeted_rate > 0.0 {
+                s += &format!(" targeted {}/s", spec.targeted_rate);
+            }
             if matches!(spec.workload, Workload::Swarm { .. }) {
                 s += &format!(" {} ev", nemesis::schedule(spec).len());
             }

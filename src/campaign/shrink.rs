@@ -460,6 +460,9 @@ pub fn shrink(spec: &RunSpec, opts: &ShrinkOptions, progress: &dyn Fn(&str)) -> 
         if ev.iter().all(|e| matches!(e.action, Action::Crash { .. } | Action::Restart { .. } | Action::Heal)) {
             shrunk.partition = PartitionStyle::None;
         }
+        if !ev.iter().any(|e| e.action.is_targeted()) {
+            shrunk.targeted_rate = 0.0;
+        }
     }
     Ok(ShrinkOutcome {
         original,

@@ -211,7 +211,8 @@ pub struct NemesisEvent {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Action {
-    /// Servers in `a` and in `b` cannot reach each other.
+    /// Servers in `a` and in `b` cannot reach each other. The two sides are
+    /// non-empty, disjoint, and together every server (checked on load).
     Partition { a: Vec<usize>, b: Vec<usize> },
     /// Whoever leads at that moment is cut from the other servers.
     IsolateLeader,
@@ -472,6 +473,23 @@ impl RunSpec {
                         self.servers,
                         self.servers - 1
                     ));
+                }
+                if let Action::Partition { a, b } = &e.action {
+                    let mut seen = vec![0u8; self.servers];
+                    a.iter().chain(b).for_each(|x| seen[*x] += 1);
+                    let problem = if a.is_empty() || b.is_empty() {
+                        Some("one side is empty".to_string())
+                    } else if let Some(x) = seen.iter().position(|c| *c > 1) {
+                        Some(format!("server {x} is named twice"))
+                    } else {
+                        seen.iter().position(|c| *c == 0).map(|x| format!("server {x} is on neither side"))
+                    };
+                    if let Some(p) = problem {
+                        return Err(format!(
+                            "nemesis[{i}] (partition at {} ms): {p}; the sides a and b must split the {} servers between them",
+                            e.at_ms, self.servers
+                        ));
+                    }
                 }
             }
         }

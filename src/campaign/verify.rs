@@ -1,6 +1,8 @@
-//! The checks every KV run ends with: the clerks' history is linearizable
-//! (written as JSON, plus an HTML timeline when it is not), and the mean
-//! virtual ms per completed op is within the run's bound.
+//! The checks every KV run ends with: the replicas converge within
+//! [`CONVERGENCE_MS`], the clerks' history is linearizable (written as
+//! JSON, plus an HTML timeline when it is not), the mean virtual ms per
+//! completed op is within the run's bound, and Raft's messages and bytes
+//! are within [`efficiency_bound`].
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -30,7 +30,8 @@ pub struct Config {
     /// The driver makes a Ready's log entries durable after the step that
     /// produced it and says so with [`RaftCore::persisted`]; until then a
     /// leader does not count its own copy of them towards a commit. Off:
-    /// every Ready is durable the moment it is taken.
+    /// every Ready is durable the moment it is taken (the core's unit tests;
+    /// [`super::node`] always turns it on, its disk syncs take time).
     pub async_persistence: bool,
 }
 

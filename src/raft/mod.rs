@@ -1,7 +1,8 @@
 //! Consensus: the Raft state machine ([`core`]), its async driver ([`node`]),
-//! durable state ([`persister`]) and messages. The harness and the KV service
-//! reach Raft only through [`Consensus`] and [`make`], so another Raft can be
-//! plugged in behind the same interface.
+//! durable state ([`persister`], the simulated disk every Raft is given) and
+//! messages. The harness and the KV service reach a Raft only through
+//! [`Consensus`] and [`MakeRaft`] (this one's is [`make`]), so another Raft
+//! can be plugged in behind the same interface.
 
 pub mod core;
 pub mod message;
@@ -34,7 +35,7 @@ pub trait Consensus: Send + Sync + 'static {
 
     /// Whether this Raft reports every change of its role or term, as it
     /// happens, through [`MakeArgs::events`]. If not, the harness polls
-    /// [`state`](Self::state) at every step it controls.
+    /// [`state`](Self::state) of every server every 10 ms of virtual time.
     fn reports_events(&self) -> bool {
         false
     }

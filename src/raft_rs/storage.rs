@@ -1,7 +1,8 @@
 //! A raft-rs [`Storage`] whose hard state, conf state and log live in the
 //! harness's [`Persister`], so that they survive a crash. Reads are served
-//! from a decoded copy in memory; every change is written through to the
-//! persister at once (the simulation's "disk" is synchronous).
+//! from a decoded copy in memory; every change is written to the persister
+//! at once, and is durable once the driver's sync of it returns (the
+//! driver sends nothing that depends on it before).
 //!
 //! On the persister:
 //! - the hard-state blob is `"RRS1"`, the length of the protobuf `HardState`
@@ -134,12 +135,6 @@ impl PersistedStorage {
 
     pub fn set_hard_state(&mut self, hs: HardState) -> Result<(), StoreError> {
         self.hard_state = hs;
-        self.save_blob()
-    }
-
-    /// Records a new commit index (from a light ready).
-    pub fn set_commit(&mut self, commit: u64) -> Result<(), StoreError> {
-        self.hard_state.commit = commit;
         self.save_blob()
     }
 

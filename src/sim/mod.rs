@@ -8,8 +8,9 @@
 //! records what happened around the clients (faults, crashes, leaders) and,
 //! when asked, a per-server trace. It runs things and hands results up;
 //! checking and reporting them is the campaign's job.
-//! Reaches Raft only through [`crate::raft::Consensus`] and
-//! [`crate::raft::MakeRaft`].
+//! Reaches a Raft only through [`crate::raft::Consensus`] and
+//! [`crate::raft::MakeRaft`], and the disk it hands every Raft, the
+//! [`crate::raft::persister::Persister`] (whose crashes it simulates).
 
 pub mod context;
 pub mod fleet;
