@@ -34,7 +34,8 @@ fn rate(rng: &mut StdRng, p_zero: f64, max: f64) -> f64 {
 /// The swarm spec of `seed`: its fault mix, with the schedule left implicit.
 pub fn swarm_spec(seed: u64) -> RunSpec {
     let mut rng = StdRng::seed_from_u64(seed ^ MIX_STREAM);
-    let servers = *[3usize, 5, 7].choose(&mut rng).unwrap();
+    // Even sizes too: a quorum miscounted as half passes only with odd ones.
+    let servers = *[3usize, 4, 5, 7].choose(&mut rng).unwrap();
     let clients = rng.gen_range(1..=15);
     // Half the seeds use few keys, so that clerks contend on them.
     let keys = if rng.gen_bool(0.5) { rng.gen_range(1..=10) } else { rng.gen_range(1..=100) };
