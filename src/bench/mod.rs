@@ -366,7 +366,12 @@ pub fn checker_1m_peak_mb() -> Option<f64> {
 /// Takes every figure.
 pub fn run(opts: &BenchOptions, progress: &dyn Fn(&str)) -> BenchReport {
     // The memory figures first, while the process has allocated little:
-    // campaign memory, then the checker (its peak counter is reset).
+    // the checker's peak (its counter reset first), then whether a
+    // campaign's memory grows from run to run.
+    progress("checker");
+    let checker_1m_peak_mb = checker_1m_peak_mb();
+    let checker = checker_figures(opts.repeats.max(1));
+    let checker_peak_rss_mb = rss_mb().1;
     let peak_rss_mb = if opts.skip_memory {
         None
     } else {
@@ -386,10 +391,6 @@ pub fn run(opts: &BenchOptions, progress: &dyn Fn(&str)) -> BenchReport {
             grows: after_200 > after_50 * 1.25 + 16.0,
         })
     };
-    progress("checker");
-    let checker = checker_figures(opts.repeats.max(1));
-    let checker_1m_peak_mb = checker_1m_peak_mb();
-    let checker_peak_rss_mb = rss_mb().1;
     progress("null round trip");
     let null_rtt_ms = null_rtt_ms();
     let kinds = if opts.rafts.is_empty() { RaftKind::ALL.to_vec() } else { opts.rafts.clone() };

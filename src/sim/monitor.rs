@@ -13,7 +13,7 @@
 //! virtual time, the seed and the command that reproduces the run.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
 use serde::Serialize;
 
@@ -139,7 +139,9 @@ struct ServerView {
     boot: u64,
     /// The next index this boot must apply.
     next: Index,
-    raft: Option<Arc<dyn Consensus>>,
+    /// Weak: the Raft's event sink holds the monitor, so a strong
+    /// reference would make a cycle that outlives the run.
+    raft: Option<Weak<dyn Consensus>>,
     /// Leaderships of this boot already seen (term), for polling.
     led: Option<Term>,
     /// (clerk, request number) -> index of its fresh apply, this boot.
@@ -245,7 +247,7 @@ impl Monitor {
     pub fn boot(&self, server: usize, boot: u64, raft: Arc<dyn Consensus>, log_to_replay: bool) {
         let mut s = self.lock();
         let v = &mut s.servers[server];
-        *v = ServerView { boot, next: 1, raft: Some(raft), led: None, fresh: HashMap::new() };
+        *v = ServerView { boot, next: 1, raft: Some(Arc::downgrade(&raft)), led: None, fresh: HashMap::new() };
         if boot > 1 && log_to_replay {
             *s.coverage.entry(Reached::RestartReplaysLog).or_default() += 1;
         }
@@ -365,7 +367,7 @@ impl Monitor {
     pub fn poll(&self) {
         let rafts: Vec<(usize, u64, Arc<dyn Consensus>)> = {
             let s = self.lock();
-            s.servers.iter().enumerate().filter_map(|(i, v)| v.raft.clone().map(|r| (i, v.boot, r))).collect()
+            s.servers.iter().enumerate().filter_map(|(i, v)| v.raft.as_ref().and_then(Weak::upgrade).map(|r| (i, v.boot, r))).collect()
         };
         // Entries committed before the previous round were committed before
         // any leadership first seen in this round began.
@@ -424,7 +426,7 @@ impl Monitor {
             return;
         }
         let expected: Vec<Term> = s.committed[..upto].iter().map(|c| c.term).collect();
-        let Some(raft) = s.servers[server].raft.clone() else { return };
+        let Some(raft) = s.servers[server].raft.as_ref().and_then(Weak::upgrade) else { return };
         drop(s);
         // The Raft may be in the middle of the step that made it leader (its
         // own lock held): ask it once that step is over. Its log holds the
