@@ -33,6 +33,25 @@ pub struct FaultCounts {
 }
 
 impl FaultCounts {
+    /// Every count as (name, table header, table width, value), in the
+    /// order reports and the campaign table show them.
+    pub fn entries(&self) -> [(&'static str, &'static str, usize, String); 11] {
+        let n = |v: u64| v.to_string();
+        [
+            ("requests_dropped", "req drop", 8, n(self.requests_dropped)),
+            ("replies_dropped", "rep drop", 8, n(self.replies_dropped)),
+            ("duplicated", "dup", 8, n(self.duplicated)),
+            ("delayed", "delayed", 8, n(self.delayed)),
+            ("partitions", "parts", 6, n(self.partitions)),
+            ("crashes", "crashes", 7, n(self.crashes)),
+            ("writes_lost", "lost wr", 7, n(self.writes_lost)),
+            ("torn_writes", "torn", 5, n(self.torn_writes)),
+            ("corrupt_found", "corrupt", 7, n(self.corrupt_found)),
+            ("pauses", "pauses", 6, n(self.pauses)),
+            ("drift", "drift", 5, format!("{:.2}", self.drift)),
+        ]
+    }
+
     /// Adds another run's counts (the drift: the largest).
     pub fn add(&mut self, o: &FaultCounts) {
         self.requests_dropped += o.requests_dropped;
@@ -397,8 +416,11 @@ pub fn summarize(reports: &[RunReport]) -> Vec<SummaryRow> {
 
 /// The summary as an aligned text table, one column per fault kind.
 pub fn render_table(rows: &[SummaryRow]) -> String {
+    let faults = |f: &FaultCounts, header: bool| -> String {
+        f.entries().iter().map(|(_, h, w, v)| format!(" {:>w$}", if header { *h } else { v.as_str() }, w = *w)).collect()
+    };
     let mut out = format!(
-        "{:<31} {:>5} {:>6} {:>6} {:>8} {:>9} {:>9} {:>8} {:>8} {:>8} {:>7} {:>8} {:>6} {:>7} {:>7} {:>5} {:>7} {:>6} {:>5}\n",
+        "{:<31} {:>5} {:>6} {:>6} {:>8} {:>9} {:>9} {:>8}{}\n",
         "scenario",
         "seeds",
         "passed",
@@ -407,22 +429,11 @@ pub fn render_table(rows: &[SummaryRow]) -> String {
         "med ms/op",
         "max ms/op",
         "live ms",
-        "req drop",
-        "rep drop",
-        "dup",
-        "delayed",
-        "parts",
-        "crashes",
-        "lost wr",
-        "torn",
-        "corrupt",
-        "pauses",
-        "drift"
+        faults(&FaultCounts::default(), true)
     );
     for r in rows {
-        let f = &r.faults;
         out += &format!(
-            "{:<31} {:>5} {:>6} {:>6} {:>8} {:>9.1} {:>9.1} {:>8} {:>8} {:>8} {:>7} {:>8} {:>6} {:>7} {:>7} {:>5} {:>7} {:>6} {:>5.2}\n",
+            "{:<31} {:>5} {:>6} {:>6} {:>8} {:>9.1} {:>9.1} {:>8}{}\n",
             r.scenario,
             r.seeds,
             r.passed,
@@ -431,22 +442,11 @@ pub fn render_table(rows: &[SummaryRow]) -> String {
             r.median_ms_per_op,
             r.max_ms_per_op,
             r.max_liveness_ms,
-            f.requests_dropped,
-            f.replies_dropped,
-            f.duplicated,
-            f.delayed,
-            f.partitions,
-            f.crashes,
-            f.writes_lost,
-            f.torn_writes,
-            f.corrupt_found,
-            f.pauses,
-            f.drift
+            faults(&r.faults, false)
         );
     }
     out
 }
-
 
 /// One run's report as aligned lines (what `kvraft run` prints).
 pub fn render_report(r: &RunReport) -> String {
@@ -467,24 +467,8 @@ pub fn render_report(r: &RunReport) -> String {
             None => format!("not shown (window {} ms, virtual)", r.liveness_window_ms),
         },
     );
-    let f = &r.faults;
-    line(
-        "faults",
-        format!(
-            "requests_dropped={} replies_dropped={} duplicated={} delayed={} partitions={} crashes={} writes_lost={} torn_writes={} corrupt_found={} pauses={} drift={:.2}",
-            f.requests_dropped,
-            f.replies_dropped,
-            f.duplicated,
-            f.delayed,
-            f.partitions,
-            f.crashes,
-            f.writes_lost,
-            f.torn_writes,
-            f.corrupt_found,
-            f.pauses,
-            f.drift
-        ),
-    );
+    let faults: Vec<String> = r.faults.entries().iter().map(|(k, _, _, v)| format!("{k}={v}")).collect();
+    line("faults", faults.join(" "));
     if let Some(m) = &r.monitor {
         let reached: Vec<String> = r.coverage.iter().filter(|(_, n)| **n > 0).map(|(k, n)| format!("{k}={n}")).collect();
         line(
