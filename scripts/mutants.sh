@@ -38,12 +38,12 @@ case "$mode" in
             echo "$0: run '$0 fuzzer' first (no $from/missed.txt)" >&2
             exit 2
         fi
-        # One exact-match regex per mutant the fuzzer did not catch.
+        # One exact-match regex per mutant the fuzzer did not catch (its
+        # full name, file and position included).
         res=()
         while IFS= read -r line; do
             [ -n "$line" ] || continue
-            name="${line#*: }"
-            res+=(--re "$(printf '%s' "$name" | sed 's/[][\.*^$()+?{}|]/\\&/g')")
+            res+=(--re "^$(printf '%s' "$line" | sed 's/[][\.*^$()+?{}|]/\\&/g')\$")
         done < <(cat "$from/missed.txt" "$from/timeout.txt" 2>/dev/null)
         if [ ${#res[@]} -eq 0 ]; then
             echo "the fuzzer missed no mutant"
