@@ -111,7 +111,7 @@ fn swarm_mixes_are_per_seed_and_cover_every_knob() {
     assert_eq!(swarm_spec(42), swarm_spec(42));
     assert_eq!(schedule(&swarm_spec(42)), schedule(&swarm_spec(42)));
     let specs: Vec<RunSpec> = (1..=200).map(swarm_spec).collect();
-    for n in [3, 5, 7] {
+    for n in [3, 4, 5, 7] {
         assert!(specs.iter().any(|s| s.servers == n), "no mix with {n} servers");
     }
     for p in [PartitionStyle::None, PartitionStyle::Halves, PartitionStyle::Leader, PartitionStyle::OneWay, PartitionStyle::Bridge, PartitionStyle::Mixed] {
