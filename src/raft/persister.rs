@@ -145,6 +145,12 @@ impl Disk {
         }
     }
 
+    /// A sync of the writes up to `target` completed (those a crash has
+    /// not taken meanwhile).
+    fn synced(&mut self, target: usize) {
+        self.durable = self.durable.max(target.min(self.records.len()));
+    }
+
     /// Replays the log.
     fn replay(&self) -> RawState {
         self.replay_checking(!self.tamper.ignore_checksums)
@@ -272,15 +278,13 @@ impl Persister {
         };
         if latency.is_zero() {
             // An instant disk (benchmarks compare against it).
-            let mut d = self.lock();
-            d.durable = d.durable.max(target.min(d.records.len()));
+            self.lock().synced(target);
             return;
         }
         let this = self.clone();
         let settle = async move {
             tokio::time::sleep(latency).await;
-            let mut d = this.lock();
-            d.durable = d.durable.max(target.min(d.records.len()));
+            this.lock().synced(target);
         };
         if early {
             tokio::spawn(settle);

@@ -367,9 +367,16 @@ impl KvCluster {
     /// As [`connect_client`](Self::connect_client), for a clerk moved into a task.
     pub fn connect_client_by_index(&self, clerk: usize, to: &[usize]) {
         let all = (0..self.0.n).all(|j| to.contains(&j));
+        // A restriction is always news (the servers it reaches may differ
+        // from the last one); lifting it only if one was on.
         let changed = {
             let mut s = self.0.state.lock().unwrap();
-            if all { s.restricted_clerks.remove(&clerk) } else { s.restricted_clerks.insert(clerk) || true }
+            if all {
+                s.restricted_clerks.remove(&clerk)
+            } else {
+                s.restricted_clerks.insert(clerk);
+                true
+            }
         };
         if changed {
             let reach: Vec<String> = to.iter().map(|j| j.to_string()).collect();
