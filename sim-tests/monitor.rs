@@ -202,15 +202,58 @@ fn state_machine_safety_catches_a_skipped_and_a_repeated_apply() {
 
 #[test]
 fn election_safety_catches_a_second_leader_reported() {
-    // Server 2 claims to lead every term it follows.
-    let events: EventHook = Arc::new(|me, e| match e {
-        RaftEvent::Role { term, role: Role::Follower } if me == 2 && term > 0 => {
-            vec![e, RaftEvent::Role { term, role: Role::Leader }]
+    // Server 2 claims to lead every term it follows, and says so when asked.
+    let claimed: Arc<Mutex<Option<Term>>> = Arc::new(Mutex::new(None));
+    let claim = claimed.clone();
+    let events: EventHook = Arc::new(move |me, e| match e {
+        RaftEvent::Role { term, role } if me == 2 => {
+            let lie = role == Role::Follower && term > 0;
+            *claim.lock().unwrap() = lie.then_some(term);
+            if lie {
+                vec![e, RaftEvent::Role { term, role: Role::Leader }]
+            } else {
+                vec![e]
+            }
         }
         e => vec![e],
     });
-    let r = run(&small(5, 3, isolate_leader_at(&[800])), Some(wrap(Hooks { events: Some(events), ..Default::default() })));
+    let state: StateHook = Arc::new(move |me, (term, leader)| (term, leader || (me == 2 && *claimed.lock().unwrap() == Some(term))));
+    let hooks = Hooks { events: Some(events), state: Some(state), ..Default::default() };
+    let r = run(&small(5, 3, isolate_leader_at(&[800])), Some(wrap(hooks)));
     assert_violation(&r, Property::ElectionSafety, &["both lead term", "(boot 1)"]);
+}
+
+#[test]
+fn reported_state_catches_a_leader_that_never_reports_stepping_down() {
+    // Role changes to follower go unreported: the last reported role of a
+    // deposed leader stays leader while state() says otherwise (and a
+    // second leader of a later term would look like no violation at all).
+    let events: EventHook = Arc::new(|_, e| match e {
+        RaftEvent::Role { role: Role::Follower, .. } => vec![],
+        e => vec![e],
+    });
+    let r = run(&small(5, 3, isolate_leader_at(&[800])), Some(wrap(Hooks { events: Some(events), ..Default::default() })));
+    assert_violation(&r, Property::ReportedState, &["answers state() = term", "but its last reported role was Leader"]);
+}
+
+#[test]
+fn reported_state_catches_a_commit_index_reported_twice() {
+    let events: EventHook = Arc::new(|_, e| match e {
+        RaftEvent::Committed { .. } => vec![e, e],
+        e => vec![e],
+    });
+    let r = run(&small(5, 3, vec![]), Some(wrap(Hooks { events: Some(events), ..Default::default() })));
+    assert_violation(&r, Property::ReportedState, &["reported its commit index advancing to", "it only grows"]);
+}
+
+#[test]
+fn reported_state_catches_a_term_that_goes_back() {
+    let events: EventHook = Arc::new(|_, e| match e {
+        RaftEvent::Role { term, role: Role::Follower } if term > 1 => vec![e, RaftEvent::Role { term: term - 1, role: Role::Follower }],
+        e => vec![e],
+    });
+    let r = run(&small(5, 3, isolate_leader_at(&[800])), Some(wrap(Hooks { events: Some(events), ..Default::default() })));
+    assert_violation(&r, Property::ReportedState, &["terms never go back"]);
 }
 
 #[test]

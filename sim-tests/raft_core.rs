@@ -795,11 +795,11 @@ impl Cluster {
 fn single_server_elects_itself_and_commits_at_once() {
     let mut c = fresh(0, 1);
     assert_eq!(c.role(), Role::Follower);
-    assert!(c.take_ready().is_empty());
+    assert!(c.take_ready() == Ready::default());
     for _ in 0..4 {
         c.tick();
         assert_eq!(c.role(), Role::Follower);
-        assert!(c.take_ready().is_empty());
+        assert!(c.take_ready() == Ready::default());
     }
     c.tick();
     assert!(c.is_leader());
@@ -823,13 +823,13 @@ fn single_server_elects_itself_and_commits_at_once() {
     assert_eq!(r.truncate_from, Some(2));
     assert_eq!(r.append, vec![ent(1, "y"), ent(1, "z")]);
     assert_eq!(r.committed, apply_msgs(&[(2, 1, "y"), (3, 1, "z")]));
-    assert!(c.take_ready().is_empty());
+    assert!(c.take_ready() == Ready::default());
 
     for _ in 0..100 {
         c.tick();
     }
     assert!(c.is_leader() && c.term() == 1);
-    assert!(c.take_ready().is_empty());
+    assert!(c.take_ready() == Ready::default());
 }
 
 #[test]
@@ -837,7 +837,7 @@ fn candidate_requests_votes_after_election_timeout() {
     let mut c = RaftCore::new(0, 3, cfg_fixed(), HardState { term: 2, voted_for: None }, log_of(&[1, 1, 2]), 1);
     for _ in 0..4 {
         c.tick();
-        assert!(c.take_ready().is_empty(), "no messages before the timeout");
+        assert!(c.take_ready() == Ready::default(), "no messages before the timeout");
     }
     c.tick();
     assert_eq!(c.role(), Role::Candidate);
@@ -883,7 +883,7 @@ fn vote_denied_for_stale_term() {
     // Nothing to persist or send; the refusal is reported (for traces).
     let ready = f.take_ready();
     assert_eq!(ready.events, vec![RaftEvent::Vote { term: 4, candidate: 0, granted: false }]);
-    assert!(Ready { events: Vec::new(), ..ready }.is_empty());
+    assert_eq!(Ready { events: Vec::new(), ..ready }, Ready::default());
 }
 
 #[test]
@@ -920,7 +920,7 @@ fn candidate_becomes_leader_on_majority() {
     assert_eq!(r.messages, vec![(1, append(1, 0, 0, 0, vec![], 0)), (2, append(1, 0, 0, 0, vec![], 0))]);
     // A late vote changes nothing.
     grant(&mut c, 2, 1, true);
-    assert!(c.is_leader() && c.take_ready().is_empty());
+    assert!(c.is_leader() && c.take_ready() == Ready::default());
 }
 
 #[test]
@@ -1022,7 +1022,7 @@ fn append_prev_mismatch_returns_conflict_info() {
     assert_eq!((r.success, r.conflict_index, r.conflict_term), (false, 1, Some(1)));
     // A rejection changes nothing in the log.
     assert_eq!(core_log(&f), log_of(&[1, 1, 2, 2, 2]));
-    assert!(f.take_ready().is_empty());
+    assert!(f.take_ready() == Ready::default());
 }
 
 #[test]
@@ -1177,10 +1177,10 @@ fn replies_from_an_earlier_term_are_ignored() {
     assert_eq!(l.commit_index(), 0, "replies of term 1 counted towards a commit in term 3");
     // A late rejection from term 1 neither backs up nor triggers a resend.
     l.step_response(1, stale(false));
-    assert!(l.take_ready().is_empty());
+    assert!(l.take_ready() == Ready::default());
     // A late vote of term 1 or 2 changes nothing either.
     grant(&mut l, 1, 2, true);
-    assert!(l.is_leader() && l.take_ready().is_empty());
+    assert!(l.is_leader() && l.take_ready() == Ready::default());
     ack(&mut l, 1, 1);
     assert_eq!(l.commit_index(), 1);
 }
@@ -1324,7 +1324,7 @@ fn propose_sends_at_once_and_batches_while_in_flight() {
     assert_eq!(r.messages.len(), 2);
     ack(&mut l, 1, 0);
     ack(&mut l, 2, 0);
-    assert!(l.take_ready().is_empty(), "nothing to send after the heartbeats are acknowledged");
+    assert!(l.take_ready() == Ready::default(), "nothing to send after the heartbeats are acknowledged");
 
     // A proposal goes out at once, with no tick.
     assert_eq!(l.propose(b"a".to_vec()), Some((1, 1)));
@@ -1369,7 +1369,7 @@ fn propose_sends_at_once_and_batches_while_in_flight() {
     let mut f = fresh(1, 3);
     assert_eq!(f.propose(b"x".to_vec()), None);
     assert_eq!(f.last_index(), 0);
-    assert!(f.take_ready().is_empty());
+    assert!(f.take_ready() == Ready::default());
 }
 
 #[test]
@@ -1442,7 +1442,7 @@ fn unacknowledged_append_is_retransmitted_before_the_heartbeat() {
 #[test]
 fn ready_hard_state_only_when_term_or_vote_changes() {
     let mut f = fresh(1, 3);
-    assert!(f.take_ready().is_empty());
+    assert!(f.take_ready() == Ready::default());
     f.step_request(0, append(1, 0, 0, 0, vec![], 0));
     assert_eq!(f.take_ready().hard_state, Some(HardState { term: 1, voted_for: None }));
     f.step_request(0, append(1, 0, 0, 0, vec![], 0));
@@ -1488,7 +1488,7 @@ fn ready_log_changes_accumulate_exactly() {
     assert_eq!((r.truncate_from, r.append.clone()), (Some(4), vec![ent(2, "y")]));
     store.persist(&r).unwrap();
     assert_eq!(store.log, core_log(&f));
-    assert!(f.take_ready().is_empty());
+    assert!(f.take_ready() == Ready::default());
 }
 
 #[test]

@@ -86,7 +86,7 @@ impl KvStateMachine {
             }
         }
         let reply = match &req.op {
-            KvOp::Get { key } => Some(self.data.get(key).cloned().unwrap_or_default()),
+            KvOp::Get { key } => Some(self.get(key)),
             KvOp::Put { key, value } => {
                 self.data.insert(key.clone(), value.clone());
                 None

@@ -79,17 +79,6 @@ pub struct Ready {
     pub events: Vec<RaftEvent>,
 }
 
-impl Ready {
-    pub fn is_empty(&self) -> bool {
-        self.hard_state.is_none()
-            && self.truncate_from.is_none()
-            && self.append.is_empty()
-            && self.messages.is_empty()
-            && self.committed.is_empty()
-            && self.events.is_empty()
-    }
-}
-
 pub struct RaftCore {
     id: PeerId,
     n: usize,
@@ -251,8 +240,6 @@ impl RaftCore {
         let index = self.last_index();
         self.mark_unstable(index);
         self.events.push(RaftEvent::Appended { term: self.term, leader: self.id, from: index, to: index });
-        self.progress[self.id].matched = index;
-        self.progress[self.id].next = index + 1;
         if self.n == 1 {
             self.maybe_commit();
         }
@@ -318,9 +305,7 @@ impl RaftCore {
                 let last = self.last_index();
                 let pr = &mut self.progress[from];
                 if r.success {
-                    if r.match_index > pr.matched {
-                        pr.matched = r.match_index.min(last);
-                    }
+                    pr.matched = pr.matched.max(r.match_index.min(last));
                     pr.next = pr.next.max(pr.matched + 1);
                     if pr.matched >= pr.sent_upto {
                         pr.inflight = false;
@@ -373,15 +358,13 @@ impl RaftCore {
         }
         ready.messages = std::mem::take(&mut self.messages);
         ready.events = std::mem::take(&mut self.events);
-        if self.commit > self.applied {
-            ready.committed = (self.applied + 1..=self.commit)
-                .map(|i| {
-                    let e = &self.log[i as usize];
-                    ApplyMsg { index: i, term: e.term, command: e.command.clone() }
-                })
-                .collect();
-            self.applied = self.commit;
-        }
+        ready.committed = (self.applied + 1..=self.commit)
+            .map(|i| {
+                let e = &self.log[i as usize];
+                ApplyMsg { index: i, term: e.term, command: e.command.clone() }
+            })
+            .collect();
+        self.applied = self.commit;
         ready
     }
 
@@ -423,10 +406,7 @@ impl RaftCore {
             self.note(Situation::StaleTermAppendRefused);
             return fail(self.term, 0, None);
         }
-        if a.term > self.term || self.role != Role::Follower {
-            self.become_follower(a.term, Some(from));
-        }
-        self.leader = Some(from);
+        self.become_follower(a.term, Some(from));
         self.elapsed = 0;
 
         if a.prev_log_index > self.last_index() {

@@ -390,9 +390,4 @@ impl Persister {
     pub fn holds_corruption(&self) -> bool {
         matches!(self.lock().replay_checking(true).damage, Some(Damage::Corrupt { .. }))
     }
-
-    /// The disk's configuration.
-    pub fn disk(&self) -> DiskConfig {
-        self.lock().cfg
-    }
 }

@@ -119,6 +119,8 @@ impl Service for KvNode {
 struct State {
     clerks: usize,
     clerk_nodes: Vec<madsim::task::NodeId>,
+    /// Each clerk's id, and the clerk (by index) that has it.
+    clerk_ids: std::collections::BTreeMap<u64, usize>,
     partitions: u64,
     pauses: u64,
     /// Clerks that cannot reach every server.
@@ -277,6 +279,7 @@ impl KvCluster {
             state: Mutex::new(State {
                 clerks: 0,
                 clerk_nodes: Vec::new(),
+                clerk_ids: std::collections::BTreeMap::new(),
                 partitions: 0,
                 pauses: 0,
                 restricted_clerks: Default::default(),
@@ -353,6 +356,10 @@ impl KvCluster {
             .unwrap_or_else(|e| panic!("clerk {k}: bind {addr}: {e}"));
         let servers: Vec<SocketAddr> = (0..self.0.n).map(server_addr).collect();
         let clerk = Clerk::new(transport, servers.clone(), self.0.clerk_cfg.clone());
+        let other = self.0.state.lock().unwrap().clerk_ids.insert(clerk.id(), k);
+        if let Some(other) = other {
+            self.0.monitor.clerks_share_id(other, k, clerk.id());
+        }
         self.0.log.clerk(clerk.id(), k as u64);
         let ck = TestClerk { clerk, index: k, recorder: self.0.recorder.clone(), t0: self.0.t0, servers };
         self.connect_client(&ck, to);
@@ -777,8 +784,16 @@ impl KvCluster {
     }
 }
 
+/// One clerk in this many (the last of each group: clerks 3, 7, 11, ...)
+/// makes its ops through the clerk's public calls (`get`, `put`, `append`),
+/// as an application would, so that every run with four clerks or more
+/// exercises them; the others use [`Clerk::call_answer`], which also says
+/// who answered and where the op was applied.
+pub const PUBLIC_CALLS_EVERY: usize = 4;
+
 /// A clerk whose every op is recorded in the cluster's history, with the
-/// server that answered it and where in the log it was applied.
+/// server that answered it and where in the log it was applied (except for
+/// the clerks that use the public calls: see [`PUBLIC_CALLS_EVERY`]).
 pub struct TestClerk {
     clerk: Clerk,
     index: usize,
@@ -799,6 +814,22 @@ impl TestClerk {
 
     async fn op(&mut self, kind: OpKind, op: KvOp, key: &str, value: &str) -> Option<String> {
         let id = self.recorder.call(self.index as u64, kind, key.to_string(), value.to_string(), self.now_ns());
+        if self.index % PUBLIC_CALLS_EVERY == PUBLIC_CALLS_EVERY - 1 {
+            // As an application calls a clerk: no word of who answered.
+            let value = match op {
+                KvOp::Get { key } => Some(self.clerk.get(&key).await),
+                KvOp::Put { key, value } => {
+                    self.clerk.put(&key, &value).await;
+                    None
+                }
+                KvOp::Append { key, value } => {
+                    self.clerk.append(&key, &value).await;
+                    None
+                }
+            };
+            self.recorder.ret_from(id, value.clone(), self.now_ns(), None, None);
+            return value;
+        }
         let Answer { value, server, at } = self.clerk.call_answer(op).await;
         let server = self.servers.iter().position(|a| *a == server).map(|i| i as u64);
         self.recorder.ret_from(id, value.clone(), self.now_ns(), server, at.map(|p| (p.term, p.index)));

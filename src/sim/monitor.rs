@@ -37,15 +37,21 @@ pub enum Property {
     Convergence,
     /// No clerk request changes a replica's data twice.
     ExactlyOnce,
+    /// What a Raft that reports events says agrees with what it does: its
+    /// last reported role and term are what `state()` answers, and its
+    /// reported commit index only grows. Election safety and leader
+    /// completeness are checked on these reports.
+    ReportedState,
 }
 
 impl Property {
-    pub const ALL: [Property; 5] = [
+    pub const ALL: [Property; 6] = [
         Property::StateMachineSafety,
         Property::ElectionSafety,
         Property::LeaderCompleteness,
         Property::Convergence,
         Property::ExactlyOnce,
+        Property::ReportedState,
     ];
 
     pub fn name(self) -> &'static str {
@@ -55,6 +61,7 @@ impl Property {
             Property::LeaderCompleteness => "leader completeness",
             Property::Convergence => "convergence",
             Property::ExactlyOnce => "exactly once",
+            Property::ReportedState => "reported state",
         }
     }
 
@@ -144,6 +151,10 @@ struct ServerView {
     raft: Option<Weak<dyn Consensus>>,
     /// Leaderships of this boot already seen (term), for polling.
     led: Option<Term>,
+    /// The last role and term this boot reported (a Raft that reports
+    /// events), and the highest commit index it reported.
+    role: Option<(Term, Role)>,
+    commit: Index,
     /// (clerk, request number) -> index of its fresh apply, this boot.
     fresh: HashMap<(u64, u64), Index>,
 }
@@ -247,7 +258,7 @@ impl Monitor {
     pub fn boot(&self, server: usize, boot: u64, raft: Arc<dyn Consensus>, log_to_replay: bool) {
         let mut s = self.lock();
         let v = &mut s.servers[server];
-        *v = ServerView { boot, next: 1, raft: Some(Arc::downgrade(&raft)), led: None, fresh: HashMap::new() };
+        *v = ServerView { boot, next: 1, raft: Some(Arc::downgrade(&raft)), led: None, role: None, commit: 0, fresh: HashMap::new() };
         if boot > 1 && log_to_replay {
             *s.coverage.entry(Reached::RestartReplaysLog).or_default() += 1;
         }
@@ -268,14 +279,68 @@ impl Monitor {
                 log.raft(server, &e);
             }
             match e {
-                RaftEvent::Role { term, role: Role::Leader } => {
-                    let upto = m.lock().committed.len();
-                    m.leader(server, boot, term, upto);
+                RaftEvent::Role { term, role } => {
+                    m.reported_role(server, boot, term, role);
+                    if role == Role::Leader {
+                        let upto = m.lock().committed.len();
+                        m.leader(server, boot, term, upto);
+                    }
                 }
+                RaftEvent::Committed { index } => m.reported_commit(server, boot, index),
                 RaftEvent::Situation(x) => *m.lock().coverage.entry(Reached::Raft(x)).or_default() += 1,
-                RaftEvent::Role { .. } | RaftEvent::Vote { .. } | RaftEvent::Appended { .. } | RaftEvent::Committed { .. } => {}
+                RaftEvent::Vote { .. } | RaftEvent::Appended { .. } => {}
             }
         })
+    }
+
+    /// Server `server` (boot `boot`) reports being `role` in `term`: terms
+    /// never go back within a boot.
+    fn reported_role(&self, server: usize, boot: u64, term: Term, role: Role) {
+        let mut s = self.lock();
+        let v = &mut s.servers[server];
+        if v.boot != boot {
+            return;
+        }
+        if let Some((was, was_role)) = v.role.filter(|(t, _)| *t > term) {
+            let what = format!("server {server} (boot {boot}) reported becoming {role:?} in term {term} after being {was_role:?} in term {was}: terms never go back");
+            self.violated(s, Property::ReportedState, what);
+        }
+        v.role = Some((term, role));
+    }
+
+    /// Server `server` (boot `boot`) reports its commit index advanced to
+    /// `index`: it only grows within a boot.
+    fn reported_commit(&self, server: usize, boot: u64, index: Index) {
+        let mut s = self.lock();
+        let v = &mut s.servers[server];
+        if v.boot != boot {
+            return;
+        }
+        if index <= v.commit {
+            let what = format!("server {server} (boot {boot}) reported its commit index advancing to {index} after reporting {}: it only grows", v.commit);
+            self.violated(s, Property::ReportedState, what);
+        }
+        v.commit = index;
+    }
+
+    /// Whether server `server` (boot `boot`) answers `state()` with the role
+    /// and term it last reported. Asked at its applies (events come
+    /// synchronously with the step that caused them, before its applies), so
+    /// no extra task disturbs the run's schedule.
+    fn check_reported(&self, server: usize, boot: u64, raft: &dyn Consensus) {
+        let (term, leader) = raft.state();
+        let s = self.lock();
+        let reported = s.servers[server].role;
+        let agrees = match reported {
+            Some((t, role)) => t == term && (role == Role::Leader) == leader,
+            None => !leader,
+        };
+        if !agrees {
+            let said = reported.map_or("nothing yet".to_string(), |(t, r)| format!("{r:?} in term {t}"));
+            let is = if leader { "leader" } else { "not leader" };
+            let what = format!("server {server} (boot {boot}) answers state() = term {term}, {is}, but its last reported role was {said}");
+            self.violated(s, Property::ReportedState, what);
+        }
     }
 
     /// The sink the KV server of server `server`, boot `boot`, reports to.
@@ -312,8 +377,20 @@ impl Monitor {
     }
 
     /// Server `server` (boot `boot`) applied `m`: checks it against every
-    /// earlier apply of every server and boot, and its place in this boot.
+    /// earlier apply of every server and boot, and its place in this boot;
+    /// and that a Raft reporting events answers `state()` as it reported.
     pub fn apply(&self, server: usize, boot: u64, m: &ApplyMsg) {
+        let raft = {
+            let s = self.lock();
+            let v = &s.servers[server];
+            if v.boot != boot {
+                return;
+            }
+            v.raft.as_ref().and_then(Weak::upgrade)
+        };
+        if let Some(raft) = raft.filter(|r| r.reports_events()) {
+            self.check_reported(server, boot, &*raft);
+        }
         let mut s = self.lock();
         let v = &mut s.servers[server];
         if v.boot != boot {
@@ -459,6 +536,14 @@ impl Monitor {
             );
             self.violated(s, Property::LeaderCompleteness, what);
         }
+    }
+
+    /// Fails the run: clerks `a` and `b` have the same id, so the duplicate
+    /// table would take one's requests for the other's repeats.
+    pub fn clerks_share_id(&self, a: usize, b: usize, id: u64) -> ! {
+        let s = self.lock();
+        let what = format!("clerks {a} and {b} both have id {id:x}: the duplicate table cannot tell their requests apart");
+        self.violated(s, Property::ExactlyOnce, what)
     }
 
     /// Fails the run with a convergence violation (the KV cluster compares
