@@ -1,17 +1,28 @@
 //! The fuzzer alone, as one test: a short default campaign plus a swarm
 //! campaign, through the executor, with every check a campaign makes (the
 //! monitor's safety properties, convergence, linearizability, liveness,
-//! ms/op and efficiency bounds) and none of the suite's own tests. It is
-//! what the harness does for a user's Raft, which has none of this crate's
-//! unit tests; `scripts/mutants.sh` uses it to score the fuzzer alone.
+//! ms/op and efficiency bounds) and none of the suite's own tests; then the
+//! same Raft held to its performance baseline (`perf-baseline.json`: a few
+//! catalogue scenarios over 20 seeds each, their ms/op and Raft messages per
+//! entry within the baseline's tolerance; see `kvraft::campaign::baseline`).
+//! It is what the harness does for a user's Raft, which has none of this
+//! crate's unit tests; `scripts/mutants.sh` uses it to score the fuzzer
+//! alone.
+//!
 //! `FUZZ_GATE_SWARM=N` sets the swarm seeds (default 150). It stops at the
-//! first batch of runs with a failure.
+//! first batch of runs with a failure. `FUZZ_GATE_BLESS=1` measures the
+//! baseline's scenarios anew and rewrites the file (after a change that is
+//! meant to move them), keeping its seeds and tolerance.
 
+use std::path::Path;
 use std::time::Duration;
 
+use kvraft::campaign::baseline::{self, Baseline};
 use kvraft::campaign::catalog;
 use kvraft::campaign::run::run_specs;
 use kvraft::campaign::swarm::swarm_spec;
+
+const LIMIT: Option<Duration> = Some(Duration::from_secs(600));
 
 #[test]
 fn fuzz_gate() {
@@ -26,7 +37,7 @@ fn fuzz_gate() {
     let mut runs = 0;
     let mut failed: Vec<String> = Vec::new();
     for batch in specs.chunks(8) {
-        let reports = run_specs(batch, 2, Some(Duration::from_secs(600)), false, &|_| {});
+        let reports = run_specs(batch, 2, LIMIT, false, &|_| {});
         runs += reports.len();
         failed.extend(
             reports
@@ -40,4 +51,42 @@ fn fuzz_gate() {
     }
     println!("fuzz gate: {runs} of {} runs, {} failed", specs.len(), failed.len());
     assert!(failed.is_empty(), "the fuzzer found failures:\n{}", failed.join("\n"));
+    performance();
+}
+
+/// The baseline's scenarios over its seeds, against its figures.
+fn performance() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("sim-tests/perf-baseline.json");
+    let mut base: Baseline = baseline::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    let mut specs = Vec::new();
+    for name in base.scenarios.keys() {
+        for seed in 1..=base.seeds {
+            specs.push(catalog::spec_for(name, seed, None).unwrap_or_else(|e| panic!("{}: {e}", path.display())));
+        }
+    }
+    let reports = run_specs(&specs, 2, LIMIT, false, &|_| {});
+    let failed: Vec<String> =
+        reports.iter().filter(|r| !r.passed).map(|r| format!("{} seed {}: {}", r.scenario, r.seed, r.failure.as_deref().unwrap_or(""))).collect();
+    assert!(failed.is_empty(), "the fuzzer found failures:\n{}", failed.join("\n"));
+    let now = baseline::measure(&reports);
+    for (name, f) in &now {
+        let b = &base.scenarios[name];
+        println!(
+            "performance {name}: {:.2} ms/op (baseline {:.2}), {:.3} raft messages per entry (baseline {:.3}), {} ops",
+            f.ms_per_op, b.ms_per_op, f.msgs_per_entry, b.msgs_per_entry, f.ops
+        );
+    }
+    if std::env::var_os("FUZZ_GATE_BLESS").is_some() {
+        base.scenarios = now;
+        baseline::save(&base, &path).unwrap_or_else(|e| panic!("{e}"));
+        println!("wrote {}", path.display());
+        return;
+    }
+    let worse = baseline::regressions(&base, &now);
+    assert!(
+        worse.is_empty(),
+        "slower than the baseline (tolerance {:.0}%):\n{}",
+        base.tolerance * 100.0,
+        worse.join("\n")
+    );
 }

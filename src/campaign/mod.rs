@@ -3,8 +3,10 @@
 //! ([`exec`]) runs it (the workload of [`workload`], the faults of
 //! [`nemesis`], the checks of [`verify`]) and returns a report ([`report`]);
 //! a campaign ([`run`]) summarises many, [`shrink`] searches for a smaller
-//! run that fails the same way, and [`regressions`] keeps failing runs.
+//! run that fails the same way, [`regressions`] keeps failing runs, and
+//! [`baseline`] holds a campaign to the efficiency of an earlier one.
 
+pub mod baseline;
 pub mod catalog;
 pub mod exec;
 pub mod nemesis;

@@ -1,0 +1,117 @@
+//! Performance baselines: what a campaign's runs cost, per scenario, to hold
+//! a later version of the same Raft to.
+//!
+//! Virtual time is deterministic, so the figures of given scenarios and
+//! seeds are exact, not noisy. A change that alters the schedule at all
+//! (any change to what the servers do) sends every run down another path,
+//! which moves the figures of a scenario over 20 seeds by a percent or two
+//! (measured: `unreliable`, six groups of 10 seeds, 115.1-118.4 ms/op and
+//! 6.12-6.27 messages per entry). A change that makes the service slower
+//! without making it wrong (resending later, backing up one entry at a
+//! time, waiting for syncs it need not, retrying the wrong server) moves
+//! them more, and the tolerance catches it where no ms/op bound of a single
+//! run could.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::report::RunReport;
+
+/// What the runs of one scenario cost, together.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Figures {
+    pub runs: usize,
+    /// Completed ops, over all the runs.
+    pub ops: usize,
+    /// Mean virtual ms per completed op, over all the runs' ops.
+    pub ms_per_op: f64,
+    /// Raft messages (requests and replies) per entry committed.
+    pub msgs_per_entry: f64,
+}
+
+/// A baseline: scenario -> figures, over seeds 1..=`seeds`, for one Raft.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Baseline {
+    /// The Raft measured (`ours`, `raft-rs`).
+    pub raft: String,
+    pub seeds: u64,
+    /// How much higher (a fraction) a figure may be before it counts as a
+    /// regression.
+    pub tolerance: f64,
+    pub scenarios: BTreeMap<String, Figures>,
+}
+
+/// The figures of `reports`, by scenario. Failed runs count too (their ops
+/// and messages happened).
+pub fn measure(reports: &[RunReport]) -> BTreeMap<String, Figures> {
+    let mut by: BTreeMap<String, Vec<&RunReport>> = BTreeMap::new();
+    for r in reports {
+        by.entry(r.scenario.clone()).or_default().push(r);
+    }
+    by.into_iter()
+        .map(|(name, rs)| {
+            let ops: usize = rs.iter().map(|r| r.ops).sum();
+            let ms: f64 = rs.iter().map(|r| r.ms_per_op * r.ops as f64).sum();
+            let msgs: u64 = rs.iter().map(|r| r.raft_msgs).sum();
+            let entries: u64 = rs.iter().map(|r| r.committed).sum();
+            let f = Figures {
+                runs: rs.len(),
+                ops,
+                ms_per_op: if ops == 0 { 0.0 } else { ms / ops as f64 },
+                msgs_per_entry: if entries == 0 { 0.0 } else { msgs as f64 / entries as f64 },
+            };
+            (name, f)
+        })
+        .collect()
+}
+
+/// Every way `now` is worse than `base`: a figure above the baseline's by
+/// more than its tolerance, fewer ops completed than the baseline's by
+/// more than it, or a scenario not measured. Empty: no regression.
+pub fn regressions(base: &Baseline, now: &BTreeMap<String, Figures>) -> Vec<String> {
+    let limit = 1.0 + base.tolerance;
+    let mut out = Vec::new();
+    for (name, b) in &base.scenarios {
+        let Some(n) = now.get(name) else {
+            out.push(format!("{name}: not measured"));
+            continue;
+        };
+        if n.ms_per_op > b.ms_per_op * limit {
+            out.push(format!("{name}: {:.2} ms/op, baseline {:.2} (+{:.1}%)", n.ms_per_op, b.ms_per_op, pct(n.ms_per_op, b.ms_per_op)));
+        }
+        if n.msgs_per_entry > b.msgs_per_entry * limit {
+            out.push(format!(
+                "{name}: {:.3} raft messages per entry, baseline {:.3} (+{:.1}%)",
+                n.msgs_per_entry,
+                b.msgs_per_entry,
+                pct(n.msgs_per_entry, b.msgs_per_entry)
+            ));
+        }
+        if (n.ops as f64) * limit < b.ops as f64 {
+            out.push(format!("{name}: {} ops completed, baseline {}", n.ops, b.ops));
+        }
+    }
+    out
+}
+
+fn pct(now: f64, base: f64) -> f64 {
+    (now / base - 1.0) * 100.0
+}
+
+/// Reads a baseline file, with an error naming the file and what is wrong.
+pub fn load(path: &Path) -> Result<Baseline, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("baseline {}: {e}", path.display()))?;
+    let b: Baseline = serde_json::from_str(&text).map_err(|e| format!("baseline {}: {e}", path.display()))?;
+    if !(b.tolerance >= 0.0 && b.tolerance.is_finite()) || b.seeds == 0 || b.scenarios.is_empty() {
+        return Err(format!("baseline {}: needs seeds >= 1, a tolerance >= 0 and at least one scenario", path.display()));
+    }
+    Ok(b)
+}
+
+/// Writes `b` to `path` as JSON.
+pub fn save(b: &Baseline, path: &Path) -> Result<(), String> {
+    let text = serde_json::to_string_pretty(b).map_err(|e| format!("baseline: {e}"))?;
+    std::fs::write(path, text + "\n").map_err(|e| format!("baseline {}: {e}", path.display()))
+}
