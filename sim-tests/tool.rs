@@ -565,3 +565,65 @@ fn violations_name_their_servers() {
     assert_eq!(servers_named("... (first applied by server 3, boot 1)"), vec![3]);
     assert!(servers_named("liveness: 2 of 5 clerks").is_empty());
 }
+
+#[test]
+fn baseline_flags_slower_figures_and_bad_files() {
+    use kvraft::campaign::baseline::{self, Baseline, Figures};
+    let f = |ops: usize, ms: f64, msgs: f64| Figures { runs: 20, ops, ms_per_op: ms, msgs_per_entry: msgs };
+    let base = Baseline {
+        raft: "ours".into(),
+        seeds: 20,
+        tolerance: 0.05,
+        scenarios: [("a".to_string(), f(1000, 100.0, 4.0)), ("b".to_string(), f(1000, 50.0, 6.0))].into_iter().collect(),
+    };
+    // Within 5%: nothing; faster: nothing.
+    let now = [("a".to_string(), f(990, 104.9, 4.19)), ("b".to_string(), f(1200, 40.0, 5.0))].into_iter().collect();
+    assert!(baseline::regressions(&base, &now).is_empty());
+    // Slower, more messages, fewer ops, a scenario missing: each named.
+    let now = [("a".to_string(), f(900, 105.5, 4.3))].into_iter().collect();
+    let worse = baseline::regressions(&base, &now);
+    assert_eq!(worse.len(), 4, "{worse:?}");
+    assert!(worse[0].starts_with("a: 105.50 ms/op, baseline 100.00 (+5.5%)"), "{worse:?}");
+    assert!(worse[1].starts_with("a: 4.300 raft messages per entry"), "{worse:?}");
+    assert!(worse[2].starts_with("a: 900 ops completed, baseline 1000"), "{worse:?}");
+    assert_eq!(worse[3], "b: not measured");
+    // Measured from reports: op-weighted ms/op, messages over entries.
+    let mut r1 = kvraft::campaign::report::RunReport::pending(&swarm_spec(1), String::new());
+    (r1.scenario, r1.ops, r1.ms_per_op, r1.raft_msgs, r1.committed) = ("x".into(), 10, 10.0, 30, 10);
+    let mut r2 = r1.clone();
+    (r2.ops, r2.ms_per_op, r2.raft_msgs, r2.committed) = (30, 30.0, 70, 30);
+    let m = baseline::measure(&[r1, r2]);
+    assert_eq!(m["x"], Figures { runs: 2, ..f(40, 25.0, 2.5) });
+    // Files: round trip; a bad one is an error naming it.
+    let path = tmp("baseline-unit.json");
+    baseline::save(&base, &path).unwrap();
+    assert_eq!(baseline::load(&path).unwrap(), base);
+    std::fs::write(&path, "{\"raft\": \"ours\"}").unwrap();
+    let e = baseline::load(&path).unwrap_err();
+    assert!(e.starts_with(&format!("baseline {}: missing field", path.display())), "{e}");
+    std::fs::write(&path, "{\"raft\": \"ours\", \"seeds\": 0, \"tolerance\": 0.05, \"scenarios\": {}}").unwrap();
+    assert!(baseline::load(&path).unwrap_err().contains("needs seeds >= 1"));
+}
+
+#[test]
+fn cli_saves_a_baseline_and_holds_a_campaign_to_it() {
+    let path = tmp("baseline-cli.json");
+    let p = path.to_str().unwrap();
+    let (code, out, err) = kvraft(&["fuzz", "--scenario", "basic", "--seeds", "2", "--save-baseline", p, "--jobs", "1"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("wrote the performance baseline"), "{out}");
+    let (code, out, err) = kvraft(&["fuzz", "--baseline", p, "--jobs", "1"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("performance: within the baseline (tolerance 5%)"), "{out}");
+    // The same runs against a baseline that says they used to be faster.
+    let mut b = kvraft::campaign::baseline::load(&path).unwrap();
+    b.scenarios.get_mut("basic").unwrap().ms_per_op *= 0.9;
+    kvraft::campaign::baseline::save(&b, &path).unwrap();
+    let (code, out, _) = kvraft(&["fuzz", "--baseline", p, "--jobs", "1"]);
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains("SLOWER basic: ") && out.contains("performance: slower than the baseline"), "{out}");
+    // Another Raft than the baseline's is refused.
+    let (code, _, err) = kvraft(&["fuzz", "--baseline", p, "--raft", "raft-rs"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("measured on Raft 'ours'"), "{err}");
+}

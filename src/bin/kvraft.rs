@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use kvraft::kv::Bug;
+use kvraft::campaign::baseline::{self, Baseline};
 use kvraft::campaign::exec::{run_isolated_opts, run_spec_isolated, RunOptions};
 use kvraft::campaign::regressions::{Regression, RegressionFile};
 use kvraft::campaign::report::{self, FailureClass, RunReport};
@@ -205,6 +206,18 @@ struct FuzzArgs {
     /// Most runs each --shrink may spend.
     #[arg(long, default_value_t = 60)]
     shrink_budget: usize,
+    /// Run the scenarios and seeds of this performance baseline (JSON, as
+    /// --save-baseline writes) and fail if a scenario's ms/op or Raft
+    /// messages per entry exceed the baseline's by more than its tolerance.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["scenarios", "swarm", "seeds", "start", "shard", "bug", "save_baseline"])]
+    baseline: Option<PathBuf>,
+    /// Write this campaign's ms/op and Raft messages per entry, by
+    /// scenario, as a performance baseline to hold later versions to.
+    #[arg(long, value_name = "FILE")]
+    save_baseline: Option<PathBuf>,
+    /// The tolerance --save-baseline writes (a fraction: 0.05 = 5%).
+    #[arg(long, default_value_t = 0.05, requires = "save_baseline")]
+    tolerance: f64,
 }
 
 impl Default for FuzzArgs {
@@ -225,6 +238,9 @@ impl Default for FuzzArgs {
             trace: false,
             shrink: false,
             shrink_budget: 60,
+            baseline: None,
+            save_baseline: None,
+            tolerance: 0.05,
         }
     }
 }
@@ -333,7 +349,25 @@ fn run(args: RunArgs) -> Result<bool, String> {
     Ok(r.passed)
 }
 
-fn fuzz(args: FuzzArgs) -> Result<bool, String> {
+fn fuzz(mut args: FuzzArgs) -> Result<bool, String> {
+    let base = match &args.baseline {
+        Some(path) => {
+            let b = baseline::load(path)?;
+            if b.raft != args.raft.name() {
+                return Err(format!("baseline {}: measured on Raft '{}', this campaign runs '{}' (--raft)", path.display(), b.raft, args.raft.name()));
+            }
+            args.scenarios = b.scenarios.keys().cloned().collect();
+            args.seeds = b.seeds;
+            Some(b)
+        }
+        None => None,
+    };
+    if args.save_baseline.is_some() && (args.start != 1 || args.shard.is_some() || args.bug.is_some()) {
+        return Err("--save-baseline measures seeds 1..=--seeds of correct servers: it takes no --start, --shard or --bug".into());
+    }
+    if !(args.tolerance >= 0.0 && args.tolerance.is_finite()) {
+        return Err(format!("--tolerance {}: needs a fraction >= 0", args.tolerance));
+    }
     let mut names: Vec<String> = args.scenarios.clone();
     if args.swarm && !names.iter().any(|n| n == swarm::SWARM) {
         names.push(swarm::SWARM.to_string());
@@ -412,13 +446,35 @@ fn fuzz(args: FuzzArgs) -> Result<bool, String> {
         print!("{}", report::render_classes(&classes, &shrunk));
     }
     println!("{} passed, {} failed", reports.len() - failed.len(), failed.len());
+    let now = baseline::measure(&reports);
+    let mut slower = Vec::new();
+    if let Some(b) = &base {
+        println!();
+        for (name, f) in &now {
+            let was = &b.scenarios[name];
+            println!(
+                "{name:<32} {:>8.2} ms/op (baseline {:.2}), {:>7.3} raft msgs/entry (baseline {:.3})",
+                f.ms_per_op, was.ms_per_op, f.msgs_per_entry, was.msgs_per_entry
+            );
+        }
+        slower = baseline::regressions(b, &now);
+        for s in &slower {
+            println!("SLOWER {s}");
+        }
+        println!("performance: {} (tolerance {:.0}%)", if slower.is_empty() { "within the baseline" } else { "slower than the baseline" }, b.tolerance * 100.0);
+    }
+    if let Some(path) = &args.save_baseline {
+        let b = Baseline { raft: args.raft.name().to_string(), seeds: args.seeds, tolerance: args.tolerance, scenarios: now };
+        baseline::save(&b, path)?;
+        println!("wrote the performance baseline to {}", path.display());
+    }
     if let Some(path) = &args.save_failures {
         if !failed.is_empty() {
             let n = RegressionFile::append(path, failed.iter().map(|r| Regression::of_failure(r)).collect())?;
             println!("saved {n} failing spec(s) to {}", path.display());
         }
     }
-    Ok(failed.is_empty())
+    Ok(failed.is_empty() && slower.is_empty())
 }
 
 /// Shrinks the first failing run of a class and writes the shrunk spec to a
