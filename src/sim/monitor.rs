@@ -4,8 +4,9 @@
 //! could break, plus exactly-once application and, at the end of a KV run,
 //! convergence of the replicas. It also counts which rare situations the
 //! run reached (coverage). It works for any Raft behind `MakeRaft`: what a
-//! Raft does not report is polled, and what it cannot answer is skipped and
-//! said so.
+//! Raft does not report is polled, what it cannot answer is skipped and
+//! said so, and what it does report is held against what it answers (the
+//! checks rest on it).
 //!
 //! A violation fails the run at once: the monitor panics, in the task that
 //! took the step, with a message that starts `safety violated: <property>:`
