@@ -15,7 +15,7 @@ use kvraft::campaign::report::{FailureClass, RunReport};
 use kvraft::campaign::spec::{Action, NemesisEvent, RunSpec, Workload};
 use kvraft::campaign::swarm::swarm_spec;
 use kvraft::kv::{Bug, KvOp, KvRequest, KvStateMachine, Tamper};
-use kvraft::raft::{self, ApplyMsg, Consensus, Index, MakeArgs, RaftEvent, Role, Term};
+use kvraft::raft::{self, ApplyMsg, Consensus, Index, MakeArgs, RaftEvent, Role, Situation, Term};
 use kvraft::sim::kv_cluster::KvOptions;
 use kvraft::sim::monitor::Property;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
@@ -233,7 +233,9 @@ fn reported_state_catches_a_leader_that_never_reports_stepping_down() {
         e => vec![e],
     });
     let r = run(&small(5, 3, isolate_leader_at(&[800])), Some(wrap(Hooks { events: Some(events), ..Default::default() })));
-    assert_violation(&r, Property::ReportedState, &["answers state() = term", "but its last reported role was Leader"]);
+    // Caught at the first step that shows it: state() answering otherwise,
+    // or a follower's situation reported by what still looks like a leader.
+    assert_violation(&r, Property::ReportedState, &["last reported role was Leader"]);
 }
 
 #[test]
@@ -244,6 +246,17 @@ fn reported_state_catches_a_commit_index_reported_twice() {
     });
     let r = run(&small(5, 3, vec![]), Some(wrap(Hooks { events: Some(events), ..Default::default() })));
     assert_violation(&r, Property::ReportedState, &["reported its commit index advancing to", "it only grows"]);
+}
+
+#[test]
+fn reported_state_catches_a_situation_reported_in_the_wrong_role() {
+    // A split vote counted when a follower (not a candidate) times out.
+    let events: EventHook = Arc::new(|_, e| match e {
+        RaftEvent::Role { role: Role::Follower, term } if term > 0 => vec![e, RaftEvent::Situation(Situation::SplitVote)],
+        e => vec![e],
+    });
+    let r = run(&small(5, 3, isolate_leader_at(&[800])), Some(wrap(Hooks { events: Some(events), ..Default::default() })));
+    assert_violation(&r, Property::ReportedState, &["reported situation split_vote while its last reported role was Follower", "only to a Candidate"]);
 }
 
 #[test]

@@ -282,7 +282,10 @@ impl RaftCore {
         match resp {
             Response::Vote(r) => {
                 if r.term > self.term {
-                    self.note(Situation::SteppedDownOnReply);
+                    // A late reply may reach a server that already stepped down.
+                    if self.role != Role::Follower {
+                        self.note(Situation::SteppedDownOnReply);
+                    }
                     self.become_follower(r.term, None);
                 } else if self.role == Role::Candidate && r.term == self.term && r.granted {
                     self.votes[from] = true;

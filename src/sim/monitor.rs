@@ -288,7 +288,10 @@ impl Monitor {
                     }
                 }
                 RaftEvent::Committed { index } => m.reported_commit(server, boot, index),
-                RaftEvent::Situation(x) => *m.lock().coverage.entry(Reached::Raft(x)).or_default() += 1,
+                RaftEvent::Situation(x) => {
+                    m.reported_situation(server, boot, x);
+                    *m.lock().coverage.entry(Reached::Raft(x)).or_default() += 1;
+                }
                 RaftEvent::Vote { .. } | RaftEvent::Appended { .. } => {}
             }
         })
@@ -307,6 +310,34 @@ impl Monitor {
             self.violated(s, Property::ReportedState, what);
         }
         v.role = Some((term, role));
+    }
+
+    /// Server `server` (boot `boot`) reports situation `x`: in the role it
+    /// happens in (before any role change it causes), so that the coverage
+    /// table counts what happened. A server that has reported no role in
+    /// this boot is a follower.
+    fn reported_situation(&self, server: usize, boot: u64, x: Situation) {
+        let s = self.lock();
+        let v = &s.servers[server];
+        if v.boot != boot {
+            return;
+        }
+        let (term, role) = v.role.unwrap_or((0, Role::Follower));
+        let allowed: &[Role] = match x {
+            Situation::SplitVote => &[Role::Candidate],
+            Situation::LeaderWithUncommitted | Situation::BackupSkippedTerm | Situation::OldTermCommittedBeneath => &[Role::Leader],
+            Situation::ConflictTruncated | Situation::StaleAppend => &[Role::Follower],
+            Situation::SteppedDownOnReply => &[Role::Leader, Role::Candidate],
+            Situation::StaleTermAppendRefused | Situation::VoteRefusedLogBehind => &[Role::Follower, Role::Candidate, Role::Leader],
+        };
+        if !allowed.contains(&role) {
+            let what = format!(
+                "server {server} (boot {boot}) reported situation {} while its last reported role was {role:?} in term {term}: it happens only to a {}",
+                x.name(),
+                allowed.iter().map(|r| format!("{r:?}")).collect::<Vec<_>>().join(" or ")
+            );
+            self.violated(s, Property::ReportedState, what);
+        }
     }
 
     /// Server `server` (boot `boot`) reports its commit index advanced to
