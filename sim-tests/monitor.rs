@@ -260,6 +260,25 @@ fn reported_state_catches_a_situation_reported_in_the_wrong_role() {
 }
 
 #[test]
+fn reported_state_catches_an_apply_never_reported_committed() {
+    // Followers' commits go unreported (the leader's still are).
+    let leading: Arc<Mutex<Vec<bool>>> = Arc::new(Mutex::new(vec![false; 3]));
+    let events: EventHook = Arc::new(move |me, e| {
+        let mut l = leading.lock().unwrap();
+        match e {
+            RaftEvent::Role { role, .. } => {
+                l[me] = role == Role::Leader;
+                vec![e]
+            }
+            RaftEvent::Committed { .. } if !l[me] => vec![],
+            e => vec![e],
+        }
+    });
+    let r = run(&small(5, 3, vec![]), Some(wrap(Hooks { events: Some(events), ..Default::default() })));
+    assert_violation(&r, Property::ReportedState, &["applied index 1, beyond the commit index it last reported (0)"]);
+}
+
+#[test]
 fn reported_state_catches_a_term_that_goes_back() {
     let events: EventHook = Arc::new(|_, e| match e {
         RaftEvent::Role { term, role: Role::Follower } if term > 1 => vec![e, RaftEvent::Role { term: term - 1, role: Role::Follower }],

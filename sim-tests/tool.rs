@@ -569,7 +569,7 @@ fn violations_name_their_servers() {
 #[test]
 fn baseline_flags_slower_figures_and_bad_files() {
     use kvraft::campaign::baseline::{self, Baseline, Figures};
-    let f = |ops: usize, ms: f64, msgs: f64| Figures { runs: 20, ops, ms_per_op: ms, msgs_per_entry: msgs };
+    let f = |ops: usize, ms: f64, msgs: f64| Figures { runs: 20, ops, ms_per_op: ms, msgs_per_entry: msgs, bytes_per_entry: 100.0 * msgs, tolerance: None };
     let base = Baseline {
         raft: "ours".into(),
         seeds: 20,
@@ -579,21 +579,30 @@ fn baseline_flags_slower_figures_and_bad_files() {
     // Within 5%: nothing; faster: nothing.
     let now = [("a".to_string(), f(990, 104.9, 4.19)), ("b".to_string(), f(1200, 40.0, 5.0))].into_iter().collect();
     assert!(baseline::regressions(&base, &now).is_empty());
-    // Slower, more messages, fewer ops, a scenario missing: each named.
+    // Slower, more messages and bytes, fewer ops, a scenario missing: each
+    // named.
     let now = [("a".to_string(), f(900, 105.5, 4.3))].into_iter().collect();
     let worse = baseline::regressions(&base, &now);
-    assert_eq!(worse.len(), 4, "{worse:?}");
+    assert_eq!(worse.len(), 5, "{worse:?}");
     assert!(worse[0].starts_with("a: 105.50 ms/op, baseline 100.00 (+5.5%)"), "{worse:?}");
     assert!(worse[1].starts_with("a: 4.300 raft messages per entry"), "{worse:?}");
-    assert!(worse[2].starts_with("a: 900 ops completed, baseline 1000"), "{worse:?}");
-    assert_eq!(worse[3], "b: not measured");
+    assert!(worse[2].starts_with("a: 430.0 raft bytes per entry, baseline 400.0"), "{worse:?}");
+    assert!(worse[3].starts_with("a: 900 ops completed, baseline 1000"), "{worse:?}");
+    assert_eq!(worse[4], "b: not measured");
+    // A scenario's own tolerance counts instead of the baseline's.
+    let mut wide = base.clone();
+    wide.scenarios.get_mut("a").unwrap().tolerance = Some(0.2);
+    let now = [("a".to_string(), f(990, 115.0, 4.7)), ("b".to_string(), f(1000, 50.0, 6.0))].into_iter().collect();
+    assert!(baseline::regressions(&wide, &now).is_empty());
+    assert_eq!(baseline::regressions(&base, &now).len(), 3);
     // Measured from reports: op-weighted ms/op, messages over entries.
     let mut r1 = kvraft::campaign::report::RunReport::pending(&swarm_spec(1), String::new());
     (r1.scenario, r1.ops, r1.ms_per_op, r1.raft_msgs, r1.committed) = ("x".into(), 10, 10.0, 30, 10);
     let mut r2 = r1.clone();
     (r2.ops, r2.ms_per_op, r2.raft_msgs, r2.committed) = (30, 30.0, 70, 30);
+    (r1.raft_bytes, r2.raft_bytes) = (1000, 3000);
     let m = baseline::measure(&[r1, r2]);
-    assert_eq!(m["x"], Figures { runs: 2, ..f(40, 25.0, 2.5) });
+    assert_eq!(m["x"], Figures { runs: 2, bytes_per_entry: 100.0, ..f(40, 25.0, 2.5) });
     // Files: round trip; a bad one is an error naming it.
     let path = tmp("baseline-unit.json");
     baseline::save(&base, &path).unwrap();
@@ -603,6 +612,10 @@ fn baseline_flags_slower_figures_and_bad_files() {
     assert!(e.starts_with(&format!("baseline {}: missing field", path.display())), "{e}");
     std::fs::write(&path, "{\"raft\": \"ours\", \"seeds\": 0, \"tolerance\": 0.05, \"scenarios\": {}}").unwrap();
     assert!(baseline::load(&path).unwrap_err().contains("needs seeds >= 1"));
+    let mut bad = base.clone();
+    bad.scenarios.get_mut("b").unwrap().tolerance = Some(-1.0);
+    baseline::save(&bad, &path).unwrap();
+    assert!(baseline::load(&path).unwrap_err().contains("tolerances >= 0"));
 }
 
 #[test]

@@ -207,12 +207,13 @@ struct FuzzArgs {
     #[arg(long, default_value_t = 60)]
     shrink_budget: usize,
     /// Run the scenarios and seeds of this performance baseline (JSON, as
-    /// --save-baseline writes) and fail if a scenario's ms/op or Raft
-    /// messages per entry exceed the baseline's by more than its tolerance.
+    /// --save-baseline writes) and fail if a scenario's ms/op, or Raft
+    /// messages or bytes per entry, exceed the baseline's by more than its
+    /// tolerance.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["scenarios", "swarm", "seeds", "start", "shard", "bug", "save_baseline"])]
     baseline: Option<PathBuf>,
-    /// Write this campaign's ms/op and Raft messages per entry, by
-    /// scenario, as a performance baseline to hold later versions to.
+    /// Write this campaign's ms/op and Raft messages and bytes per entry,
+    /// by scenario, as a performance baseline to hold later versions to.
     #[arg(long, value_name = "FILE")]
     save_baseline: Option<PathBuf>,
     /// The tolerance --save-baseline writes (a fraction: 0.05 = 5%).
@@ -453,8 +454,8 @@ fn fuzz(mut args: FuzzArgs) -> Result<bool, String> {
         for (name, f) in &now {
             let was = &b.scenarios[name];
             println!(
-                "{name:<32} {:>8.2} ms/op (baseline {:.2}), {:>7.3} raft msgs/entry (baseline {:.3})",
-                f.ms_per_op, was.ms_per_op, f.msgs_per_entry, was.msgs_per_entry
+                "{name:<32} {:>8.2} ms/op (baseline {:.2}), {:>7.3} raft msgs/entry (baseline {:.3}), {:>8.1} bytes/entry (baseline {:.1})",
+                f.ms_per_op, was.ms_per_op, f.msgs_per_entry, was.msgs_per_entry, f.bytes_per_entry, was.bytes_per_entry
             );
         }
         slower = baseline::regressions(b, &now);

@@ -1,7 +1,8 @@
 //! Performance baselines: what a campaign's runs cost, per scenario, to hold
 //! a later version of the same Raft to.
 //!
-//! Virtual time is deterministic, so the figures of given scenarios and
+//! The figures: mean ms per op, and Raft messages and bytes per committed
+//! entry. Virtual time is deterministic, so the figures of given scenarios and
 //! seeds are exact, not noisy. A change that alters the schedule at all
 //! (any change to what the servers do) sends every run down another path,
 //! which moves the figures of a scenario over 20 seeds by a percent or two
@@ -29,6 +30,12 @@ pub struct Figures {
     pub ms_per_op: f64,
     /// Raft messages (requests and replies) per entry committed.
     pub msgs_per_entry: f64,
+    /// Their bytes per entry committed.
+    pub bytes_per_entry: f64,
+    /// This scenario's own tolerance, if its figures move more than most
+    /// when the schedule changes (partitions at random moments, say).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tolerance: Option<f64>,
 }
 
 /// A baseline: scenario -> figures, over seeds 1..=`seeds`, for one Raft.
@@ -55,12 +62,16 @@ pub fn measure(reports: &[RunReport]) -> BTreeMap<String, Figures> {
             let ops: usize = rs.iter().map(|r| r.ops).sum();
             let ms: f64 = rs.iter().map(|r| r.ms_per_op * r.ops as f64).sum();
             let msgs: u64 = rs.iter().map(|r| r.raft_msgs).sum();
+            let bytes: u64 = rs.iter().map(|r| r.raft_bytes).sum();
             let entries: u64 = rs.iter().map(|r| r.committed).sum();
+            let per_entry = |x: u64| if entries == 0 { 0.0 } else { x as f64 / entries as f64 };
             let f = Figures {
                 runs: rs.len(),
                 ops,
                 ms_per_op: if ops == 0 { 0.0 } else { ms / ops as f64 },
-                msgs_per_entry: if entries == 0 { 0.0 } else { msgs as f64 / entries as f64 },
+                msgs_per_entry: per_entry(msgs),
+                bytes_per_entry: per_entry(bytes),
+                tolerance: None,
             };
             (name, f)
         })
@@ -68,12 +79,13 @@ pub fn measure(reports: &[RunReport]) -> BTreeMap<String, Figures> {
 }
 
 /// Every way `now` is worse than `base`: a figure above the baseline's by
-/// more than its tolerance, fewer ops completed than the baseline's by
-/// more than it, or a scenario not measured. Empty: no regression.
+/// more than the tolerance (the scenario's own, else the baseline's), fewer
+/// ops completed than the baseline's by more than it, or a scenario not
+/// measured. Empty: no regression.
 pub fn regressions(base: &Baseline, now: &BTreeMap<String, Figures>) -> Vec<String> {
-    let limit = 1.0 + base.tolerance;
     let mut out = Vec::new();
     for (name, b) in &base.scenarios {
+        let limit = 1.0 + b.tolerance.unwrap_or(base.tolerance);
         let Some(n) = now.get(name) else {
             out.push(format!("{name}: not measured"));
             continue;
@@ -87,6 +99,14 @@ pub fn regressions(base: &Baseline, now: &BTreeMap<String, Figures>) -> Vec<Stri
                 n.msgs_per_entry,
                 b.msgs_per_entry,
                 pct(n.msgs_per_entry, b.msgs_per_entry)
+            ));
+        }
+        if n.bytes_per_entry > b.bytes_per_entry * limit {
+            out.push(format!(
+                "{name}: {:.1} raft bytes per entry, baseline {:.1} (+{:.1}%)",
+                n.bytes_per_entry,
+                b.bytes_per_entry,
+                pct(n.bytes_per_entry, b.bytes_per_entry)
             ));
         }
         if (n.ops as f64) * limit < b.ops as f64 {
@@ -104,8 +124,9 @@ fn pct(now: f64, base: f64) -> f64 {
 pub fn load(path: &Path) -> Result<Baseline, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("baseline {}: {e}", path.display()))?;
     let b: Baseline = serde_json::from_str(&text).map_err(|e| format!("baseline {}: {e}", path.display()))?;
-    if !(b.tolerance >= 0.0 && b.tolerance.is_finite()) || b.seeds == 0 || b.scenarios.is_empty() {
-        return Err(format!("baseline {}: needs seeds >= 1, a tolerance >= 0 and at least one scenario", path.display()));
+    let sound = |t: f64| t >= 0.0 && t.is_finite();
+    if !sound(b.tolerance) || b.scenarios.values().any(|f| !f.tolerance.is_none_or(sound)) || b.seeds == 0 || b.scenarios.is_empty() {
+        return Err(format!("baseline {}: needs seeds >= 1, tolerances >= 0 and at least one scenario", path.display()));
     }
     Ok(b)
 }

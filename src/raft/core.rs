@@ -339,12 +339,9 @@ impl RaftCore {
     /// The driver made every entry up to `index` durable (with
     /// [`Config::async_persistence`]); a leader may now count them.
     pub fn persisted(&mut self, index: Index) {
-        let index = index.min(self.last_index());
-        if index > self.durable {
-            self.durable = index;
-            if self.role == Role::Leader {
-                self.maybe_commit();
-            }
+        self.durable = self.durable.max(index.min(self.last_index()));
+        if self.role == Role::Leader {
+            self.maybe_commit();
         }
     }
 

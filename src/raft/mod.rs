@@ -36,10 +36,12 @@ pub trait Consensus: Send + Sync + 'static {
     /// Whether this Raft reports every change of its role or term, as it
     /// happens, through [`MakeArgs::events`]. If not, the harness polls
     /// [`state`](Self::state) of every server every 10 ms of virtual time.
-    /// If so, the harness holds it to its reports: at each apply,
-    /// [`state`](Self::state) must answer the last role and term reported
-    /// (events are reported before the applies of the step that caused
-    /// them), and reported commit indexes only grow.
+    /// If so, the harness holds it to its reports: at each apply, the entry
+    /// must have been reported committed and [`state`](Self::state) must
+    /// answer the last role and term reported (events are reported before
+    /// the applies of the step that caused them); reported terms and commit
+    /// indexes never go back; and a situation is reported in the role it
+    /// happens in, before any role change it causes.
     fn reports_events(&self) -> bool {
         false
     }

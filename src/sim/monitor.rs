@@ -160,6 +160,12 @@ struct ServerView {
     fresh: HashMap<(u64, u64), Index>,
 }
 
+impl ServerView {
+    fn new(boot: u64) -> ServerView {
+        ServerView { boot, next: 1, raft: None, led: None, role: None, commit: 0, fresh: HashMap::new() }
+    }
+}
+
 struct State {
     name: String,
     seed: u64,
@@ -254,12 +260,16 @@ impl Monitor {
         self.lock().violation.clone()
     }
 
-    /// Server `server` starts boot number `boot` with `raft`; `log_to_replay`
-    /// says whether its durable state holds log entries.
+    /// Server `server` starts boot number `boot` with `raft` (made with the
+    /// sink of [`raft_events`](Self::raft_events) for this boot);
+    /// `log_to_replay` says whether its durable state holds log entries.
     pub fn boot(&self, server: usize, boot: u64, raft: Arc<dyn Consensus>, log_to_replay: bool) {
         let mut s = self.lock();
         let v = &mut s.servers[server];
-        *v = ServerView { boot, next: 1, raft: Some(Arc::downgrade(&raft)), led: None, role: None, commit: 0, fresh: HashMap::new() };
+        if v.boot != boot {
+            *v = ServerView::new(boot);
+        }
+        v.raft = Some(Arc::downgrade(&raft));
         if boot > 1 && log_to_replay {
             *s.coverage.entry(Reached::RestartReplaysLog).or_default() += 1;
         }
@@ -272,9 +282,15 @@ impl Monitor {
     }
 
     /// The sink a Raft of server `server`, boot `boot`, reports events to.
+    /// The boot begins here: what the Raft reports while it is being made
+    /// (a commit index it recovered, say) counts.
     pub fn raft_events(&self, server: usize, boot: u64) -> EventSink {
         let m = self.clone();
-        let log = self.lock().log.clone();
+        let log = {
+            let mut s = self.lock();
+            s.servers[server] = ServerView::new(boot);
+            s.log.clone()
+        };
         Arc::new(move |e| {
             if let Some(log) = &log {
                 log.raft(server, &e);
@@ -355,14 +371,20 @@ impl Monitor {
         v.commit = index;
     }
 
-    /// Whether server `server` (boot `boot`) answers `state()` with the role
-    /// and term it last reported. Asked at its applies (events come
+    /// Whether server `server` (boot `boot`), applying `index`, reported it
+    /// committed and answers `state()` with the role and term it last
+    /// reported. Asked at its applies (events come
     /// synchronously with the step that caused them, before its applies), so
     /// no extra task disturbs the run's schedule.
-    fn check_reported(&self, server: usize, boot: u64, raft: &dyn Consensus) {
+    fn check_reported(&self, server: usize, boot: u64, index: Index, raft: &dyn Consensus) {
         let (term, leader) = raft.state();
         let s = self.lock();
-        let reported = s.servers[server].role;
+        let v = &s.servers[server];
+        if index > v.commit {
+            let what = format!("server {server} (boot {boot}) applied index {index}, beyond the commit index it last reported ({})", v.commit);
+            self.violated(s, Property::ReportedState, what);
+        }
+        let reported = v.role;
         let agrees = match reported {
             Some((t, role)) => t == term && (role == Role::Leader) == leader,
             None => !leader,
@@ -421,7 +443,7 @@ impl Monitor {
             v.raft.as_ref().and_then(Weak::upgrade)
         };
         if let Some(raft) = raft.filter(|r| r.reports_events()) {
-            self.check_reported(server, boot, &*raft);
+            self.check_reported(server, boot, m.index, &*raft);
         }
         let mut s = self.lock();
         let v = &mut s.servers[server];
