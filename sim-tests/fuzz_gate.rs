@@ -1,5 +1,5 @@
 //! The fuzzer alone, as one test: a short default campaign plus a swarm
-//! campaign, through the executor, with every check a campaign makes (the
+//! campaign (and 20 swarm seeds on raft-rs), through the executor, with every check a campaign makes (the
 //! monitor's safety properties, convergence, linearizability, liveness,
 //! ms/op and efficiency bounds, and every kind of rare situation reached at
 //! least once) and none of the suite's own tests; then the
@@ -23,8 +23,12 @@ use kvraft::campaign::baseline::{self, Baseline};
 use kvraft::campaign::{catalog, report};
 use kvraft::campaign::run::run_specs;
 use kvraft::campaign::swarm::swarm_spec;
+use kvraft::sim::rafts::RaftKind;
 
 const LIMIT: Option<Duration> = Some(Duration::from_secs(600));
+
+/// Swarm seeds run on raft-rs.
+const RAFT_RS_SWARM: u64 = 20;
 
 #[test]
 fn fuzz_gate() {
@@ -34,6 +38,8 @@ fn fuzz_gate() {
         specs.extend(catalog::catalog().into_iter().filter(|s| s.default).map(|s| s.spec(seed)));
     }
     specs.extend((1..=swarm).map(swarm_spec));
+    // The crate's other Raft too: its storage is this crate's disk.
+    specs.extend((1..=RAFT_RS_SWARM).map(|seed| swarm_spec(seed).with_raft(RaftKind::RaftRs)));
     // In batches, stopping at the first batch with a failure: finding one
     // is the gate's whole answer.
     let mut all = Vec::new();
