@@ -406,7 +406,7 @@ fn exactly_once_catches_a_server_without_a_duplicate_table() {
     let mut spec = small(10, 3, Vec::new()).with_bug(Bug::NoDedup);
     spec.faults.duplicate_rate = 0.3;
     let r = run(&spec, None);
-    assert_violation(&r, Property::ExactlyOnce, &["applied write #", "twice"]);
+    assert_violation(&r, Property::ExactlyOnce, &["applied request #", "twice as new"]);
 }
 
 /// This crate's Raft, plus a task that sends `per_ms` junk Raft messages to

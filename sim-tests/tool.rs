@@ -343,7 +343,7 @@ fn failures_by_class_counts_each_class_with_its_first_run() {
         report(2, Some("not linearizable (key \"k1\")")),
         report(3, Some("liveness: 1 of 3 clerks completed no new op within 10000 ms")),
         report(4, Some("not linearizable (key \"k9\")")),
-        report(5, Some("safety violated: exactly once: server 1 (boot 1) applied write #3 twice")),
+        report(5, Some("safety violated: exactly once: server 1 (boot 1) applied request #3 twice as new")),
         report(6, Some("too slow: 30.0 ms/op > 1 ms/op")),
         report(7, Some("inefficient: Raft sent 9 messages")),
         report(8, Some("budget exceeded: 9 messages sent")),

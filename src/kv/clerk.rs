@@ -48,8 +48,6 @@ pub struct Clerk {
     seq: u64,
     leader: usize,
     cfg: ClerkConfig,
-    /// Attempts made (RPCs sent), for reports.
-    pub attempts: u64,
 }
 
 impl Clerk {
@@ -57,7 +55,7 @@ impl Clerk {
         let mut rng = madsim::rand::thread_rng();
         servers.shuffle(&mut rng);
         let id = rand::Rng::gen(&mut rng);
-        Clerk { transport, servers, id, seq: 0, leader: 0, cfg, attempts: 0 }
+        Clerk { transport, servers, id, seq: 0, leader: 0, cfg }
     }
 
     pub fn id(&self) -> u64 {
@@ -89,7 +87,6 @@ impl Clerk {
         let mut timeouts = 0;
         loop {
             let dst = self.servers[self.leader];
-            self.attempts += 1;
             let reply = self.transport.call::<KvRequest, KvReply>(dst, KV_SERVICE, &req, self.cfg.attempt_timeout).await;
             if reply.is_err() {
                 timeouts += 1;

@@ -10,7 +10,7 @@ use futures::FutureExt;
 use tokio::sync::{mpsc, oneshot};
 
 use super::broken::Tamper;
-use super::ops::{KvOp, KvReply, KvRequest, KvStateMachine, LogPosition, KV_SERVICE};
+use super::ops::{KvReply, KvRequest, KvStateMachine, LogPosition, KV_SERVICE};
 use crate::net::{decode, encode, Transport};
 use crate::raft::{ApplyMsg, Consensus, Index, Term};
 
@@ -31,10 +31,10 @@ pub struct ServerConfig {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum KvEvent {
     /// The committed entry at `index` was applied: a request of `client`
-    /// numbered `seq`, a Put or Append if `write`, which the duplicate table
-    /// found new (`fresh`: a write changed the data) or a repeat (it changed
-    /// nothing). An empty or undecodable entry reports no `Applied`.
-    Applied { index: Index, client: u64, seq: u64, write: bool, fresh: bool },
+    /// numbered `seq`, which the duplicate table found new (`fresh`: a Put
+    /// or Append changed the data) or a repeat (it changed nothing). An
+    /// empty or undecodable entry reports no `Applied`.
+    Applied { index: Index, client: u64, seq: u64, fresh: bool },
     /// A request was answered from the duplicate table at once, without Raft.
     AnsweredFromTable,
     /// A waiting request was told WrongLeader because another entry
@@ -141,8 +141,7 @@ impl KvServer {
                 }
                 let applied = g.sm.apply(&req);
                 if let Some(ev) = &events {
-                    let write = !matches!(req.op, KvOp::Get { .. });
-                    ev(KvEvent::Applied { index: m.index, client: req.client, seq: req.seq, write, fresh: applied.fresh });
+                    ev(KvEvent::Applied { index: m.index, client: req.client, seq: req.seq, fresh: applied.fresh });
                 }
                 if let Some(w) = waiter {
                     let reply = if (w.client, w.seq) == (req.client, req.seq) {

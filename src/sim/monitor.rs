@@ -36,7 +36,8 @@ pub enum Property {
     /// After the run, every replica reaches the same applied index within a
     /// stated bound and holds the same state.
     Convergence,
-    /// No clerk request changes a replica's data twice.
+    /// No clerk request is applied as new twice by a replica (a write would
+    /// change its data twice), and no two clerks share an id.
     ExactlyOnce,
     /// What a Raft that reports events says agrees with what it does: its
     /// last reported role and term are what `state()` answers, and its
@@ -409,8 +410,7 @@ impl Monitor {
             KvEvent::AnsweredFromTable => *s.coverage.entry(Reached::DedupOnSubmit).or_default() += 1,
             KvEvent::IndexTaken => *s.coverage.entry(Reached::IndexTaken).or_default() += 1,
             KvEvent::Applied { fresh: false, .. } => *s.coverage.entry(Reached::DedupOnApply).or_default() += 1,
-            KvEvent::Applied { write: false, fresh: true, .. } => {}
-            KvEvent::Applied { index, client, seq, write: true, fresh: true } => {
+            KvEvent::Applied { index, client, seq, fresh: true } => {
                 let v = &mut s.servers[server];
                 if v.boot != boot {
                     return;
@@ -420,7 +420,7 @@ impl Monitor {
                         s.committed.get(i as usize - 1).map_or("?".to_string(), |c| (s.show)(&c.command))
                     };
                     let what = format!(
-                        "server {server} (boot {boot}) applied write #{seq} of clerk {client:x} twice, changing its data both times: at index {first} ({}) and at index {index} ({})",
+                        "server {server} (boot {boot}) applied request #{seq} of clerk {client:x} twice as new (a write changes the data both times): at index {first} ({}) and at index {index} ({})",
                         show(&s, first),
                         show(&s, index)
                     );
