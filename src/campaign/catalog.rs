@@ -104,6 +104,37 @@ fn leader_churn() -> RunSpec {
     }
 }
 
+/// Stale leaders with long tails: three times, the leader is cut off from
+/// the other servers (not from the 15 clerks, who keep handing it ops it
+/// can never commit) while the rest elect a new leader and commit on; then
+/// the links heal and that leader crashes, so the next one, which never
+/// heard from the old one, must find where their logs part across a long
+/// divergent suffix (the back-up path).
+fn stale_tails() -> RunSpec {
+    use super::spec::{Action, NemesisEvent};
+    let at = |at_ms: u64, action: Action| NemesisEvent { at_ms, action };
+    RunSpec {
+        scenario: "stale_tails".to_string(),
+        clients: 15,
+        workload: Workload::Swarm { keys: 10, run_ms: 6000, ops_per_client: None },
+        faults: Faults::default(),
+        targeted_rate: 0.0,
+        nemesis: Some(
+            [500, 2500, 4500]
+                .into_iter()
+                .flat_map(|t| {
+                    [
+                        at(t, Action::IsolateLeader),
+                        at(t + 1500, Action::Heal),
+                        at(t + 1501, Action::CrashLeader { down_ms: 300 }),
+                    ]
+                })
+                .collect(),
+        ),
+        ..leader_churn()
+    }
+}
+
 /// Every scenario, in a fixed order.
 pub fn catalog() -> Vec<Scenario> {
     use PartitionStyle::{Halves, None as NoParts, OneWay};
@@ -151,6 +182,12 @@ pub fn catalog() -> Vec<Scenario> {
             "5 clerks, 10 keys, 10 s; the leader crashed as it appends, crashed with a minority (Figure 8), left stale in a minority",
             leader_churn(),
         ),
+        Scenario {
+            name: "stale_tails",
+            about: "15 clerks, 5 servers; three times a leader cut off from the servers (not the clerks) piles up entries it cannot commit, then rejoins a new leader",
+            template: stale_tails(),
+            default: false,
+        },
         broken(
             "broken_local_get",
             "a broken server that answers Get from its local map (must fail)",
