@@ -90,24 +90,16 @@ pub fn regressions(base: &Baseline, now: &BTreeMap<String, Figures>) -> Vec<Stri
             out.push(format!("{name}: not measured"));
             continue;
         };
-        if n.ms_per_op > b.ms_per_op * limit {
-            out.push(format!("{name}: {:.2} ms/op, baseline {:.2} (+{:.1}%)", n.ms_per_op, b.ms_per_op, pct(n.ms_per_op, b.ms_per_op)));
-        }
-        if n.msgs_per_entry > b.msgs_per_entry * limit {
-            out.push(format!(
-                "{name}: {:.3} raft messages per entry, baseline {:.3} (+{:.1}%)",
-                n.msgs_per_entry,
-                b.msgs_per_entry,
-                pct(n.msgs_per_entry, b.msgs_per_entry)
-            ));
-        }
-        if n.bytes_per_entry > b.bytes_per_entry * limit {
-            out.push(format!(
-                "{name}: {:.1} raft bytes per entry, baseline {:.1} (+{:.1}%)",
-                n.bytes_per_entry,
-                b.bytes_per_entry,
-                pct(n.bytes_per_entry, b.bytes_per_entry)
-            ));
+        // (now, baseline, decimals, what)
+        let figures = [
+            (n.ms_per_op, b.ms_per_op, 2, "ms/op"),
+            (n.msgs_per_entry, b.msgs_per_entry, 3, "raft messages per entry"),
+            (n.bytes_per_entry, b.bytes_per_entry, 1, "raft bytes per entry"),
+        ];
+        for (now, was, dec, what) in figures {
+            if now > was * limit {
+                out.push(format!("{name}: {now:.dec$} {what}, baseline {was:.dec$} (+{:.1}%)", pct(now, was)));
+            }
         }
         if (n.ops as f64) * limit < b.ops as f64 {
             out.push(format!("{name}: {} ops completed, baseline {}", n.ops, b.ops));
