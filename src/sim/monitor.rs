@@ -39,10 +39,12 @@ pub enum Property {
     /// No clerk request is applied as new twice by a replica (a write would
     /// change its data twice), and no two clerks share an id.
     ExactlyOnce,
-    /// What a Raft that reports events says agrees with what it does: its
-    /// last reported role and term are what `state()` answers, and its
-    /// reported commit index only grows. Election safety and leader
-    /// completeness are checked on these reports.
+    /// What a Raft that reports events says agrees with what it does: it
+    /// applies only what it reported committed, its last reported role and
+    /// term are what `state()` answers, reported terms and commit indexes
+    /// never go back, and each situation is reported in the role it happens
+    /// in. Election safety, leader completeness and coverage rest on these
+    /// reports.
     ReportedState,
 }
 
@@ -314,14 +316,18 @@ impl Monitor {
         })
     }
 
+    /// The state, locked, if boot `boot` is server `server`'s current one
+    /// (what an earlier boot still reports is not checked).
+    fn in_boot(&self, server: usize, boot: u64) -> Option<std::sync::MutexGuard<'_, State>> {
+        let s = self.lock();
+        (s.servers[server].boot == boot).then_some(s)
+    }
+
     /// Server `server` (boot `boot`) reports being `role` in `term`: terms
     /// never go back within a boot.
     fn reported_role(&self, server: usize, boot: u64, term: Term, role: Role) {
-        let mut s = self.lock();
+        let Some(mut s) = self.in_boot(server, boot) else { return };
         let v = &mut s.servers[server];
-        if v.boot != boot {
-            return;
-        }
         if let Some((was, was_role)) = v.role.filter(|(t, _)| *t > term) {
             let what = format!("server {server} (boot {boot}) reported becoming {role:?} in term {term} after being {was_role:?} in term {was}: terms never go back");
             self.violated(s, Property::ReportedState, what);
@@ -334,12 +340,8 @@ impl Monitor {
     /// table counts what happened. A server that has reported no role in
     /// this boot is a follower.
     fn reported_situation(&self, server: usize, boot: u64, x: Situation) {
-        let s = self.lock();
-        let v = &s.servers[server];
-        if v.boot != boot {
-            return;
-        }
-        let (term, role) = v.role.unwrap_or((0, Role::Follower));
+        let Some(s) = self.in_boot(server, boot) else { return };
+        let (term, role) = s.servers[server].role.unwrap_or((0, Role::Follower));
         let allowed: &[Role] = match x {
             Situation::SplitVote => &[Role::Candidate],
             Situation::LeaderWithUncommitted | Situation::BackupSkippedTerm | Situation::OldTermCommittedBeneath => &[Role::Leader],
@@ -360,11 +362,8 @@ impl Monitor {
     /// Server `server` (boot `boot`) reports its commit index advanced to
     /// `index`: it only grows within a boot.
     fn reported_commit(&self, server: usize, boot: u64, index: Index) {
-        let mut s = self.lock();
+        let Some(mut s) = self.in_boot(server, boot) else { return };
         let v = &mut s.servers[server];
-        if v.boot != boot {
-            return;
-        }
         if index <= v.commit {
             let what = format!("server {server} (boot {boot}) reported its commit index advancing to {index} after reporting {}: it only grows", v.commit);
             self.violated(s, Property::ReportedState, what);
@@ -374,9 +373,9 @@ impl Monitor {
 
     /// Whether server `server` (boot `boot`), applying `index`, reported it
     /// committed and answers `state()` with the role and term it last
-    /// reported. Asked at its applies (events come
-    /// synchronously with the step that caused them, before its applies), so
-    /// no extra task disturbs the run's schedule.
+    /// reported. Asked at its applies (events come synchronously with the
+    /// step that caused them, before its applies), so no extra task
+    /// disturbs the run's schedule.
     fn check_reported(&self, server: usize, boot: u64, index: Index, raft: &dyn Consensus) {
         let (term, leader) = raft.state();
         let s = self.lock();
@@ -434,13 +433,8 @@ impl Monitor {
     /// earlier apply of every server and boot, and its place in this boot;
     /// and that a Raft reporting events answers `state()` as it reported.
     pub fn apply(&self, server: usize, boot: u64, m: &ApplyMsg) {
-        let raft = {
-            let s = self.lock();
-            let v = &s.servers[server];
-            if v.boot != boot {
-                return;
-            }
-            v.raft.as_ref().and_then(Weak::upgrade)
+        let Some(raft) = self.in_boot(server, boot).map(|s| s.servers[server].raft.as_ref().and_then(Weak::upgrade)) else {
+            return;
         };
         if let Some(raft) = raft.filter(|r| r.reports_events()) {
             self.check_reported(server, boot, m.index, &*raft);
