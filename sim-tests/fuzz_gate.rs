@@ -84,11 +84,7 @@ fn performance() {
     assert!(failed.is_empty(), "the fuzzer found failures:\n{}", failed.join("\n"));
     let now = baseline::measure(&reports);
     for (name, f) in &now {
-        let b = &base.scenarios[name];
-        println!(
-            "performance {name}: {:.2} ms/op (baseline {:.2}), {:.3} raft messages per entry (baseline {:.3}), {:.1} bytes per entry (baseline {:.1}), {} ops",
-            f.ms_per_op, b.ms_per_op, f.msgs_per_entry, b.msgs_per_entry, f.bytes_per_entry, b.bytes_per_entry, f.ops
-        );
+        println!("performance {}", baseline::render_row(name, f, &base.scenarios[name]));
     }
     if std::env::var_os("FUZZ_GATE_BLESS").is_some() {
         // New figures, each scenario keeping its own tolerance.

@@ -455,11 +455,7 @@ fn fuzz(mut args: FuzzArgs) -> Result<bool, String> {
     if let Some(b) = &base {
         println!();
         for (name, f) in &now {
-            let was = &b.scenarios[name];
-            println!(
-                "{name:<32} {:>8.2} ms/op (baseline {:.2}), {:>7.3} raft msgs/entry (baseline {:.3}), {:>8.1} bytes/entry (baseline {:.1})",
-                f.ms_per_op, was.ms_per_op, f.msgs_per_entry, was.msgs_per_entry, f.bytes_per_entry, was.bytes_per_entry
-            );
+            println!("{}", baseline::render_row(name, f, &b.scenarios[name]));
         }
         slower = baseline::regressions(b, &now);
         for s in &slower {

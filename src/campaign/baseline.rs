@@ -108,6 +108,14 @@ pub fn regressions(base: &Baseline, now: &BTreeMap<String, Figures>) -> Vec<Stri
     out
 }
 
+/// One line: scenario `name`'s figures `now` beside the baseline's `was`.
+pub fn render_row(name: &str, now: &Figures, was: &Figures) -> String {
+    format!(
+        "{name:<32} {:>8.2} ms/op (baseline {:.2}), {:>7.3} raft msgs/entry (baseline {:.3}), {:>8.1} bytes/entry (baseline {:.1}), {} ops",
+        now.ms_per_op, was.ms_per_op, now.msgs_per_entry, was.msgs_per_entry, now.bytes_per_entry, was.bytes_per_entry, now.ops
+    )
+}
+
 fn pct(now: f64, base: f64) -> f64 {
     (now / base - 1.0) * 100.0
 }
