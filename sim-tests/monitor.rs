@@ -466,3 +466,27 @@ fn message_budget_stops_a_run_that_floods() {
     assert!(f.contains("the run was stopped"), "{f}");
     println!("{f}");
 }
+
+#[test]
+fn reported_state_catches_a_leader_situation_its_applies_contradict() {
+    // Every new leader claims uncommitted entries of earlier terms, even
+    // the first one, whose log is empty: the first entry it then applies
+    // beyond its commit index is of its own term.
+    let events: EventHook = Arc::new(|_, e| match e {
+        RaftEvent::Role { role: Role::Leader, .. } => vec![e, RaftEvent::Situation(Situation::LeaderWithUncommitted)],
+        e => vec![e],
+    });
+    let r = run(&small(5, 3, vec![]), Some(wrap(Hooks { events: Some(events), ..Default::default() })));
+    assert_violation(&r, Property::ReportedState, &["reported leader_with_uncommitted in term 1", "the entry at index 1", "applied index 1 of term 1"]);
+}
+
+#[test]
+fn reported_state_catches_a_vote_refused_for_the_log_then_granted() {
+    // Every vote granted is also counted as refused for the candidate's log.
+    let events: EventHook = Arc::new(|_, e| match e {
+        RaftEvent::Vote { granted: true, .. } => vec![RaftEvent::Situation(Situation::VoteRefusedLogBehind), e],
+        e => vec![e],
+    });
+    let r = run(&small(5, 3, vec![]), Some(wrap(Hooks { events: Some(events), ..Default::default() })));
+    assert_violation(&r, Property::ReportedState, &["reported vote_refused_log_behind and then granted its vote in term 1"]);
+}

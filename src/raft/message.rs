@@ -94,6 +94,9 @@ pub enum Situation {
     SplitVote,
     /// A new leader holds entries not known to be committed (entries of
     /// earlier terms that only a later commit of its own can commit).
+    /// Reported after the role change and before any commit it causes: the
+    /// entry just beyond the commit index last reported is of an earlier
+    /// term than the leader's.
     LeaderWithUncommitted,
     /// A follower removed entries that conflicted with the leader's.
     ConflictTruncated,
@@ -102,12 +105,15 @@ pub enum Situation {
     BackupSkippedTerm,
     /// An AppendEntries from an older term was refused.
     StaleTermAppendRefused,
-    /// A vote was refused because the candidate's log is behind.
+    /// A vote was refused because the candidate's log is behind. A Raft
+    /// that reports its votes reports this just before that refusal.
     VoteRefusedLogBehind,
     /// A leader or candidate stepped down on a higher term seen in a reply.
     SteppedDownOnReply,
     /// An entry of an earlier term became committed beneath one of the
-    /// current term (Figure 8's rule).
+    /// current term (Figure 8's rule). Reported before the commit: the
+    /// entry just beyond the commit index last reported is of an earlier
+    /// term than the leader's.
     OldTermCommittedBeneath,
     /// An AppendEntries arrived that a newer one had already superseded
     /// (late or duplicated): it changed nothing.

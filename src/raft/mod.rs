@@ -40,8 +40,11 @@ pub trait Consensus: Send + Sync + 'static {
     /// must have been reported committed and [`state`](Self::state) must
     /// answer the last role and term reported (events are reported before
     /// the applies of the step that caused them); reported terms and commit
-    /// indexes never go back; and a situation is reported in the role it
-    /// happens in, before any role change it causes.
+    /// indexes never go back; a situation is reported in the role it
+    /// happens in, before any role change it causes; and what it says shows
+    /// (see [`Situation`]: the entry a leader's situation is about is
+    /// applied with an earlier term, a vote refused for the candidate's log
+    /// is reported just before the refusal's [`RaftEvent::Vote`]).
     fn reports_events(&self) -> bool {
         false
     }

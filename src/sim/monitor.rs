@@ -21,7 +21,7 @@ use serde::Serialize;
 use super::context;
 use super::trace::RunLog;
 use crate::kv::{KvEvent, KvEventSink};
-use crate::raft::{ApplyMsg, Consensus, EventSink, Index, RaftEvent, Role, Situation, Term};
+use crate::raft::{ApplyMsg, Consensus, EventSink, Index, PeerId, RaftEvent, Role, Situation, Term};
 
 /// The properties the monitor checks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -42,9 +42,12 @@ pub enum Property {
     /// What a Raft that reports events says agrees with what it does: it
     /// applies only what it reported committed, its last reported role and
     /// term are what `state()` answers, reported terms and commit indexes
-    /// never go back, and each situation is reported in the role it happens
-    /// in. Election safety, leader completeness and coverage rest on these
-    /// reports.
+    /// never go back, each situation is reported in the role it happens in,
+    /// and what a situation says can be seen: a leader with uncommitted
+    /// entries, or one committing an older term's entries beneath its own,
+    /// applies an entry of an earlier term just beyond its commit index; a
+    /// vote refused for the candidate's log is a refusal. Election safety,
+    /// leader completeness and coverage rest on these reports.
     ReportedState,
 }
 
@@ -161,11 +164,28 @@ struct ServerView {
     commit: Index,
     /// (clerk, request number) -> index of its fresh apply, this boot.
     fresh: HashMap<(u64, u64), Index>,
+    /// What a reported situation says of an entry this boot will apply:
+    /// index -> (the term it must come before, the situation). Checked at
+    /// the apply; dropped when the role changes first.
+    claims: BTreeMap<Index, (Term, Situation)>,
+    /// A vote refused for the candidate's log was reported: the next vote
+    /// reported must be a refusal.
+    refusal_due: bool,
 }
 
 impl ServerView {
     fn new(boot: u64) -> ServerView {
-        ServerView { boot, next: 1, raft: None, led: None, role: None, commit: 0, fresh: HashMap::new() }
+        ServerView {
+            boot,
+            next: 1,
+            raft: None,
+            led: None,
+            role: None,
+            commit: 0,
+            fresh: HashMap::new(),
+            claims: BTreeMap::new(),
+            refusal_due: false,
+        }
     }
 }
 
@@ -311,7 +331,8 @@ impl Monitor {
                     m.reported_situation(server, boot, x);
                     *m.lock().coverage.entry(Reached::Raft(x)).or_default() += 1;
                 }
-                RaftEvent::Vote { .. } | RaftEvent::Appended { .. } => {}
+                RaftEvent::Vote { term, candidate, granted } => m.reported_vote(server, boot, term, candidate, granted),
+                RaftEvent::Appended { .. } => {}
             }
         })
     }
@@ -333,6 +354,7 @@ impl Monitor {
             self.violated(s, Property::ReportedState, what);
         }
         v.role = Some((term, role));
+        v.claims.clear();
     }
 
     /// Server `server` (boot `boot`) reports situation `x`: in the role it
@@ -340,7 +362,7 @@ impl Monitor {
     /// table counts what happened. A server that has reported no role in
     /// this boot is a follower.
     fn reported_situation(&self, server: usize, boot: u64, x: Situation) {
-        let Some(s) = self.in_boot(server, boot) else { return };
+        let Some(mut s) = self.in_boot(server, boot) else { return };
         let (term, role) = s.servers[server].role.unwrap_or((0, Role::Follower));
         let allowed: &[Role] = match x {
             Situation::SplitVote => &[Role::Candidate],
@@ -354,6 +376,33 @@ impl Monitor {
                 "server {server} (boot {boot}) reported situation {} while its last reported role was {role:?} in term {term}: it happens only to a {}",
                 x.name(),
                 allowed.iter().map(|r| format!("{r:?}")).collect::<Vec<_>>().join(" or ")
+            );
+            self.violated(s, Property::ReportedState, what);
+        }
+        let v = &mut s.servers[server];
+        match x {
+            // Both say the first entry beyond the commit index (as last
+            // reported: a commit this causes is reported after it) is of an
+            // earlier term; its apply shows its term.
+            Situation::LeaderWithUncommitted | Situation::OldTermCommittedBeneath => {
+                v.claims.insert(v.commit + 1, (term, x));
+            }
+            Situation::VoteRefusedLogBehind => v.refusal_due = true,
+            _ => {}
+        }
+    }
+
+    /// Server `server` (boot `boot`) reports its answer to `candidate`'s
+    /// request for a vote in `term`: a vote refused for the candidate's log
+    /// is reported just before that refusal.
+    fn reported_vote(&self, server: usize, boot: u64, term: Term, candidate: PeerId, granted: bool) {
+        let Some(mut s) = self.in_boot(server, boot) else { return };
+        let v = &mut s.servers[server];
+        let due = std::mem::take(&mut v.refusal_due);
+        if due && granted {
+            let what = format!(
+                "server {server} (boot {boot}) reported {} and then granted its vote in term {term} to server {candidate}",
+                Situation::VoteRefusedLogBehind.name()
             );
             self.violated(s, Property::ReportedState, what);
         }
@@ -455,6 +504,17 @@ impl Monitor {
             self.violated(s, Property::StateMachineSafety, what);
         }
         v.next += 1;
+        if let Some((before, x)) = v.claims.remove(&m.index).filter(|(t, _)| m.term >= *t) {
+            let what = format!(
+                "server {server} (boot {boot}) reported {} in term {before}, which says the entry at index {}, the first beyond its commit index, is of an earlier term; it applied index {} of term {} ({})",
+                x.name(),
+                m.index,
+                m.index,
+                m.term,
+                (s.show)(&m.command)
+            );
+            self.violated(s, Property::ReportedState, what);
+        }
         let i = m.index as usize - 1;
         if let Some(c) = s.committed.get(i) {
             if c.term != m.term || c.command != m.command {
