@@ -569,7 +569,15 @@ fn violations_name_their_servers() {
 #[test]
 fn baseline_flags_slower_figures_and_bad_files() {
     use kvraft::campaign::baseline::{self, Baseline, Figures};
-    let f = |ops: usize, ms: f64, msgs: f64| Figures { runs: 20, ops, ms_per_op: ms, msgs_per_entry: msgs, bytes_per_entry: 100.0 * msgs, tolerance: None };
+    let f = |ops: usize, ms: f64, msgs: f64| Figures {
+        runs: 20,
+        ops,
+        ms_per_op: ms,
+        msgs_per_entry: msgs,
+        bytes_per_entry: 100.0 * msgs,
+        elections_per_run: 1.0,
+        tolerance: None,
+    };
     let base = Baseline {
         raft: "ours".into(),
         seeds: 20,
@@ -589,6 +597,12 @@ fn baseline_flags_slower_figures_and_bad_files() {
     assert!(worse[2].starts_with("a: 430.0 raft bytes per entry, baseline 400.0"), "{worse:?}");
     assert!(worse[3].starts_with("a: 900 ops completed, baseline 1000"), "{worse:?}");
     assert_eq!(worse[4], "b: not measured");
+    // Elections: more than the tolerance and more than one over the runs.
+    let elections = |e: f64| [("a".to_string(), Figures { elections_per_run: e, ..f(1000, 100.0, 4.0) }), ("b".to_string(), f(1000, 50.0, 6.0))].into_iter().collect();
+    // 21 elections in 20 runs (+5%, one more): within.
+    assert!(baseline::regressions(&base, &elections(1.05)).is_empty());
+    // 22 in 20: +10%, two more.
+    assert_eq!(baseline::regressions(&base, &elections(1.1)), vec!["a: 1.100 leader elections per run, baseline 1.000 (+10.0%)".to_string()]);
     // A scenario's own tolerance counts instead of the baseline's.
     let mut wide = base.clone();
     wide.scenarios.get_mut("a").unwrap().tolerance = Some(0.2);
@@ -601,8 +615,10 @@ fn baseline_flags_slower_figures_and_bad_files() {
     let mut r2 = r1.clone();
     (r2.ops, r2.ms_per_op, r2.raft_msgs, r2.committed) = (30, 30.0, 70, 30);
     (r1.raft_bytes, r2.raft_bytes) = (1000, 3000);
+    let led = |terms_led| Some(kvraft::sim::monitor::MonitorReport { terms_led, ..Default::default() });
+    (r1.monitor, r2.monitor) = (led(1), led(4));
     let m = baseline::measure(&[r1, r2]);
-    assert_eq!(m["x"], Figures { runs: 2, bytes_per_entry: 100.0, ..f(40, 25.0, 2.5) });
+    assert_eq!(m["x"], Figures { runs: 2, bytes_per_entry: 100.0, elections_per_run: 2.5, ..f(40, 25.0, 2.5) });
     // Files: round trip; a bad one is an error naming it.
     let path = tmp("baseline-unit.json");
     baseline::save(&base, &path).unwrap();

@@ -207,13 +207,14 @@ struct FuzzArgs {
     #[arg(long, default_value_t = 60)]
     shrink_budget: usize,
     /// Run the scenarios and seeds of this performance baseline (JSON, as
-    /// --save-baseline writes) and fail if a scenario's ms/op, or Raft
-    /// messages or bytes per entry, exceed the baseline's by more than its
-    /// tolerance.
+    /// --save-baseline writes) and fail if a scenario's ms/op, Raft
+    /// messages or bytes per entry, or leader elections per run exceed the
+    /// baseline's by more than its tolerance.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["scenarios", "swarm", "seeds", "start", "shard", "bug", "save_baseline"])]
     baseline: Option<PathBuf>,
-    /// Write this campaign's ms/op and Raft messages and bytes per entry,
-    /// by scenario, as a performance baseline to hold later versions to.
+    /// Write this campaign's ms/op, Raft messages and bytes per entry and
+    /// leader elections per run, by scenario, as a performance baseline to
+    /// hold later versions to.
     #[arg(long, value_name = "FILE")]
     save_baseline: Option<PathBuf>,
     /// The tolerance --save-baseline writes (a fraction: 0.05 = 5%).

@@ -1,8 +1,8 @@
 //! Performance baselines: what a campaign's runs cost, per scenario, to hold
 //! a later version of the same Raft to.
 //!
-//! The figures: mean ms per op, and Raft messages and bytes per committed
-//! entry. Virtual time is deterministic, so the figures of given scenarios and
+//! The figures: mean ms per op, Raft messages and bytes per committed
+//! entry, and leader elections per run. Virtual time is deterministic, so the figures of given scenarios and
 //! seeds are exact, not noisy. A change that alters the schedule at all
 //! (any change to what the servers do) sends every run down another path,
 //! which moves the figures of a scenario over 20 seeds by a percent or two
@@ -11,7 +11,10 @@
 //! without making it wrong (resending later, backing up one entry at a
 //! time, waiting for syncs it need not, retrying the wrong server) moves
 //! them more, and the tolerance catches it where no ms/op bound of a single
-//! run could.
+//! run could. Elections are the steadiest figure: a fault-free scenario
+//! elects exactly one leader per run, whatever the seeds, so a Raft whose
+//! leaders step down for no reason (a vote request of their own term, say)
+//! shows there first.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -32,6 +35,8 @@ pub struct Figures {
     pub msgs_per_entry: f64,
     /// Their bytes per entry committed.
     pub bytes_per_entry: f64,
+    /// Terms that had a leader, per run.
+    pub elections_per_run: f64,
     /// This scenario's own tolerance, if its figures move more than most
     /// when the schedule changes (partitions at random moments, say).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -64,6 +69,7 @@ pub fn measure(reports: &[RunReport]) -> BTreeMap<String, Figures> {
             let msgs: u64 = rs.iter().map(|r| r.raft_msgs).sum();
             let bytes: u64 = rs.iter().map(|r| r.raft_bytes).sum();
             let entries: u64 = rs.iter().map(|r| r.committed).sum();
+            let elections: u64 = rs.iter().map(|r| r.monitor.as_ref().map_or(0, |m| m.terms_led)).sum();
             let per_entry = |x: u64| if entries == 0 { 0.0 } else { x as f64 / entries as f64 };
             let f = Figures {
                 runs: rs.len(),
@@ -71,6 +77,7 @@ pub fn measure(reports: &[RunReport]) -> BTreeMap<String, Figures> {
                 ms_per_op: if ops == 0 { 0.0 } else { ms / ops as f64 },
                 msgs_per_entry: per_entry(msgs),
                 bytes_per_entry: per_entry(bytes),
+                elections_per_run: elections as f64 / rs.len() as f64,
                 tolerance: None,
             };
             (name, f)
@@ -79,8 +86,9 @@ pub fn measure(reports: &[RunReport]) -> BTreeMap<String, Figures> {
 }
 
 /// Every way `now` is worse than `base`: a figure above the baseline's by
-/// more than the tolerance (the scenario's own, else the baseline's), fewer
-/// ops completed than the baseline's by more than it, or a scenario not
+/// more than the tolerance (the scenario's own, else the baseline's; for
+/// elections, also by more than one election over all the runs), fewer ops
+/// completed than the baseline's by more than it, or a scenario not
 /// measured. Empty: no regression.
 pub fn regressions(base: &Baseline, now: &BTreeMap<String, Figures>) -> Vec<String> {
     let mut out = Vec::new();
@@ -101,6 +109,10 @@ pub fn regressions(base: &Baseline, now: &BTreeMap<String, Figures>) -> Vec<Stri
                 out.push(format!("{name}: {now:.dec$} {what}, baseline {was:.dec$} (+{:.1}%)", pct(now, was)));
             }
         }
+        let (now, was) = (n.elections_per_run, b.elections_per_run);
+        if now > was * limit && (now - was) * n.runs as f64 > 1.0 + 1e-9 {
+            out.push(format!("{name}: {now:.3} leader elections per run, baseline {was:.3} (+{:.1}%)", pct(now, was)));
+        }
         if (n.ops as f64) * limit < b.ops as f64 {
             out.push(format!("{name}: {} ops completed, baseline {}", n.ops, b.ops));
         }
@@ -111,8 +123,16 @@ pub fn regressions(base: &Baseline, now: &BTreeMap<String, Figures>) -> Vec<Stri
 /// One line: scenario `name`'s figures `now` beside the baseline's `was`.
 pub fn render_row(name: &str, now: &Figures, was: &Figures) -> String {
     format!(
-        "{name:<32} {:>8.2} ms/op (baseline {:.2}), {:>7.3} raft msgs/entry (baseline {:.3}), {:>8.1} bytes/entry (baseline {:.1}), {} ops",
-        now.ms_per_op, was.ms_per_op, now.msgs_per_entry, was.msgs_per_entry, now.bytes_per_entry, was.bytes_per_entry, now.ops
+        "{name:<32} {:>8.2} ms/op (baseline {:.2}), {:>7.3} raft msgs/entry (baseline {:.3}), {:>8.1} bytes/entry (baseline {:.1}), {:>6.2} elections/run (baseline {:.2}), {} ops",
+        now.ms_per_op,
+        was.ms_per_op,
+        now.msgs_per_entry,
+        was.msgs_per_entry,
+        now.bytes_per_entry,
+        was.bytes_per_entry,
+        now.elections_per_run,
+        was.elections_per_run,
+        now.ops
     )
 }
 
