@@ -490,3 +490,14 @@ fn reported_state_catches_a_vote_refused_for_the_log_then_granted() {
     let r = run(&small(5, 3, vec![]), Some(wrap(Hooks { events: Some(events), ..Default::default() })));
     assert_violation(&r, Property::ReportedState, &["reported vote_refused_log_behind and then granted its vote in term 1"]);
 }
+
+#[test]
+fn reported_state_catches_a_step_down_on_a_reply_that_is_no_step_down() {
+    // A candidate counts a step down on a reply just as it wins instead.
+    let events: EventHook = Arc::new(|_, e| match e {
+        RaftEvent::Role { role: Role::Leader, .. } => vec![RaftEvent::Situation(Situation::SteppedDownOnReply), e],
+        e => vec![e],
+    });
+    let r = run(&small(5, 3, vec![]), Some(wrap(Hooks { events: Some(events), ..Default::default() })));
+    assert_violation(&r, Property::ReportedState, &["reported stepped_down_on_reply in term 1, then became Leader in term 1"]);
+}

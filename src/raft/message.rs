@@ -109,6 +109,7 @@ pub enum Situation {
     /// that reports its votes reports this just before that refusal.
     VoteRefusedLogBehind,
     /// A leader or candidate stepped down on a higher term seen in a reply.
+    /// Reported just before the role change to follower of that term.
     SteppedDownOnReply,
     /// An entry of an earlier term became committed beneath one of the
     /// current term (Figure 8's rule). Reported before the commit: the

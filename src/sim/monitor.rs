@@ -46,7 +46,8 @@ pub enum Property {
     /// and what a situation says can be seen: a leader with uncommitted
     /// entries, or one committing an older term's entries beneath its own,
     /// applies an entry of an earlier term just beyond its commit index; a
-    /// vote refused for the candidate's log is a refusal. Election safety,
+    /// vote refused for the candidate's log is a refusal; a step down on a
+    /// reply makes it a follower of a later term. Election safety,
     /// leader completeness and coverage rest on these reports.
     ReportedState,
 }
@@ -171,6 +172,9 @@ struct ServerView {
     /// A vote refused for the candidate's log was reported: the next vote
     /// reported must be a refusal.
     refusal_due: bool,
+    /// A step down on a reply was reported in this term: the next role
+    /// reported must be a follower's of a later term.
+    step_down_from: Option<Term>,
 }
 
 impl ServerView {
@@ -185,6 +189,7 @@ impl ServerView {
             fresh: HashMap::new(),
             claims: BTreeMap::new(),
             refusal_due: false,
+            step_down_from: None,
         }
     }
 }
@@ -353,6 +358,13 @@ impl Monitor {
             let what = format!("server {server} (boot {boot}) reported becoming {role:?} in term {term} after being {was_role:?} in term {was}: terms never go back");
             self.violated(s, Property::ReportedState, what);
         }
+        if let Some(from) = v.step_down_from.take().filter(|&from| term <= from || role != Role::Follower) {
+            let what = format!(
+                "server {server} (boot {boot}) reported {} in term {from}, then became {role:?} in term {term}: it steps down to follower of the higher term the reply carried",
+                Situation::SteppedDownOnReply.name()
+            );
+            self.violated(s, Property::ReportedState, what);
+        }
         v.role = Some((term, role));
         v.claims.clear();
     }
@@ -388,6 +400,7 @@ impl Monitor {
                 v.claims.insert(v.commit + 1, (term, x));
             }
             Situation::VoteRefusedLogBehind => v.refusal_due = true,
+            Situation::SteppedDownOnReply => v.step_down_from = Some(term),
             _ => {}
         }
     }
