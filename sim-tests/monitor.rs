@@ -458,12 +458,22 @@ fn message_budget_stops_a_run_that_floods() {
     let flood = flooding(10);
     let customize: Customize = Arc::new(move |o: &mut KvOptions| {
         flood(o);
-        o.budget = Some(kvraft::sim::network::Budget { base: 5_000, per_s: 5_000 });
+        o.budget = Some(kvraft::sim::network::Budget { base: 5_000, per_s: 5_000, ..Default::default() });
     });
     let r = run(&small(12, 3, Vec::new()), Some(customize));
     let f = r.failure.as_deref().expect("the budget must stop the run");
     assert_eq!(FailureClass::of(f), FailureClass::Budget, "{f}");
-    assert!(f.contains("the run was stopped"), "{f}");
+    assert!(f.contains("messages sent in") && f.contains("the run was stopped"), "{f}");
+    println!("{f}");
+    // Bytes: a budget of 10 KB plus 10 KB a second stops even a correct
+    // run (its three clerks and servers send more).
+    let customize: Customize = Arc::new(|o: &mut KvOptions| {
+        o.budget = Some(kvraft::sim::network::Budget { bytes_base: 10_000, bytes_per_s: 10_000, ..Default::default() });
+    });
+    let r = run(&small(12, 3, Vec::new()), Some(customize));
+    let f = r.failure.as_deref().expect("the bytes budget must stop the run");
+    assert_eq!(FailureClass::of(f), FailureClass::Budget, "{f}");
+    assert!(f.contains("bytes sent in") && f.contains("budget 10000 + 10000 per s"), "{f}");
     println!("{f}");
 }
 
@@ -500,4 +510,19 @@ fn reported_state_catches_a_step_down_on_a_reply_that_is_no_step_down() {
     });
     let r = run(&small(5, 3, vec![]), Some(wrap(Hooks { events: Some(events), ..Default::default() })));
     assert_violation(&r, Property::ReportedState, &["reported stepped_down_on_reply in term 1, then became Leader in term 1"]);
+}
+
+#[test]
+fn op_deadline_fails_a_run_whose_ops_never_complete() {
+    // No server applies anything: every op waits for ever. A lab-style
+    // workload (`basic`: three rounds of 5 s) waits for its ops, so the run
+    // fails a minute (virtual) after its planned 15 s, long before the time
+    // limit.
+    let none: ApplyHook = Arc::new(|_, _raft, mut rx, _out| async move { while rx.recv().await.is_some() {} }.boxed());
+    let spec = kvraft::campaign::catalog::spec_for("basic", 13, None).unwrap();
+    let r = run(&spec, Some(wrap(Hooks { apply: Some(none), ..Default::default() })));
+    let f = r.failure.as_deref().expect("ops that never complete must fail the run");
+    assert_eq!(FailureClass::of(f), FailureClass::Liveness, "{f}");
+    assert!(f.contains("still pending 75 s later (virtual time)"), "{f}");
+    println!("{f}");
 }

@@ -56,6 +56,12 @@ impl RunOptions {
     }
 }
 
+/// An op may stay pending at most the run's planned length (every fault
+/// begins and ends within it) plus this, in virtual time: then the run fails
+/// as a liveness failure. A Raft that never elects a leader fails in about a
+/// minute of virtual time instead of running to the time limit.
+pub const OP_DEADLINE_MARGIN: Duration = Duration::from_secs(60);
+
 /// What a run produced inside the simulation.
 struct Outcome {
     verdict_linearizable: bool,
@@ -79,6 +85,7 @@ async fn execute(spec: RunSpec, customize: Option<Customize>, trace: bool, seen:
     opts.disk = spec.disk;
     opts.clock_drift = spec.clock_drift;
     opts.trace = trace;
+    opts.op_deadline = Some(Duration::from_millis(spec.run_ms()) + OP_DEADLINE_MARGIN);
     if let Some(c) = &customize {
         c(&mut opts);
     }

@@ -66,6 +66,10 @@ pub struct KvOptions {
     pub clock_drift: f64,
     /// Record the per-server trace (see [`super::trace`]).
     pub trace: bool,
+    /// The longest an op may stay pending, in virtual time (None: no
+    /// limit): past it the run fails as a liveness failure at once, rather
+    /// than when the run's time limit runs out.
+    pub op_deadline: Option<Duration>,
 }
 
 impl KvOptions {
@@ -90,6 +94,7 @@ impl KvOptions {
             disk: DiskFaults::default(),
             clock_drift: 1.0,
             trace: false,
+            op_deadline: None,
         }
     }
 
@@ -189,6 +194,7 @@ struct Shared {
     disk: DiskFaults,
     log: RunLog,
     clerk_cfg: ClerkConfig,
+    op_deadline: Option<Duration>,
     t0: Instant,
     begin: Mutex<Instant>,
 }
@@ -292,6 +298,7 @@ impl KvCluster {
             disk: opts.disk,
             log,
             clerk_cfg: opts.clerk,
+            op_deadline: opts.op_deadline,
             t0,
             begin: Mutex::new(Instant::now()),
         }))
@@ -361,7 +368,7 @@ impl KvCluster {
             self.0.monitor.clerks_share_id(other, k, clerk.id());
         }
         self.0.log.clerk(clerk.id(), k as u64);
-        let ck = TestClerk { clerk, index: k, recorder: self.0.recorder.clone(), t0: self.0.t0, servers };
+        let ck = TestClerk { clerk, index: k, recorder: self.0.recorder.clone(), t0: self.0.t0, servers, deadline: self.0.op_deadline };
         self.connect_client(&ck, to);
         ck
     }
@@ -801,6 +808,8 @@ pub struct TestClerk {
     t0: Instant,
     /// Server addresses by server id.
     servers: Vec<SocketAddr>,
+    /// See [`KvOptions::op_deadline`].
+    deadline: Option<Duration>,
 }
 
 impl TestClerk {
@@ -813,7 +822,33 @@ impl TestClerk {
     }
 
     async fn op(&mut self, kind: OpKind, op: KvOp, key: &str, value: &str) -> Option<String> {
-        let id = self.recorder.call(self.index as u64, kind, key.to_string(), value.to_string(), self.now_ns());
+        let called = self.now_ns();
+        let id = self.recorder.call(self.index as u64, kind, key.to_string(), value.to_string(), called);
+        let (index, deadline) = (self.index, self.deadline);
+        let answer = self.answer(op);
+        let (value, server, at) = match deadline {
+            None => answer.await,
+            Some(d) => match tokio::time::timeout(d, answer).await {
+                Ok(a) => a,
+                Err(_) => panic!(
+                    "liveness: clerk {index}'s {kind:?} of key {key:?}, called at {:.3} s, still pending {} s later (virtual time), the most an op may take in this run",
+                    called as f64 / 1e9,
+                    d.as_secs_f64()
+                ),
+            },
+        };
+        let returned = self.now_ns();
+        // Every answer comes from a server, over the network: an op that
+        // took no virtual time was answered by no one (and a workload whose
+        // ops take no time never lets time move on).
+        assert!(returned > called, "clerk {index}'s {kind:?} of key {key:?} returned at {:.3} s in no virtual time: no server can have answered it", called as f64 / 1e9);
+        self.recorder.ret_from(id, value.clone(), returned, server, at);
+        value
+    }
+
+    /// Carries out `op`: its result, and (but for the clerks that use the
+    /// public calls) the server that answered and where it was applied.
+    async fn answer(&mut self, op: KvOp) -> (Option<String>, Option<u64>, Option<(Term, Index)>) {
         if self.index % PUBLIC_CALLS_EVERY == PUBLIC_CALLS_EVERY - 1 {
             // As an application calls a clerk: no word of who answered.
             let value = match op {
@@ -827,13 +862,11 @@ impl TestClerk {
                     None
                 }
             };
-            self.recorder.ret_from(id, value.clone(), self.now_ns(), None, None);
-            return value;
+            return (value, None, None);
         }
         let Answer { value, server, at } = self.clerk.call_answer(op).await;
         let server = self.servers.iter().position(|a| *a == server).map(|i| i as u64);
-        self.recorder.ret_from(id, value.clone(), self.now_ns(), server, at.map(|p| (p.term, p.index)));
-        value
+        (value, server, at.map(|p| (p.term, p.index)))
     }
 
     pub async fn get(&mut self, key: &str) -> String {

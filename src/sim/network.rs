@@ -95,18 +95,23 @@ impl NetStats {
 }
 
 /// A cap on the messages a run may send: `base` plus `per_s` for every
-/// virtual second. A run past it is stopped (a flooding Raft must fail the
-/// run, not hang the campaign), deterministically, unlike a wall clock.
+/// virtual second, and on their bytes: `bytes_base` plus `bytes_per_s`. A
+/// run past either is stopped (a flooding Raft must fail the run, not hang
+/// the campaign), deterministically, unlike a wall clock.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Budget {
     pub base: u64,
     pub per_s: u64,
+    pub bytes_base: u64,
+    pub bytes_per_s: u64,
 }
 
 impl Default for Budget {
-    /// About 50 times what the busiest swarm mix sends.
+    /// About 50 times what the busiest swarm mix sends (messages), and 50
+    /// times the most Raft bytes per second a correct run sent (430 KB/s:
+    /// `stale_tails`, whose stale leaders pile up entries to repair).
     fn default() -> Self {
-        Budget { base: 200_000, per_s: 50_000 }
+        Budget { base: 200_000, per_s: 50_000, bytes_base: 20_000_000, bytes_per_s: 20_000_000 }
     }
 }
 
@@ -128,6 +133,8 @@ struct State {
     /// generator, to prove that the determinism check catches it.
     unseeded_delay: bool,
     budget: Option<Budget>,
+    /// Bytes of every frame sent, for the budget.
+    bytes_sent: u64,
     /// Where messages that did not simply arrive are recorded (tracing only).
     tracer: Option<RunLog>,
 }
@@ -338,18 +345,22 @@ impl SimNetwork {
         let per = st.frames_by_service.entry(service).or_default();
         per.0 += 1;
         per.1 += bytes as u64;
+        s.bytes_sent += bytes as u64;
         if let Some(b) = s.budget {
             let sent = s.stats.requests_sent + s.stats.replies_sent;
             let secs = now_ns() as f64 / 1e9;
-            let cap = b.base + (b.per_s as f64 * secs) as u64;
-            if sent > cap {
+            let over = if sent > b.base + (b.per_s as f64 * secs) as u64 {
+                Some(format!("{sent} messages sent in {secs:.3} s of virtual time (budget {} + {} per s)", b.base, b.per_s))
+            } else if s.bytes_sent > b.bytes_base + (b.bytes_per_s as f64 * secs) as u64 {
+                Some(format!("{} bytes sent in {secs:.3} s of virtual time (budget {} + {} per s)", s.bytes_sent, b.bytes_base, b.bytes_per_s))
+            } else {
+                None
+            };
+            if let Some(over) = over {
                 // Once: the panic ends the run; later sends are fallout.
                 s.budget = None;
                 drop(s);
-                panic!(
-                    "{BUDGET_EXCEEDED}{sent} messages sent in {secs:.3} s of virtual time (budget {} + {} per s); the run was stopped",
-                    b.base, b.per_s
-                );
+                panic!("{BUDGET_EXCEEDED}{over}; the run was stopped");
             }
         }
         if !s.link_open(src.ip(), dst.ip()) {
