@@ -44,6 +44,14 @@ impl Default for DiskConfig {
     }
 }
 
+impl DiskConfig {
+    /// The latency of one sync, drawn from `sync_us`.
+    fn sync_latency(&self) -> Duration {
+        let (lo, hi) = self.sync_us;
+        Duration::from_micros(if lo < hi { madsim::rand::thread_rng().gen_range(lo..=hi) } else { lo })
+    }
+}
+
 /// What a crash did to the disk.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CrashReport {
@@ -272,9 +280,7 @@ impl Persister {
             if d.durable >= seq {
                 return;
             }
-            let (lo, hi) = d.cfg.sync_us;
-            let us = if lo < hi { madsim::rand::thread_rng().gen_range(lo..=hi) } else { lo };
-            (d.records.len().max(seq), Duration::from_micros(us), d.tamper.ack_before_durable)
+            (d.records.len().max(seq), d.cfg.sync_latency(), d.tamper.ack_before_durable)
         };
         if latency.is_zero() {
             // An instant disk (benchmarks compare against it).
