@@ -149,7 +149,6 @@ struct Committed {
     boot: u64,
 }
 
-#[derive(Default)]
 struct ServerView {
     boot: u64,
     /// The next index this boot must apply.
@@ -243,7 +242,7 @@ impl Monitor {
             name: name.to_string(),
             seed,
             show,
-            servers: (0..n).map(|_| ServerView::default()).collect(),
+            servers: (0..n).map(|_| ServerView::new(0)).collect(),
             committed: Vec::new(),
             leaders: BTreeMap::new(),
             coverage: BTreeMap::new(),
