@@ -146,6 +146,11 @@ fn rewrite_applies(on: usize, f: impl Fn(ApplyMsg, &mut Vec<ApplyMsg>) -> Vec<Ap
     })
 }
 
+/// This crate's Raft with its reported events rewritten by `events`.
+fn rewrite_events(events: EventHook) -> Customize {
+    wrap(Hooks { events: Some(events), ..Default::default() })
+}
+
 fn run(spec: &RunSpec, customize: Option<Customize>) -> RunReport {
     run_isolated_with(spec, LIMIT, false, customize)
 }
@@ -232,7 +237,7 @@ fn reported_state_catches_a_leader_that_never_reports_stepping_down() {
         RaftEvent::Role { role: Role::Follower, .. } => vec![],
         e => vec![e],
     });
-    let r = run(&small(5, 3, isolate_leader_at(&[800])), Some(wrap(Hooks { events: Some(events), ..Default::default() })));
+    let r = run(&small(5, 3, isolate_leader_at(&[800])), Some(rewrite_events(events)));
     // Caught at the first step that shows it: state() answering otherwise,
     // or a follower's situation reported by what still looks like a leader.
     assert_violation(&r, Property::ReportedState, &["last reported role was Leader"]);
@@ -244,7 +249,7 @@ fn reported_state_catches_a_commit_index_reported_twice() {
         RaftEvent::Committed { .. } => vec![e, e],
         e => vec![e],
     });
-    let r = run(&small(5, 3, vec![]), Some(wrap(Hooks { events: Some(events), ..Default::default() })));
+    let r = run(&small(5, 3, vec![]), Some(rewrite_events(events)));
     assert_violation(&r, Property::ReportedState, &["reported its commit index advancing to", "it only grows"]);
 }
 
@@ -255,7 +260,7 @@ fn reported_state_catches_a_situation_reported_in_the_wrong_role() {
         RaftEvent::Role { role: Role::Follower, term } if term > 0 => vec![e, RaftEvent::Situation(Situation::SplitVote)],
         e => vec![e],
     });
-    let r = run(&small(5, 3, isolate_leader_at(&[800])), Some(wrap(Hooks { events: Some(events), ..Default::default() })));
+    let r = run(&small(5, 3, isolate_leader_at(&[800])), Some(rewrite_events(events)));
     assert_violation(&r, Property::ReportedState, &["reported situation split_vote while its last reported role was Follower", "only to a Candidate"]);
 }
 
@@ -274,7 +279,7 @@ fn reported_state_catches_an_apply_never_reported_committed() {
             e => vec![e],
         }
     });
-    let r = run(&small(5, 3, vec![]), Some(wrap(Hooks { events: Some(events), ..Default::default() })));
+    let r = run(&small(5, 3, vec![]), Some(rewrite_events(events)));
     assert_violation(&r, Property::ReportedState, &["applied index 1, beyond the commit index it last reported (0)"]);
 }
 
@@ -284,7 +289,7 @@ fn reported_state_catches_a_term_that_goes_back() {
         RaftEvent::Role { term, role: Role::Follower } if term > 1 => vec![e, RaftEvent::Role { term: term - 1, role: Role::Follower }],
         e => vec![e],
     });
-    let r = run(&small(5, 3, isolate_leader_at(&[800])), Some(wrap(Hooks { events: Some(events), ..Default::default() })));
+    let r = run(&small(5, 3, isolate_leader_at(&[800])), Some(rewrite_events(events)));
     assert_violation(&r, Property::ReportedState, &["terms never go back"]);
 }
 
@@ -486,7 +491,7 @@ fn reported_state_catches_a_leader_situation_its_applies_contradict() {
         RaftEvent::Role { role: Role::Leader, .. } => vec![e, RaftEvent::Situation(Situation::LeaderWithUncommitted)],
         e => vec![e],
     });
-    let r = run(&small(5, 3, vec![]), Some(wrap(Hooks { events: Some(events), ..Default::default() })));
+    let r = run(&small(5, 3, vec![]), Some(rewrite_events(events)));
     assert_violation(&r, Property::ReportedState, &["reported leader_with_uncommitted in term 1", "the entry at index 1", "applied index 1 of term 1"]);
 }
 
@@ -497,7 +502,7 @@ fn reported_state_catches_a_vote_refused_for_the_log_then_granted() {
         RaftEvent::Vote { granted: true, .. } => vec![RaftEvent::Situation(Situation::VoteRefusedLogBehind), e],
         e => vec![e],
     });
-    let r = run(&small(5, 3, vec![]), Some(wrap(Hooks { events: Some(events), ..Default::default() })));
+    let r = run(&small(5, 3, vec![]), Some(rewrite_events(events)));
     assert_violation(&r, Property::ReportedState, &["reported vote_refused_log_behind and then granted its vote in term 1"]);
 }
 
@@ -508,7 +513,7 @@ fn reported_state_catches_a_step_down_on_a_reply_that_is_no_step_down() {
         RaftEvent::Role { role: Role::Leader, .. } => vec![RaftEvent::Situation(Situation::SteppedDownOnReply), e],
         e => vec![e],
     });
-    let r = run(&small(5, 3, vec![]), Some(wrap(Hooks { events: Some(events), ..Default::default() })));
+    let r = run(&small(5, 3, vec![]), Some(rewrite_events(events)));
     assert_violation(&r, Property::ReportedState, &["reported stepped_down_on_reply in term 1, then became Leader in term 1"]);
 }
 
