@@ -23,11 +23,25 @@ use std::time::Duration;
 use kvraft::campaign::baseline::{self, Baseline};
 use kvraft::campaign::report::RunReport;
 use kvraft::campaign::{catalog, report};
-use kvraft::campaign::run::run_specs;
+use kvraft::campaign::exec::RunOptions;
+use kvraft::campaign::run::run_specs_opts;
+use kvraft::campaign::spec::RunSpec;
 use kvraft::campaign::swarm::swarm_spec;
 use kvraft::sim::rafts::RaftKind;
 
 const LIMIT: Option<Duration> = Some(Duration::from_secs(600));
+
+/// A run still going after this much wall time fails the gate as hung (a
+/// step that never returns): the gate's runs take under 5 s each, even on
+/// a loaded machine, and a hang must fail the gate well before
+/// cargo-mutants' own timeout (a minute or more) would.
+const WALL_LIMIT: Duration = Duration::from_secs(30);
+
+/// Every gate run: both limits, two at once.
+fn run_all(specs: &[RunSpec]) -> Vec<RunReport> {
+    let opts = RunOptions { time_limit: LIMIT, wall_limit: Some(WALL_LIMIT), ..Default::default() };
+    run_specs_opts(specs, 2, &opts, &|_| {})
+}
 
 /// Swarm seeds run on our Raft, unless `FUZZ_GATE_SWARM` says otherwise.
 const DEFAULT_SWARM: u64 = 150;
@@ -50,7 +64,7 @@ fn fuzz_gate() {
     let mut all = Vec::new();
     let mut failed: Vec<String> = Vec::new();
     for batch in specs.chunks(8) {
-        let reports = run_specs(batch, 2, LIMIT, false, &|_| {});
+        let reports = run_all(batch);
         failed.extend(failures(&reports));
         all.extend(reports);
         if !failed.is_empty() {
@@ -79,7 +93,7 @@ fn performance() {
             specs.push(catalog::spec_for(name, seed, None).unwrap_or_else(|e| panic!("{}: {e}", path.display())));
         }
     }
-    let reports = run_specs(&specs, 2, LIMIT, false, &|_| {});
+    let reports = run_all(&specs);
     let failed = failures(&reports);
     assert!(failed.is_empty(), "the fuzzer found failures:\n{}", failed.join("\n"));
     let now = baseline::measure(&reports);

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use futures::FutureExt;
-use kvraft::campaign::exec::{run_isolated_with, Customize};
+use kvraft::campaign::exec::{run_isolated_opts, run_isolated_with, Customize, RunOptions};
 use kvraft::campaign::report::{FailureClass, RunReport};
 use kvraft::campaign::spec::{Action, NemesisEvent, RunSpec, Workload};
 use kvraft::campaign::swarm::swarm_spec;
@@ -530,4 +530,63 @@ fn op_deadline_fails_a_run_whose_ops_never_complete() {
     assert_eq!(FailureClass::of(f), FailureClass::Liveness, "{f}");
     assert!(f.contains("still pending 75 s later (virtual time)"), "{f}");
     println!("{f}");
+}
+
+/// This crate's Raft, whose `start` never returns once it has taken
+/// `after` commands (the thread sleeps for good, as a step caught in an
+/// endless loop would spin): virtual time stops with it.
+struct StuckStart {
+    inner: Arc<dyn Consensus>,
+    after: usize,
+    taken: Mutex<usize>,
+}
+
+impl Consensus for StuckStart {
+    fn start(&self, command: Vec<u8>) -> Option<(Index, Term)> {
+        let n = {
+            let mut taken = self.taken.lock().unwrap();
+            *taken += 1;
+            *taken
+        };
+        if n > self.after {
+            loop {
+                std::thread::park();
+            }
+        }
+        self.inner.start(command)
+    }
+    fn state(&self) -> (Term, bool) {
+        self.inner.state()
+    }
+    fn kill(&self) {
+        self.inner.kill()
+    }
+    fn reports_events(&self) -> bool {
+        self.inner.reports_events()
+    }
+    fn log_terms(&self, upto: Index) -> Option<Vec<Term>> {
+        self.inner.log_terms(upto)
+    }
+}
+
+#[test]
+fn wall_limit_fails_a_run_whose_step_never_returns() {
+    let customize: Customize = Arc::new(|o: &mut KvOptions| {
+        let base = o.make_raft.clone();
+        o.make_raft = Arc::new(move |a: MakeArgs| {
+            let inner = base(a)?;
+            Ok(Arc::new(StuckStart { inner, after: 20, taken: Mutex::new(0) }) as Arc<dyn Consensus>)
+        });
+    });
+    let opts = RunOptions { time_limit: LIMIT, wall_limit: Some(Duration::from_secs(2)), customize: Some(customize), ..Default::default() };
+    let r = run_isolated_opts(&small(14, 3, Vec::new()), &opts);
+    let f = r.failure.as_deref().expect("a run stuck in a step must fail as hung");
+    assert_eq!(FailureClass::of(f), FailureClass::Hung, "{f}");
+    assert!(f.contains("did not finish in 2 s of wall time"), "{f}");
+    assert!(r.reproduce.contains("--spec") || r.reproduce.contains("--seed 14"), "{}", r.reproduce);
+    println!("{f}");
+    // The same run, its steps all returning, passes inside the same limit.
+    let opts = RunOptions { time_limit: LIMIT, wall_limit: Some(Duration::from_secs(2)), ..Default::default() };
+    let ok = run_isolated_opts(&small(14, 3, Vec::new()), &opts);
+    assert!(ok.passed, "{:?}", ok.failure);
 }

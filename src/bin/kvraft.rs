@@ -137,6 +137,10 @@ struct Target {
 /// A hung run becomes a failure ("time limit exceeded") instead of a hung campaign.
 const DEFAULT_TIME_LIMIT_S: u64 = 600;
 
+/// ... and one whose virtual time stands still, a failure "hung" after this
+/// much wall time (`fuzz --wall-limit`; `run` and `shrink` always use it).
+const DEFAULT_WALL_LIMIT_S: u64 = kvraft::campaign::exec::WALL_LIMIT.as_secs();
+
 #[derive(clap::Args)]
 struct RunArgs {
     #[command(flatten)]
@@ -189,6 +193,10 @@ struct FuzzArgs {
     /// Virtual-time limit per run, in seconds.
     #[arg(long, default_value_t = DEFAULT_TIME_LIMIT_S)]
     time_limit: u64,
+    /// Wall-time limit per run, in seconds: a run still going then fails
+    /// as hung and the campaign goes on.
+    #[arg(long, default_value_t = DEFAULT_WALL_LIMIT_S)]
+    wall_limit: u64,
     /// Worker threads (default: the machine's cores).
     #[arg(long)]
     jobs: Option<usize>,
@@ -235,6 +243,7 @@ impl Default for FuzzArgs {
             check_determinism: false,
             save_failures: None,
             time_limit: DEFAULT_TIME_LIMIT_S,
+            wall_limit: DEFAULT_WALL_LIMIT_S,
             jobs: None,
             json: false,
             trace: false,
@@ -398,7 +407,13 @@ fn fuzz(mut args: FuzzArgs) -> Result<bool, String> {
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let failures = AtomicUsize::new(0);
-    let opts = RunOptions { time_limit, check_determinism: args.check_determinism, trace: args.trace, ..Default::default() };
+    let opts = RunOptions {
+        time_limit,
+        check_determinism: args.check_determinism,
+        trace: args.trace,
+        wall_limit: Some(Duration::from_secs(args.wall_limit.max(1))),
+        ..Default::default()
+    };
     let reports = run::run_specs_opts(&specs, jobs, &opts, &|r| {
         if !r.passed {
             failures.fetch_add(1, Ordering::SeqCst);

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::catalog::reproduce_command;
-use super::report::{describe_mix, FailureClass, FaultCounts, RunReport};
+use super::report::{describe_mix, FailureClass, FaultCounts, RunReport, HUNG};
 use super::spec::{RunSpec, Workload};
 use super::verify::{self, CONVERGENCE_MS};
 use super::workload::{self, key_name, liveness_phase, GenericSpec, Liveness};
@@ -27,10 +27,16 @@ use crate::sim::trace::{self, TraceLine};
 pub const SLICE_EVENTS: usize = 20;
 
 /// How to run a spec, beyond the spec itself.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct RunOptions {
     /// A hung run becomes a failure after this much virtual time.
     pub time_limit: Option<Duration>,
+    /// A run on a thread of its own ([`run_isolated_opts`], and so every
+    /// campaign's) still going after this much wall time fails as hung (see
+    /// [`HUNG`]): the guard for a step that never returns, which stops
+    /// virtual time with it, so no virtual limit can. The run's thread is
+    /// left behind (it cannot be stopped); the campaign goes on.
+    pub wall_limit: Option<Duration>,
     /// Run twice; a different trace hash (or failure) is a failure.
     pub check_determinism: bool,
     /// Record the per-server trace; a failing run writes it next to its
@@ -44,6 +50,21 @@ pub struct RunOptions {
     /// Write no history, timeline or trace files (shrink candidates: they
     /// would overwrite those of the failure being shrunk).
     pub no_files: bool,
+}
+
+impl Default for RunOptions {
+    /// No virtual-time limit, the wall-time limit [`WALL_LIMIT`], nothing else.
+    fn default() -> Self {
+        RunOptions {
+            time_limit: None,
+            check_determinism: false,
+            wall_limit: Some(WALL_LIMIT),
+            trace: false,
+            trace_out: None,
+            customize: None,
+            no_files: false,
+        }
+    }
 }
 
 impl RunOptions {
@@ -61,6 +82,11 @@ impl RunOptions {
 /// as a liveness failure. A Raft that never elects a leader fails in about a
 /// minute of virtual time instead of running to the time limit.
 pub const OP_DEADLINE_MARGIN: Duration = Duration::from_secs(60);
+
+/// The wall-time limit of a campaign's runs: a run takes well under ten
+/// seconds of wall time (the longest swarm runs, 40 virtual seconds, about
+/// three), so one still going after two minutes is stuck, not slow.
+pub const WALL_LIMIT: Duration = Duration::from_secs(120);
 
 /// What a run produced inside the simulation.
 struct Outcome {
@@ -305,12 +331,9 @@ pub fn run_isolated_with(
 
 /// Runs `spec` on a thread of its own, as `opts` say.
 pub fn run_isolated_opts(spec: &RunSpec, opts: &RunOptions) -> RunReport {
-    let once = || {
-        std::thread::scope(|s| s.spawn(|| run_spec_opts(spec, opts)).join()).unwrap_or_else(|_| {
-            let mut r = RunReport::pending(spec, reproduce_command(spec));
-            r.failure = Some("the run's thread panicked".to_string());
-            r
-        })
+    let once = || match opts.wall_limit {
+        None => std::thread::scope(|s| s.spawn(|| run_spec_opts(spec, opts)).join()).unwrap_or_else(|_| thread_panicked(spec)),
+        Some(limit) => run_watched(spec, opts, limit),
     };
     let mut r = once();
     if opts.check_determinism {
@@ -323,6 +346,41 @@ pub fn run_isolated_opts(spec: &RunSpec, opts: &RunOptions) -> RunReport {
             ));
         }
     }
+    r
+}
+
+/// Runs `spec` on a thread of its own and waits at most `limit` of wall
+/// time for it: a run still going then is reported as hung, and its
+/// thread, which nothing can stop, is left to spin.
+fn run_watched(spec: &RunSpec, opts: &RunOptions, limit: Duration) -> RunReport {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (owned, owned_opts) = (spec.clone(), opts.clone());
+    let spawned = std::thread::Builder::new().name(format!("run {} {}", spec.scenario, spec.seed)).spawn(move || {
+        let _ = tx.send(run_spec_opts(&owned, &owned_opts));
+    });
+    if let Err(e) = spawned {
+        let mut r = RunReport::pending(spec, reproduce_command(spec));
+        r.failure = Some(format!("could not start the run's thread: {e}"));
+        return r;
+    }
+    match rx.recv_timeout(limit) {
+        Ok(r) => r,
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => thread_panicked(spec),
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+            let mut r = RunReport::pending(spec, reproduce_command(spec));
+            r.failure = Some(format!(
+                "{HUNG}the run did not finish in {} s of wall time (a run takes seconds): a step that never returns stops \
+                 virtual time with it; the run's thread was left running",
+                limit.as_secs()
+            ));
+            r
+        }
+    }
+}
+
+fn thread_panicked(spec: &RunSpec) -> RunReport {
+    let mut r = RunReport::pending(spec, reproduce_command(spec));
+    r.failure = Some("the run's thread panicked".to_string());
     r
 }
 

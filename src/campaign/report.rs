@@ -162,6 +162,10 @@ impl RunReport {
     }
 }
 
+/// How a run stopped by its wall-time limit fails (see
+/// [`super::exec::RunOptions::wall_limit`]).
+pub const HUNG: &str = "hung: ";
+
 /// How a run failed, for "fails the same way".
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum FailureClass {
@@ -174,6 +178,9 @@ pub enum FailureClass {
     Inefficient,
     /// The run sent more messages than its budget and was stopped.
     Budget,
+    /// The run did not finish within its wall-time limit (a step that
+    /// never returns).
+    Hung,
     Nondeterminism,
     /// A panic (an assertion in the workload, a time limit), by the start
     /// of its message.
@@ -195,6 +202,8 @@ impl FailureClass {
             FailureClass::Inefficient
         } else if failure.starts_with(crate::sim::network::BUDGET_EXCEEDED) {
             FailureClass::Budget
+        } else if failure.starts_with(HUNG) {
+            FailureClass::Hung
         } else if failure.starts_with("nondeterminism:") {
             FailureClass::Nondeterminism
         } else {
@@ -210,6 +219,7 @@ impl FailureClass {
             FailureClass::TooSlow => "too slow".to_string(),
             FailureClass::Inefficient => "inefficient".to_string(),
             FailureClass::Budget => "budget exceeded".to_string(),
+            FailureClass::Hung => "hung".to_string(),
             FailureClass::Nondeterminism => "nondeterminism".to_string(),
             FailureClass::Panic(p) => format!("panic: {p}"),
         }

@@ -9,8 +9,9 @@ use super::exec::{run_isolated_opts, RunOptions};
 use super::report::RunReport;
 use super::spec::RunSpec;
 
-/// Runs every spec on `jobs` threads (each run on a fresh thread); with
-/// `check_determinism` each twice. Results come back in the order of `specs`.
+/// Runs every spec on `jobs` threads (each run on a fresh thread, failing
+/// as hung after [`super::exec::WALL_LIMIT`] of wall time); with `check_determinism`
+/// each twice. Results come back in the order of `specs`.
 pub fn run_specs(
     specs: &[RunSpec],
     jobs: usize,
