@@ -240,9 +240,8 @@ impl RaftCore {
         let index = self.last_index();
         self.mark_unstable(index);
         self.events.push(RaftEvent::Appended { term: self.term, leader: self.id, from: index, to: index });
-        if self.n == 1 {
-            self.maybe_commit();
-        }
+        // Alone, the leader's own copy is a majority (once durable).
+        self.maybe_commit();
         for peer in self.peers() {
             if !self.progress[peer].inflight {
                 self.send_append(peer);
@@ -252,33 +251,21 @@ impl RaftCore {
     }
 
     /// Handles a request from `from` and returns the response to send back
-    /// (after persisting the Ready of this step).
+    /// (after persisting the Ready of this step). `from` is another
+    /// server's id: the driver drops whatever comes from anyone else.
     pub fn step_request(&mut self, from: PeerId, req: Request) -> Response {
-        if from >= self.n || from == self.id {
-            // Not a peer: refuse without changing any state.
-            return match req {
-                Request::Vote(_) => Response::Vote(VoteReply { term: self.term, granted: false }),
-                Request::Append(_) => Response::Append(AppendReply {
-                    term: self.term,
-                    success: false,
-                    match_index: 0,
-                    conflict_index: 0,
-                    conflict_term: None,
-                }),
-            };
-        }
+        debug_assert!(from < self.n && from != self.id, "a request from {from}, not a peer of {}", self.id);
         match req {
-            Request::Vote(args) => Response::Vote(self.handle_vote(args)),
+            Request::Vote(args) => Response::Vote(self.handle_vote(from, args)),
             Request::Append(args) => Response::Append(self.handle_append(from, args)),
         }
     }
 
-    /// Handles the response `from` sent to one of our requests. Responses may
-    /// be late, duplicated or reordered: each is judged on its own content.
+    /// Handles the response `from` (another server's id) sent to one of our
+    /// requests. Responses may be late, duplicated or reordered: each is
+    /// judged on its own content.
     pub fn step_response(&mut self, from: PeerId, resp: Response) {
-        if from >= self.n || from == self.id {
-            return;
-        }
+        debug_assert!(from < self.n && from != self.id, "a response from {from}, not a peer of {}", self.id);
         match resp {
             Response::Vote(r) => {
                 if r.term > self.term {
@@ -370,23 +357,21 @@ impl RaftCore {
 
     // ----- handlers -----
 
-    fn handle_vote(&mut self, a: VoteArgs) -> VoteReply {
+    /// A vote request from `from` (the candidate is whoever sent it).
+    fn handle_vote(&mut self, from: PeerId, a: VoteArgs) -> VoteReply {
         if a.term > self.term {
             self.become_follower(a.term, None);
         }
         let up_to_date = a.last_log_term > self.last_term()
             || (a.last_log_term == self.last_term() && a.last_log_index >= self.last_index());
-        let granted = a.term == self.term
-            && a.candidate < self.n
-            && self.voted_for.is_none_or(|v| v == a.candidate)
-            && up_to_date;
+        let granted = a.term == self.term && self.voted_for.is_none_or(|v| v == from) && up_to_date;
         if a.term == self.term && !up_to_date {
             self.note(Situation::VoteRefusedLogBehind);
         }
-        self.events.push(RaftEvent::Vote { term: a.term, candidate: a.candidate, granted });
+        self.events.push(RaftEvent::Vote { term: a.term, candidate: from, granted });
         if granted {
-            if self.voted_for != Some(a.candidate) {
-                self.voted_for = Some(a.candidate);
+            if self.voted_for != Some(from) {
+                self.voted_for = Some(from);
                 self.hard_dirty = true;
             }
             self.elapsed = 0;
@@ -414,13 +399,11 @@ impl RaftCore {
         }
         let prev_term = self.log[a.prev_log_index as usize].term;
         if prev_term != a.prev_log_term {
-            let first = self.first_index_of_term_before(a.prev_log_index, prev_term);
-            return fail(self.term, first, Some(prev_term));
+            return fail(self.term, self.first_index_of_term(prev_term), Some(prev_term));
         }
         // Append what is new; truncate only at a real conflict, so a late or
         // duplicated AppendEntries never removes entries a newer one added.
         let mut index = a.prev_log_index;
-        let sent = a.entries.len();
         let mut appended: Option<Index> = None;
         for e in a.entries {
             index += 1;
@@ -445,18 +428,17 @@ impl RaftCore {
         if let Some(first) = appended {
             self.events.push(RaftEvent::Appended { term: a.term, leader: from, from: first, to: index });
         }
-        if sent > 0 && index < self.last_index() && self.term_at(index + 1) == Some(a.term) {
+        if self.term_at(index + 1) == Some(a.term) {
             // Entries of this same leader lie beyond what it carried: a
-            // newer AppendEntries already brought them.
+            // newer AppendEntries already brought them (and this one
+            // brought nothing new).
             self.note(Situation::StaleAppend);
         }
         // `index` is the last entry this leader vouched for.
-        if a.leader_commit > self.commit {
-            let was = self.commit;
-            self.commit = a.leader_commit.min(index).max(self.commit);
-            if self.commit > was {
-                self.events.push(RaftEvent::Committed { index: self.commit });
-            }
+        let commit = a.leader_commit.min(index);
+        if commit > self.commit {
+            self.commit = commit;
+            self.events.push(RaftEvent::Committed { index: commit });
         }
         AppendReply { term: self.term, success: true, match_index: index, conflict_index: 0, conflict_term: None }
     }
@@ -583,26 +565,16 @@ impl RaftCore {
         }
     }
 
+    /// The last index of `term` in the log, if it has any (terms never
+    /// decrease along the log; `term` is at least 1).
     fn last_index_of_term(&self, term: Term) -> Option<Index> {
-        // Terms are non-decreasing along the log: scan back from the end.
-        let mut i = self.last_index();
-        while i > 0 {
-            let t = self.log[i as usize].term;
-            if t == term {
-                return Some(i);
-            }
-            if t < term {
-                return None;
-            }
-            i -= 1;
-        }
-        None
+        let end = self.log.partition_point(|e| e.term <= term);
+        (self.log[end - 1].term == term).then_some((end - 1) as Index)
     }
 
-    fn first_index_of_term_before(&self, mut i: Index, term: Term) -> Index {
-        while i > 1 && self.log[(i - 1) as usize].term == term {
-            i -= 1;
-        }
-        i.max(1)
+    /// The first index of `term` in the log, which holds it (terms never
+    /// decrease along the log, and the sentinel's term 0 is below it).
+    fn first_index_of_term(&self, term: Term) -> Index {
+        self.log.partition_point(|e| e.term < term) as Index
     }
 }

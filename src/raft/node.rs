@@ -55,8 +55,8 @@ struct Pending {
 
 impl Inner {
     /// Carries out a Ready in the order Raft needs. Its state is written at
-    /// once and synced in the background; what depends on it waits: votes
-    /// and every other message but a leader's AppendEntries go only once
+    /// once and synced in the background; what depends on it waits: vote
+    /// requests (every message but a leader's AppendEntries) go only once
     /// everything written so far is durable (as do answers, see the request
     /// handler), and the core counts its own new entries towards a commit
     /// only then (`persisted`). A leader's AppendEntries go at once, in
@@ -76,9 +76,10 @@ impl Inner {
             (self.events)(e);
         }
         let seq = self.persister.written();
-        let durable = self.persister.is_durable(seq);
-        let (early, late): (Vec<_>, Vec<_>) =
-            messages.into_iter().partition(|(_, m)| durable || matches!(m, Request::Append(_)));
+        // A vote request follows its own write of term and vote, so it
+        // always waits; (the settling task sends it in the same instant if
+        // nothing is left to sync).
+        let (early, late): (Vec<_>, Vec<_>) = messages.into_iter().partition(|(_, m)| matches!(m, Request::Append(_)));
         for m in early {
             let _ = self.out_tx.send(m);
         }
@@ -157,7 +158,8 @@ impl RaftNode {
             RAFT_SERVICE,
             Arc::new(move |from: SocketAddr, body: Vec<u8>| {
                 let inner = svc_inner.clone();
-                let from_id = peer_ids.iter().find(|(a, _)| a.ip() == from.ip()).map(|(_, i)| *i);
+                // Only another server is a peer: the core takes it on trust.
+                let from_id = peer_ids.iter().find(|(a, i)| a.ip() == from.ip() && *i != me).map(|(_, i)| *i);
                 async move {
                     let from_id = from_id?;
                     let req: Request = match decode(&body, "raft request") {

@@ -192,10 +192,14 @@ impl Disk {
             match kind {
                 HARD_STATE => st.hard_state = data.to_vec(),
                 APPEND => st.log.push(data.to_vec()),
-                TRUNCATE if data.len() == 8 => {
-                    let len = u64::from_le_bytes(data.try_into().unwrap()) as usize;
-                    st.log.truncate(len);
-                }
+                TRUNCATE => match <[u8; 8]>::try_from(data) {
+                    Ok(len) => st.log.truncate(u64::from_le_bytes(len) as usize),
+                    Err(_) => {
+                        let reason = format!("a truncate record of {} bytes, not 8", data.len());
+                        st.damage = Some(Damage::Corrupt { record: i, records: n, reason });
+                        return st;
+                    }
+                },
                 _ => {
                     st.damage = Some(Damage::Corrupt { record: i, records: n, reason: format!("unknown record kind {kind}") });
                     return st;
@@ -218,7 +222,9 @@ impl Persister {
 
     /// An empty disk that behaves as `cfg` says.
     pub fn with_disk(cfg: DiskConfig) -> Self {
-        Persister(Arc::new(Mutex::new(Disk { cfg, ..Disk::default() })))
+        let mut disk = Disk::default();
+        disk.cfg = cfg;
+        Persister(Arc::new(Mutex::new(disk)))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Disk> {
@@ -264,11 +270,6 @@ impl Persister {
     /// How many writes so far (synced or not): pass to [`sync_to`](Self::sync_to).
     pub fn written(&self) -> usize {
         self.lock().records.len()
-    }
-
-    /// Whether every write up to `seq` is durable.
-    pub fn is_durable(&self, seq: usize) -> bool {
-        self.lock().durable >= seq
     }
 
     /// Returns once every write up to `seq` (and everything written before

@@ -221,13 +221,9 @@ impl Inner {
             let number = rd.number();
             self.raw.advance_append_async(rd);
             self.raw.advance_apply();
-            let seq = self.raw.store().written();
-            if self.raw.store().is_durable(seq) {
-                self.raw.on_persist_ready(number);
-                self.send_all(persisted);
-            } else {
-                held.push(Held { seq, number, messages: persisted });
-            }
+            // Settled once durable (at once, by the settling task, if this
+            // Ready wrote nothing left to sync).
+            held.push(Held { seq: self.raw.store().written(), number, messages: persisted });
         }
         held
     }

@@ -176,11 +176,6 @@ impl PersistedStorage {
         self.persister.written()
     }
 
-    /// Whether every write up to `seq` is durable.
-    pub fn is_durable(&self, seq: usize) -> bool {
-        self.persister.is_durable(seq)
-    }
-
     /// Index of the last entry (0 if the log is empty).
     pub fn last(&self) -> u64 {
         self.entries.len() as u64
