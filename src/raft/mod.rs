@@ -11,6 +11,7 @@ pub mod persister;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::mpsc;
 
@@ -39,12 +40,15 @@ pub trait Consensus: Send + Sync + 'static {
     /// If so, the harness holds it to its reports: at each apply, the entry
     /// must have been reported committed and [`state`](Self::state) must
     /// answer the last role and term reported (events are reported before
-    /// the applies of the step that caused them); reported terms and commit
-    /// indexes never go back; a situation is reported in the role it
-    /// happens in, before any role change it causes; and what it says shows
-    /// (see [`Situation`]: the entry a leader's situation is about is
-    /// applied with an earlier term, a vote refused for the candidate's log
-    /// is reported just before the refusal's [`RaftEvent::Vote`]).
+    /// the applies of the step that caused them); a report says what
+    /// changed (a role report changes the role or the term, a commit report
+    /// advances the commit index), and terms and commit indexes never go
+    /// back; a situation is reported in the role it happens in, before any
+    /// role change it causes; and what it says shows (see [`Situation`]:
+    /// the entry a leader's situation is about is applied with an earlier
+    /// term, a vote refused for the candidate's log is reported just before
+    /// the refusal's [`RaftEvent::Vote`], for a request of the voter's own
+    /// term).
     fn reports_events(&self) -> bool {
         false
     }
@@ -84,14 +88,22 @@ pub struct MakeArgs {
     pub clock_rate: f64,
 }
 
+impl MakeArgs {
+    /// How long a period of `d` on this node's clock lasts in true time
+    /// (`d / clock_rate`): what a Raft sets its timers to.
+    pub fn local_time(&self, d: Duration) -> Duration {
+        d.div_f64(self.clock_rate.max(0.01))
+    }
+}
+
 /// Builds a Raft server on the current node.
 pub type MakeRaft = Arc<dyn Fn(MakeArgs) -> Result<Arc<dyn Consensus>, String> + Send + Sync>;
 
 /// This crate's Raft as a [`MakeRaft`].
 pub fn make() -> MakeRaft {
     Arc::new(|a: MakeArgs| {
-        let cfg = NodeConfig::default();
-        let cfg = NodeConfig { tick: cfg.tick.div_f64(a.clock_rate.max(0.01)), ..cfg };
+        let mut cfg = NodeConfig::default();
+        cfg.tick = a.local_time(cfg.tick);
         RaftNode::make(a.transport, a.peers, a.me, a.persister, a.apply_tx, a.events, cfg)
             .map(|n| Arc::new(n) as Arc<dyn Consensus>)
             .map_err(|e| format!("server {}: {e}", a.me))

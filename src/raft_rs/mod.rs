@@ -101,7 +101,7 @@ pub fn make() -> MakeRaft {
 /// raft-rs behind a [`MakeRaft`], with the given timing.
 pub fn make_with(cfg: RaftRsConfig) -> MakeRaft {
     Arc::new(move |a: MakeArgs| {
-        let cfg = RaftRsConfig { tick: cfg.tick.div_f64(a.clock_rate.max(0.01)), ..cfg.clone() };
+        let cfg = RaftRsConfig { tick: a.local_time(cfg.tick), ..cfg.clone() };
         RaftRsNode::start(a.transport, a.peers, a.me, a.persister, a.apply_tx, a.events, &cfg)
             .map(|n| Arc::new(n) as Arc<dyn Consensus>)
             .map_err(|e| format!("server {}: {e}", a.me))
