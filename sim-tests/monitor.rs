@@ -590,3 +590,29 @@ fn wall_limit_fails_a_run_whose_step_never_returns() {
     let ok = run_isolated_opts(&small(14, 3, Vec::new()), &opts);
     assert!(ok.passed, "{:?}", ok.failure);
 }
+
+#[test]
+fn reported_state_catches_a_role_reported_again_unchanged() {
+    // Every follower that hears from its leader reports being a follower
+    // of that term again.
+    let events: EventHook = Arc::new(|_, e| match e {
+        RaftEvent::Appended { term, .. } => vec![e, RaftEvent::Role { term, role: Role::Follower }],
+        e => vec![e],
+    });
+    let r = run(&small(5, 3, vec![]), Some(rewrite_events(events)));
+    assert_violation(&r, Property::ReportedState, &["reported becoming Follower in term 1, which it already was"]);
+}
+
+#[test]
+fn reported_state_catches_a_vote_refused_for_the_log_in_another_term() {
+    // Every refused vote is also counted as refused for the candidate's
+    // log, those refused for their stale term included.
+    let events: EventHook = Arc::new(|_, e| match e {
+        RaftEvent::Vote { granted: false, .. } => vec![RaftEvent::Situation(Situation::VoteRefusedLogBehind), e],
+        e => vec![e],
+    });
+    let r = run(&swarm_spec(7), Some(rewrite_events(events)));
+    assert_violation(&r, Property::ReportedState, &["reported vote_refused_log_behind for a request of term 2 while in term 5"]);
+    // The swarm run itself passes.
+    assert!(run(&swarm_spec(7), None).passed);
+}

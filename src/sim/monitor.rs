@@ -357,6 +357,12 @@ impl Monitor {
             let what = format!("server {server} (boot {boot}) reported becoming {role:?} in term {term} after being {was_role:?} in term {was}: terms never go back");
             self.violated(s, Property::ReportedState, what);
         }
+        if v.role == Some((term, role)) {
+            let what = format!(
+                "server {server} (boot {boot}) reported becoming {role:?} in term {term}, which it already was: a report says what changed"
+            );
+            self.violated(s, Property::ReportedState, what);
+        }
         if let Some(from) = v.step_down_from.take().filter(|&from| term <= from || role != Role::Follower) {
             let what = format!(
                 "server {server} (boot {boot}) reported {} in term {from}, then became {role:?} in term {term}: it steps down to follower of the higher term the reply carried",
@@ -414,6 +420,15 @@ impl Monitor {
         if due && granted {
             let what = format!(
                 "server {server} (boot {boot}) reported {} and then granted its vote in term {term} to server {candidate}",
+                Situation::VoteRefusedLogBehind.name()
+            );
+            self.violated(s, Property::ReportedState, what);
+        }
+        // A request of an earlier term is refused for its term, whatever
+        // the log (one of a later term makes the voter adopt it first).
+        if let Some((own, _)) = v.role.filter(|(own, _)| due && *own != term) {
+            let what = format!(
+                "server {server} (boot {boot}) reported {} for a request of term {term} while in term {own}: only a request of its own term is refused for the log",
                 Situation::VoteRefusedLogBehind.name()
             );
             self.violated(s, Property::ReportedState, what);
