@@ -210,6 +210,26 @@ fn a_driver_that_answers_before_its_state_is_durable_is_caught_within_50_seeds()
 }
 
 #[test]
+fn a_commit_before_the_leaders_copy_is_durable_fails_commit_crashes_at_once() {
+    // The same broken driver, through the scenario aimed at it: each
+    // second the leader is left with a bare majority and a stalled disk and
+    // crashes the moment it commits, while the followers that hold the
+    // entry are cut off. A leader that counts its own unsynced copy loses
+    // a committed entry the first time; both Rafts, seed 1.
+    let broken = on_each_disk(|p| p.tamper(DiskTamper { ack_before_durable: true, ..Default::default() }));
+    for raft in RaftKind::ALL {
+        let spec = kvraft::campaign::catalog::spec_for("commit_crashes", 1, None).unwrap().with_raft(raft);
+        let r = run_isolated_with(&spec, LIMIT, false, Some(broken.clone()));
+        let f = r.failure.as_deref().unwrap_or_else(|| panic!("{}: commit_crashes missed a leader that commits on an unsynced copy", raft.name()));
+        println!("{}: {f}", raft.name());
+        assert!(matches!(FailureClass::of(f), FailureClass::Safety(_) | FailureClass::NotLinearizable | FailureClass::Panic(_)), "{f}");
+        let ok = run_isolated_with(&spec, LIMIT, false, None);
+        assert!(ok.passed, "{}: {:?}", raft.name(), ok.failure);
+        assert!(ok.faults.crashes >= 5 && ok.faults.writes_lost > 0, "{}: {:?}", raft.name(), ok.faults);
+    }
+}
+
+#[test]
 fn a_recovery_that_ignores_checksums_is_caught() {
     // Every crash corrupts a synced record of one server; the recovery
     // uses whatever the flipped bit made of it.

@@ -134,7 +134,7 @@ fn targeted(rng: &mut StdRng, rate: f64, n: usize, run_ms: u64, ev: &mut Vec<Nem
             return;
         }
         let at = t as u64;
-        match rng.gen_range(0..7) {
+        match rng.gen_range(0..8) {
             0 => ev.push(NemesisEvent { at_ms: at, action: Action::CrashLeader { down_ms: rng.gen_range(100..2500) } }),
             1 => {
                 // Each leader in turn loses the entry it appends next: after
@@ -171,6 +171,7 @@ fn targeted(rng: &mut StdRng, rate: f64, n: usize, run_ms: u64, ev: &mut Vec<Nem
                 ev.push(NemesisEvent { at_ms: heal + rng.gen_range(20..300), action: Action::RestartLagging });
             }
             5 => ev.push(NemesisEvent { at_ms: at, action: Action::PauseLeader { ms: rng.gen_range(200..3000) } }),
+            6 => ev.push(NemesisEvent { at_ms: at, action: Action::CrashLeaderOnCommit { down_ms: rng.gen_range(50..1000) } }),
             _ => ev.push(NemesisEvent { at_ms: at, action: Action::RestartLagging }),
         }
     }
@@ -180,7 +181,7 @@ fn targeted(rng: &mut StdRng, rate: f64, n: usize, run_ms: u64, ev: &mut Vec<Nem
 /// companions), for [`outage_ms`].
 fn anonymous_down(action: &Action, n: usize) -> usize {
     match action {
-        Action::CrashLeader { .. } | Action::CrashLeaderAfterAppend { .. } => 1,
+        Action::CrashLeader { .. } | Action::CrashLeaderAfterAppend { .. } | Action::CrashLeaderOnCommit { .. } => 1,
         Action::Pause { .. } | Action::PauseLeader { .. } => 1,
         Action::CrashMinorityWithLeader { .. } => ((n - 1) / 2).max(1),
         _ => 0,
@@ -255,6 +256,7 @@ pub fn outage_ms(spec: &RunSpec) -> (u64, u64) {
                 Action::Restart { server } => up[*server] = true,
                 Action::CrashLeader { .. }
                 | Action::CrashLeaderAfterAppend { .. }
+                | Action::CrashLeaderOnCommit { .. }
                 | Action::CrashMinorityWithLeader { .. }
                 | Action::RestartLagging
                 | Action::Pause { .. }
@@ -336,6 +338,43 @@ pub async fn apply(cfg: &KvCluster, action: &Action) -> Option<JoinHandle<()>> {
                 }
             }));
         }
+        Action::CrashLeaderOnCommit { down_ms } => {
+            let l = cfg.leader()?;
+            // Leave the leader with a bare majority: its own copy of an
+            // entry is then one of those that make it committed.
+            let mut others: Vec<usize> = (0..n).filter(|i| *i != l).collect();
+            others.shuffle(&mut madsim::rand::thread_rng());
+            let mut cut = others.split_off(n / 2);
+            cut.sort_unstable();
+            let mut holders = others;
+            holders.sort_unstable();
+            let with = |mut v: Vec<usize>, x: usize| {
+                v.push(x);
+                v.sort_unstable();
+                v
+            };
+            cfg.connect_all();
+            if !cut.is_empty() {
+                cfg.partition(&cut, &with(holders.clone(), l));
+            }
+            // Its disk stalls: the followers' copies are durable first.
+            cfg.stall_disk(l, COMMIT_STALL);
+            let (cfg, down_ms) = (cfg.clone(), *down_ms);
+            return Some(tokio::spawn(async move {
+                if !cfg.catch_leader_commit(l, Duration::from_secs(1)).await {
+                    cfg.connect_all();
+                    return;
+                }
+                // The followers that hold the entry are cut off in turn:
+                // the majority left has it only if the leader's disk does.
+                cfg.shutdown_server(l);
+                cfg.connect_all();
+                cfg.partition(&holders, &with(cut, l));
+                restart_after(cfg.clone(), vec![l], down_ms).await;
+                tokio::time::sleep(COMMIT_HOLD).await;
+                cfg.connect_all();
+            }));
+        }
         Action::CrashMinorityWithLeader { down_ms } => {
             let group = leader_and_minority(cfg)?;
             for s in &group {
@@ -393,6 +432,14 @@ fn leader_and_minority(cfg: &KvCluster) -> Option<Vec<usize>> {
     group.sort_unstable();
     Some(group)
 }
+
+/// How long after the restart of a leader crashed at a commit the
+/// followers that held the entry stay cut off.
+const COMMIT_HOLD: Duration = Duration::from_millis(1000);
+
+/// How long the disk of a leader to be crashed at a commit stalls (well
+/// under the second the commit is waited for).
+const COMMIT_STALL: Duration = Duration::from_millis(300);
 
 /// Restarts `servers` (those still down) after `down_ms`.
 async fn restart_after(cfg: KvCluster, servers: Vec<usize>, down_ms: u64) {

@@ -233,6 +233,17 @@ pub enum Action {
     /// and crashed; it restarts `down_ms` later. (If no entry is appended
     /// within a second, nothing happens.)
     CrashLeaderAfterAppend { down_ms: u64 },
+    /// Followers are cut off until the leader and the rest are a bare
+    /// majority, and the leader's disk stalls for 300 ms; the moment the
+    /// leader applies the next entry it commits (its own copy one of the
+    /// few that make it committed, and perhaps not yet on its disk), it is
+    /// cut off and crashed, and the followers
+    /// that hold the entry are cut off in turn, so that the majority left
+    /// (the others, and the leader once it restarts `down_ms` later) has
+    /// the entry only if the leader's disk kept it. All heal a second
+    /// after the restart. (If it commits nothing within a second, the
+    /// followers are let back and nothing else happens.)
+    CrashLeaderOnCommit { down_ms: u64 },
     /// The leader and other servers, a minority in all, crash together and
     /// restart `down_ms` later (repeated quickly: lab 3C's Figure 8).
     CrashMinorityWithLeader { down_ms: u64 },
@@ -258,6 +269,7 @@ impl Action {
             | Action::Heal
             | Action::CrashLeader { .. }
             | Action::CrashLeaderAfterAppend { .. }
+            | Action::CrashLeaderOnCommit { .. }
             | Action::CrashMinorityWithLeader { .. }
             | Action::RestartLagging
             | Action::LeaderMinority
@@ -279,6 +291,7 @@ impl Action {
             Action::Restart { .. } => "restart",
             Action::CrashLeader { .. } => "crash_leader",
             Action::CrashLeaderAfterAppend { .. } => "crash_leader_after_append",
+            Action::CrashLeaderOnCommit { .. } => "crash_leader_on_commit",
             Action::CrashMinorityWithLeader { .. } => "crash_minority_with_leader",
             Action::RestartLagging => "restart_lagging",
             Action::LeaderMinority => "leader_minority",
@@ -291,9 +304,10 @@ impl Action {
     /// actions that say.
     pub fn down_ms(&self) -> Option<u64> {
         match self {
-            Action::CrashLeader { down_ms } | Action::CrashLeaderAfterAppend { down_ms } | Action::CrashMinorityWithLeader { down_ms } => {
-                Some(*down_ms)
-            }
+            Action::CrashLeader { down_ms }
+            | Action::CrashLeaderAfterAppend { down_ms }
+            | Action::CrashLeaderOnCommit { down_ms }
+            | Action::CrashMinorityWithLeader { down_ms } => Some(*down_ms),
             Action::Pause { ms, .. } | Action::PauseLeader { ms } => Some(*ms),
             _ => None,
         }
@@ -307,6 +321,7 @@ impl Action {
             Action::IsolateLeader
                 | Action::CrashLeader { .. }
                 | Action::CrashLeaderAfterAppend { .. }
+                | Action::CrashLeaderOnCommit { .. }
                 | Action::CrashMinorityWithLeader { .. }
                 | Action::RestartLagging
                 | Action::LeaderMinority

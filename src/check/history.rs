@@ -170,6 +170,8 @@ pub mod kinds {
     pub const CLERK_LINKS: &str = "clerk_links";
     /// A phase of the run began (`detail`), e.g. the liveness phase.
     pub const PHASE: &str = "phase";
+    /// `server`'s disk stalled: no sync it starts ends within `detail`.
+    pub const DISK_STALL: &str = "disk_stall";
 }
 
 /// A recorded run: which scenario and seed produced it, its operations, and

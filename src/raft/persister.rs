@@ -132,6 +132,9 @@ struct Disk {
     durable: usize,
     /// Test-only breakage (see [`DiskTamper`]).
     tamper: DiskTamper,
+    /// A stall (a fault the harness injects): no sync started before this
+    /// moment ends before it.
+    stalled_until: Option<std::time::Instant>,
 }
 
 /// The one test-only seam of the disk: ways to break it on purpose, to show
@@ -155,6 +158,16 @@ impl Disk {
 
     /// A sync of the writes up to `target` completed (those a crash has
     /// not taken meanwhile).
+    /// How long the next sync takes: the latency drawn, or longer while
+    /// the disk is stalled.
+    fn sync_delay(&self) -> Duration {
+        let drawn = self.cfg.sync_latency();
+        match self.stalled_until {
+            Some(t) => drawn.max(t.saturating_duration_since(std::time::Instant::now())),
+            None => drawn,
+        }
+    }
+
     fn synced(&mut self, target: usize) {
         self.durable = self.durable.max(target.min(self.records.len()));
     }
@@ -258,7 +271,7 @@ impl Persister {
             }
         }
         let durable = records.len();
-        let disk = Disk { cfg: d.cfg, records, durable, tamper: DiskTamper::default() };
+        let disk = Disk { cfg: d.cfg, records, durable, tamper: DiskTamper::default(), stalled_until: None };
         (Persister(Arc::new(Mutex::new(disk))), report)
     }
 
@@ -281,7 +294,7 @@ impl Persister {
             if d.durable >= seq {
                 return;
             }
-            (d.records.len().max(seq), d.cfg.sync_latency(), d.tamper.ack_before_durable)
+            (d.records.len().max(seq), d.sync_delay(), d.tamper.ack_before_durable)
         };
         if latency.is_zero() {
             // An instant disk (benchmarks compare against it).
@@ -390,6 +403,13 @@ impl Persister {
     #[doc(hidden)]
     pub fn tamper(&self, t: DiskTamper) {
         self.lock().tamper = t;
+    }
+
+    /// The disk stalls for `d` (a fault the harness injects, as a real
+    /// disk's fsync now and then takes hundreds of milliseconds): no sync
+    /// started meanwhile ends before `d` from now.
+    pub fn stall(&self, d: Duration) {
+        self.lock().stalled_until = Some(std::time::Instant::now() + d);
     }
 
     /// Whether the disk holds a corrupt record (checksums checked whatever

@@ -144,6 +144,32 @@ struct AppendTrap {
     busy: tokio::sync::Mutex<()>,
     net: Arc<SimNetwork>,
     log: RunLog,
+    /// The last index `start` gave out, by server.
+    started: Mutex<Vec<Index>>,
+}
+
+/// Catches a leader the moment it applies an entry beyond a given index
+/// (one it has just committed): cuts it off from everyone in the same step,
+/// before it can tell anyone (see [`KvCluster::catch_leader_commit`]).
+struct CommitTrap {
+    /// The server watched, and the index it must apply beyond.
+    armed: Mutex<Option<(usize, Index)>>,
+    sprung: tokio::sync::Notify,
+    net: Arc<SimNetwork>,
+    log: RunLog,
+}
+
+impl CommitTrap {
+    /// Server `server` applies `index` (called on its apply path).
+    fn on_apply(&self, server: usize, index: Index) {
+        let mut armed = self.armed.lock().unwrap();
+        if armed.is_some_and(|(s, after)| s == server && index > after) {
+            *armed = None;
+            self.net.disconnect(server_addr(server).ip());
+            self.log.event(Event::new(0, kinds::DISCONNECT).server(server as u64).detail(format!("caught the moment it applied index {index}")));
+            self.sprung.notify_one();
+        }
+    }
 }
 
 /// A Raft seen through the trap; everything else passes through.
@@ -156,6 +182,10 @@ struct Trapped {
 impl Consensus for Trapped {
     fn start(&self, command: Vec<u8>) -> Option<(Index, Term)> {
         let r = self.inner.start(command);
+        if let Some((index, _)) = r {
+            let mut started = self.trap.started.lock().unwrap();
+            started[self.me] = started[self.me].max(index);
+        }
         if r.is_some() && self.trap.armed.swap(false, Ordering::SeqCst) {
             // In the same step as the append: nothing has been sent yet.
             self.trap.net.disconnect(server_addr(self.me).ip());
@@ -189,6 +219,7 @@ struct Shared {
     recorder: Recorder,
     monitor: Monitor,
     trap: Arc<AppendTrap>,
+    commit_trap: Arc<CommitTrap>,
     /// Each server's clock rate.
     rates: Vec<f64>,
     disk: DiskFaults,
@@ -252,7 +283,10 @@ impl KvCluster {
             busy: tokio::sync::Mutex::new(()),
             net: net.clone(),
             log: log.clone(),
+            started: Mutex::new(vec![0; opts.servers]),
         });
+        let commit_trap =
+            Arc::new(CommitTrap { armed: Mutex::new(None), sprung: tokio::sync::Notify::new(), net: net.clone(), log: log.clone() });
         let make = {
             let (base, trap) = (opts.make_raft.clone(), trap.clone());
             let make: MakeRaft = Arc::new(move |a: MakeArgs| {
@@ -262,12 +296,13 @@ impl KvCluster {
             });
             make
         };
-        let (nt, mon, lg) = (net.clone(), monitor.clone(), log.clone());
+        let (nt, mon, lg, ct) = (net.clone(), monitor.clone(), log.clone(), commit_trap.clone());
         let tampers: Vec<_> = (0..n).map(|i| opts.tamper(i)).collect();
         let rates = clock_rates(n, opts.clock_drift);
         let rs = rates.clone();
         let fleet = Fleet::start(&ips, opts.disk, move |i, boot_no, persister| {
-            boot(i, boot_no, nt.clone(), peers.clone(), make.clone(), tampers[i].clone(), persister, mon.clone(), lg.clone(), rs[i])
+            let world = World { net: nt.clone(), monitor: mon.clone(), log: lg.clone(), commit_trap: ct.clone() };
+            boot(i, boot_no, world, peers.clone(), make.clone(), tampers[i].clone(), persister, rs[i])
         })
         .await;
         if fleet.up().iter().any(|(_, node)| !node.raft.reports_events()) {
@@ -294,6 +329,7 @@ impl KvCluster {
             recorder: Recorder::new(),
             monitor,
             trap,
+            commit_trap,
             rates,
             disk: opts.disk,
             log,
@@ -638,6 +674,26 @@ impl KvCluster {
         trap.sprung.lock().unwrap().take()
     }
 
+    /// Server i's disk stalls for `d`: no sync it starts meanwhile ends
+    /// sooner.
+    pub fn stall_disk(&self, i: usize, d: Duration) {
+        self.0.fleet.persister(i).stall(d);
+        self.0.log.event(Event::new(0, kinds::DISK_STALL).server(i as u64).detail(format!("{} ms", d.as_millis())));
+    }
+
+    /// Waits up to `within` for server `leader` to apply an entry beyond
+    /// every entry it had taken from a clerk so far (so one it appended
+    /// after this call), and cuts it off from everyone in the same step,
+    /// before it can pass the commit on. Whether it was caught.
+    pub async fn catch_leader_commit(&self, leader: usize, within: Duration) -> bool {
+        let after = self.0.trap.started.lock().unwrap()[leader];
+        let trap = &self.0.commit_trap;
+        *trap.armed.lock().unwrap() = Some((leader, after));
+        let caught = tokio::time::timeout(within, trap.sprung.notified()).await.is_ok();
+        *trap.armed.lock().unwrap() = None;
+        caught
+    }
+
     /// A majority containing the current leader (if any), and the rest.
     pub fn make_partition(&self) -> (Vec<usize>, Vec<usize>) {
         let l = self.leader().unwrap_or(0);
@@ -882,6 +938,14 @@ impl TestClerk {
     }
 }
 
+/// What of the simulated world a server's boot is wired to.
+struct World {
+    net: Arc<SimNetwork>,
+    monitor: Monitor,
+    log: RunLog,
+    commit_trap: Arc<CommitTrap>,
+}
+
 /// One boot of KV server `i` (its boot number `boot_no`) on its node. The
 /// monitor sees what its Raft reports and every entry it applies, on the way
 /// to the KV server.
@@ -889,15 +953,14 @@ impl TestClerk {
 async fn boot(
     i: usize,
     boot_no: u64,
-    net: Arc<SimNetwork>,
+    world: World,
     peers: Vec<SocketAddr>,
     make: MakeRaft,
     tamper: Option<Arc<dyn Tamper>>,
     persister: Persister,
-    monitor: Monitor,
-    log: RunLog,
     clock_rate: f64,
 ) -> Result<KvNode, String> {
+    let World { net, monitor, log, commit_trap } = world;
     let hook: Arc<dyn FaultHook> = net;
     let transport = Transport::bind(peers[i], hook).await.unwrap_or_else(|e| panic!("server {i}: bind {}: {e}", peers[i]));
     let (apply_tx, mut tap_rx) = mpsc::unbounded_channel::<ApplyMsg>();
@@ -931,6 +994,7 @@ async fn boot(
                 log.apply(i, m.index, m.term, cmd, req);
             }
             monitor.apply(i, boot_no, &m);
+            commit_trap.on_apply(i, m.index);
             if tap_tx.send(m).is_err() {
                 return;
             }
