@@ -135,6 +135,64 @@ fn stale_tails() -> RunSpec {
     }
 }
 
+/// Commits that rest on the leader's disk: about once a second the leader
+/// is left with a bare majority and its disk stalls; the moment it applies
+/// an entry it then commits, it crashes and the followers that hold the
+/// entry are cut off, so the majority left has the entry only if the
+/// leader's disk kept it (a leader that counts its own copy before it is
+/// durable loses a committed entry here).
+fn commit_crashes() -> RunSpec {
+    use super::spec::{Action, NemesisEvent};
+    RunSpec {
+        scenario: "commit_crashes".to_string(),
+        faults: Faults::default(),
+        targeted_rate: 0.0,
+        nemesis: Some(
+            (1..=9).map(|k| NemesisEvent { at_ms: 1000 * k, action: Action::CrashLeaderOnCommit { down_ms: 100 } }).collect(),
+        ),
+        ..leader_churn()
+    }
+}
+
+/// Servers that rejoin leaders that never heard from them: three times,
+/// the leader is caught at an append and crashed with that entry alone on
+/// its disk, and so is the next leader at its first entry (of a term no
+/// other server holds); then the leader elected meanwhile crashes too, so
+/// that the one that finally takes both back was elected after the
+/// majority's log had moved past where theirs part from it. Its first
+/// AppendEntries then lands beyond their logs, and they find the place
+/// through the back-up hints: the first rejoins with entries of a term the
+/// leader holds (the leader's hint), the second with one of a term it does
+/// not (the follower's). A Raft with poor hints resends what they hold.
+fn rejoins() -> RunSpec {
+    use super::spec::{Action, NemesisEvent};
+    let at = |at_ms: u64, action: Action| NemesisEvent { at_ms, action };
+    RunSpec {
+        scenario: "rejoins".to_string(),
+        clients: 15,
+        workload: Workload::Swarm { keys: 10, run_ms: 12_000, ops_per_client: None },
+        faults: Faults::default(),
+        targeted_rate: 0.0,
+        nemesis: Some(
+            [1000, 5000, 9000]
+                .into_iter()
+                .flat_map(|t| {
+                    // The second leader is caught 0.5-1 s after the first,
+                    // a third is elected 0.3-0.6 s later; the crash of that
+                    // one and the election of a fourth come before either
+                    // victim is back.
+                    [
+                        at(t, Action::CrashLeaderAfterAppend { down_ms: 3000 }),
+                        at(t + 1, Action::CrashLeaderAfterAppend { down_ms: 2500 }),
+                        at(t + 1700, Action::CrashLeader { down_ms: 300 }),
+                    ]
+                })
+                .collect(),
+        ),
+        ..leader_churn()
+    }
+}
+
 /// Every scenario, in a fixed order.
 pub fn catalog() -> Vec<Scenario> {
     use PartitionStyle::{Halves, None as NoParts, OneWay};
@@ -182,10 +240,21 @@ pub fn catalog() -> Vec<Scenario> {
             "5 clerks, 10 keys, 10 s; the leader crashed as it appends, crashed with a minority (Figure 8), left stale in a minority",
             leader_churn(),
         ),
+        sc(
+            "commit_crashes",
+            "5 clerks, 5 servers; each second the leader, left with a bare majority and a stalled disk, crashes as it commits, its majority cut off",
+            commit_crashes(),
+        ),
         Scenario {
             name: "stale_tails",
             about: "15 clerks, 5 servers; three times a leader cut off from the servers (not the clerks) piles up entries it cannot commit, then rejoins a new leader",
             template: stale_tails(),
+            default: false,
+        },
+        Scenario {
+            name: "rejoins",
+            about: "15 clerks, 5 servers; three times two leaders crash with entries nobody else has and rejoin a leader elected later (the back-up hints)",
+            template: rejoins(),
             default: false,
         },
         broken(
