@@ -619,6 +619,7 @@ fn history_with_facts() -> History {
         cut,
         Event::new(110, kinds::RESTART).server(0).detail("boot 2"),
         Event::new(120, kinds::HEAL),
+        Event::new(125, kinds::DISK_STALL).server(1).detail("0 ms"),
         Event::new(130, kinds::FAULTS),
         Event::new(135, kinds::NEMESIS).detail("crash_leader (down 500 ms)"),
         Event::new(136, "something new").detail("kept as a note"),
@@ -706,6 +707,8 @@ fn timeline_draws_the_world_around_the_clients() {
     // The spec, and the events it does not draw as bands.
     assert!(html.contains("the run spec that produced this history") && html.contains("&quot;servers&quot;: 3"));
     assert!(html.contains("crash_leader (down 500 ms)") && html.contains("kept as a note"));
+    // A disk stall is drawn on its server's lane (here 0 ms long).
+    assert!(html.contains("class=\"band stall\"") && html.contains("disk of server 1 stalled from"), "disk stall band");
 }
 
 #[test]
@@ -856,15 +859,19 @@ proptest! {
     /// groups and links out of order or out of range) without panicking.
     #[test]
     fn timeline_never_panics_on_odd_events(
-        raw in prop::collection::vec((0..14usize, prop::num::u64::ANY, 0..4u64, prop::collection::vec(prop::collection::vec(0..6u64, 0..4), 0..3), prop::collection::vec((0..6u64, 0..6u64), 0..3), prop::bool::ANY), 0..25),
+        raw in prop::collection::vec((0..17usize, prop::num::u64::ANY, 0..4u64, prop::collection::vec(prop::collection::vec(0..6u64, 0..4), 0..3), prop::collection::vec((0..6u64, 0..6u64), 0..3), prop::bool::ANY), 0..25),
         servers in prop::collection::vec(prop::option::of(prop::num::u64::ANY), 4),
     ) {
-        let all = [kinds::PARTITION, kinds::CUT, kinds::HEAL, kinds::DISCONNECT, kinds::CONNECT, kinds::CRASH, kinds::RESTART, kinds::FAULTS, kinds::ROLE, kinds::NEMESIS, kinds::CLERK_LINKS, kinds::PHASE, "odd", ""];
+        let all = [kinds::PARTITION, kinds::CUT, kinds::HEAL, kinds::DISCONNECT, kinds::CONNECT, kinds::CRASH, kinds::RESTART, kinds::FAULTS, kinds::ROLE, kinds::NEMESIS, kinds::CLERK_LINKS, kinds::PHASE, kinds::PAUSE, kinds::RESUME, kinds::DISK_STALL, "odd", ""];
         let events: Vec<Event> = raw.iter().map(|(k, at, s, groups, links, leader)| {
             let mut e = Event::new(*at, all[*k]).server(*s).term(*at % 7);
             e.groups = groups.clone();
             e.links = links.iter().map(|(a, b)| [*a, *b]).collect();
-            e.detail = if *leader { "leader".into() } else { "loss 10/0%".into() };
+            e.detail = match (*leader, at % 3) {
+                (true, _) => "leader".into(),
+                (false, 0) => format!("{at} ms"),
+                _ => "loss 10/0%".into(),
+            };
             e
         }).collect();
         let mut ops = vec![put(0, "k", "a", 10, 50), get(1, "k", "b", 60, 90), pget(2, "k", 70), get(0, "k", "a", 0, u64::MAX / 2)];

@@ -158,6 +158,8 @@ table.summary td { padding: 1px 12px 1px 0; vertical-align: top; }
 .band.off { background: #d0d0d0; border: 1px dashed #444; top: 1px; height: 16px; }
 .band.down { top: 0; height: 18px; border: 1px solid #82071e; color: #fff; font-weight: bold; z-index: 3;
   background: repeating-linear-gradient(135deg, #cf222e 0 4px, #a40e26 4px 8px); }
+.band.stall { top: 0; height: 5px; padding: 0; font-size: 0; border: 1px solid #9a6700; z-index: 4;
+  background: repeating-linear-gradient(90deg, #d4a72c 0 3px, #fff8c5 3px 6px); }
 .band.ld { top: 14px; height: 4px; padding: 0; border: none; background: #d4a72c; z-index: 3; }
 .overlay { position: absolute; top: 18px; bottom: 0; pointer-events: none; z-index: 0; }
 .overlay.net { background: rgba(130, 80, 223, .10); border-left: 1px solid rgba(130, 80, 223, .5); border-right: 1px solid rgba(130, 80, 223, .5); }
@@ -439,6 +441,21 @@ impl World {
                             }
                         }
                     }
+                    kinds::DISK_STALL => {
+                        // "<n> ms": the server's syncs are held that long.
+                        let ms = e.detail.strip_suffix(" ms").and_then(|n| n.parse::<u64>().ok());
+                        match (e.server, ms) {
+                            (Some(s), Some(ms)) => w.servers.entry(s).or_default().push(Span {
+                                from: at,
+                                to: at.saturating_add(ms.saturating_mul(1_000_000)).min(end).max(at),
+                                class: "stall".into(),
+                                label: "disk stalled".into(),
+                                title: format!("disk of server {s} stalled from {} for {ms} ms: no sync started meanwhile ends before then", secs(at, 6)),
+                                style: String::new(),
+                            }),
+                            _ => w.notes.push(e.clone()),
+                        }
+                    }
                     kinds::FAULTS => faults = e.detail.clone(),
                     kinds::ROLE => {
                         if let Some(s) = e.server {
@@ -700,7 +717,8 @@ fn notes(out: &mut String, w: &World) {
     }
     let _ = writeln!(out, "<details><summary>{} other events (nemesis actions, phases, clerk links)</summary><ul class=\"note\">", w.notes.len());
     for e in w.notes.iter().take(2000) {
-        let _ = writeln!(out, "<li>{} {}: {}</li>", secs(e.at_ns, 6), escape_html(&e.kind), escape_html(&e.detail));
+        let on = e.server.map(|s| format!(" (server {s})")).unwrap_or_default();
+        let _ = writeln!(out, "<li>{} {}{on}: {}</li>", secs(e.at_ns, 6), escape_html(&e.kind), escape_html(&e.detail));
     }
     out.push_str("</ul></details>\n");
 }
@@ -839,7 +857,8 @@ pub fn render_timeline_html(history: &History, verdict: &Verdict) -> String {
              <span><i style=\"background:#fff1b8;border-color:#bf8700\"></i>loss, duplication or delay on</span>\
              <span><i style=\"background:#dbe9ff\"></i><i style=\"background:#ffe3c2\"></i>sides of a partition</span>\
              <span><i style=\"background:#cf222e\"></i>server down (red dashed line: crash, green: restart)</span>\
-             <span><i style=\"background:#d4a72c;height:4px\"></i>leader</span></p>\n",
+             <span><i style=\"background:#d4a72c;height:4px\"></i>leader</span>\
+             <span><i style=\"background:repeating-linear-gradient(90deg,#d4a72c 0 3px,#fff8c5 3px 6px);height:5px;border-color:#9a6700\"></i>disk stalled</span></p>\n",
         );
     }
     out.push_str("<p class=\"note\">Hover a bar or band for details.</p>\n");
