@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::broken::Tamper;
 use super::ops::{KvReply, KvRequest, KvStateMachine, LogPosition, KV_SERVICE};
 use crate::net::{decode, encode, Transport};
-use crate::raft::{ApplyMsg, Consensus, Index, Term};
+use crate::raft::{ApplyMsg, Consensus, Index};
 
 #[derive(Clone)]
 pub struct ServerConfig {
@@ -52,7 +52,6 @@ impl Default for ServerConfig {
 }
 
 struct Waiter {
-    term: Term,
     client: u64,
     seq: u64,
     tx: oneshot::Sender<KvReply>,
@@ -157,21 +156,22 @@ impl KvServer {
             }
         });
 
-        // Requests waiting on a leader that lost its term will never be
-        // answered by the log: tell their clerks to try elsewhere.
+        // Requests waiting on a server that is no longer leader may never be
+        // answered by the log: tell their clerks to try elsewhere. (A server
+        // leader again in a later term keeps its waiters: its log still holds
+        // their entries unless they were replaced meanwhile, and the applier
+        // answers WrongLeader for a replaced one.)
         let watcher = server.clone();
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(cfg.leadership_poll).await;
-                let (term, leader) = watcher.raft.state();
+                let (_, leader) = watcher.raft.state();
                 let mut g = watcher.inner.lock().unwrap();
                 if g.killed {
                     return;
                 }
-                let stale: Vec<Index> =
-                    g.waiters.iter().filter(|(_, w)| !leader || w.term != term).map(|(i, _)| *i).collect();
-                for i in stale {
-                    if let Some(w) = g.waiters.remove(&i) {
+                if !leader {
+                    for w in std::mem::take(&mut g.waiters).into_values() {
                         let _ = w.tx.send(KvReply::WrongLeader);
                     }
                 }
@@ -197,11 +197,11 @@ impl KvServer {
                 }
                 return Some(KvReply::Ok(reply, None));
             }
-            let Some((index, term)) = self.raft.start(encode(&req)) else {
+            let Some((index, _)) = self.raft.start(encode(&req)) else {
                 return Some(KvReply::WrongLeader);
             };
             let (tx, rx) = oneshot::channel();
-            if let Some(old) = g.waiters.insert(index, Waiter { term, client: req.client, seq: req.seq, tx }) {
+            if let Some(old) = g.waiters.insert(index, Waiter { client: req.client, seq: req.seq, tx }) {
                 let _ = old.tx.send(KvReply::WrongLeader);
             }
             rx
