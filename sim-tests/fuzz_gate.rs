@@ -34,8 +34,13 @@ const LIMIT: Option<Duration> = Some(Duration::from_secs(600));
 /// A run still going after this much wall time fails the gate as hung (a
 /// step that never returns): the gate's runs take under 5 s each, even on
 /// a loaded machine, and a hang must fail the gate well before
-/// cargo-mutants' own timeout (a minute or more) would.
-const WALL_LIMIT: Duration = Duration::from_secs(30);
+/// cargo-mutants' own timeout (a minute) would, even when every run hangs:
+/// at most two rounds of [`BATCH`] runs on two threads.
+const WALL_LIMIT: Duration = Duration::from_secs(15);
+
+/// Runs started together; the gate stops after the first batch with a
+/// failure.
+const BATCH: usize = 4;
 
 /// Every gate run: both limits, two at once.
 fn run_all(specs: &[RunSpec]) -> Vec<RunReport> {
@@ -63,7 +68,7 @@ fn fuzz_gate() {
     // is the gate's whole answer.
     let mut all = Vec::new();
     let mut failed: Vec<String> = Vec::new();
-    for batch in specs.chunks(8) {
+    for batch in specs.chunks(BATCH) {
         let reports = run_all(batch);
         failed.extend(failures(&reports));
         all.extend(reports);
