@@ -210,23 +210,63 @@ fn a_driver_that_answers_before_its_state_is_durable_is_caught_within_50_seeds()
 }
 
 #[test]
-fn a_commit_before_the_leaders_copy_is_durable_fails_commit_crashes_at_once() {
-    // The same broken driver, through the scenario aimed at it: each
-    // second the leader is left with a bare majority and a stalled disk and
-    // crashes the moment it commits, while the followers that hold the
-    // entry are cut off. A leader that counts its own unsynced copy loses
-    // a committed entry the first time; both Rafts, seed 1.
+fn a_commit_before_the_leaders_copy_is_durable_fails_commit_crashes_and_rewrites_at_once() {
+    // The same broken driver, through the scenarios aimed at it: a leader
+    // left with a bare majority and a stalled disk crashes the moment it
+    // commits, while the followers that hold the entry are cut off (in
+    // `rewrites`, a leader whose log the one before had just rewritten).
+    // A leader that counts its own unsynced copy loses a committed entry
+    // the first time it is caught; both Rafts, within 3 seeds (`rewrites`
+    // catches such a leader in about 80% of its events).
     let broken = on_each_disk(|p| p.tamper(DiskTamper { ack_before_durable: true, ..Default::default() }));
-    for raft in RaftKind::ALL {
-        let spec = kvraft::campaign::catalog::spec_for("commit_crashes", 1, None).unwrap().with_raft(raft);
-        let r = run_isolated_with(&spec, LIMIT, false, Some(broken.clone()));
-        let f = r.failure.as_deref().unwrap_or_else(|| panic!("{}: commit_crashes missed a leader that commits on an unsynced copy", raft.name()));
-        println!("{}: {f}", raft.name());
-        assert!(matches!(FailureClass::of(f), FailureClass::Safety(_) | FailureClass::NotLinearizable | FailureClass::Panic(_)), "{f}");
-        let ok = run_isolated_with(&spec, LIMIT, false, None);
-        assert!(ok.passed, "{}: {:?}", raft.name(), ok.failure);
-        assert!(ok.faults.crashes >= 5 && ok.faults.writes_lost > 0, "{}: {:?}", raft.name(), ok.faults);
+    for scenario in ["commit_crashes", "rewrites"] {
+        for raft in RaftKind::ALL {
+            let spec = |seed| kvraft::campaign::catalog::spec_for(scenario, seed, None).unwrap().with_raft(raft);
+            let r = first_failure(3, spec, &broken)
+                .unwrap_or_else(|| panic!("{}: {scenario} missed a leader that commits on an unsynced copy", raft.name()));
+            let f = r.failure.as_deref().unwrap();
+            println!("{} {scenario} seed {}: {f}", raft.name(), r.seed);
+            assert!(matches!(FailureClass::of(f), FailureClass::Safety(_) | FailureClass::NotLinearizable | FailureClass::Panic(_)), "{f}");
+            let ok = run_isolated_with(&spec(r.seed), LIMIT, false, None);
+            assert!(ok.passed, "{} {scenario}: {:?}", raft.name(), ok.failure);
+            // Honest, it was caught as the broken one was (in `rewrites`
+            // the entry it commits is on its disk by then: nothing is lost).
+            if scenario == "commit_crashes" {
+                assert!(ok.faults.crashes >= 5 && ok.faults.writes_lost > 0, "{} {scenario}: {:?}", raft.name(), ok.faults);
+            } else {
+                assert!(ok.coverage["rewritten_leader_caught"] >= 1 && ok.faults.crashes >= 1, "{} {scenario}: {:?}", raft.name(), ok.coverage);
+            }
+        }
     }
+}
+
+#[test]
+fn rewrites_walks_a_rewritten_server_into_leading_and_catches_its_first_commit() {
+    // Each of the three events: a leader cut off with an entry of its own
+    // rejoins; the next leader's AppendEntries replaces that entry and the
+    // next leader is cut off at once; the rewritten server leads on a
+    // stalled disk and is caught applying its first entry. It leads about
+    // half the time on 3 servers: over seeds 1-5, most events get there,
+    // on both Rafts (raft-rs reports the truncation but not the append, so
+    // there the nemesis cuts off whoever leads).
+    for raft in RaftKind::ALL {
+        let mut caught = 0;
+        for seed in 1..=5 {
+            let spec = kvraft::campaign::catalog::spec_for("rewrites", seed, None).unwrap().with_raft(raft);
+            let r = run_isolated_with(&spec, LIMIT, false, None);
+            assert!(r.passed, "{} seed {seed}: {:?}", raft.name(), r.failure);
+            assert!(r.coverage["conflict_truncated"] >= 1, "{} seed {seed}: {:?}", raft.name(), r.coverage);
+            caught += r.coverage["rewritten_leader_caught"];
+        }
+        println!("{}: caught {caught} of 15", raft.name());
+        assert!(caught >= 8, "{}: only {caught} of the 15 events caught a rewritten leader at its first commit", raft.name());
+    }
+    // Without the nemesis the state is not reached by chance.
+    let mut quiet = kvraft::campaign::catalog::spec_for("rewrites", 1, None).unwrap();
+    quiet.nemesis = Some(Vec::new());
+    let r = run_isolated_with(&quiet, LIMIT, false, None);
+    assert!(r.passed, "{:?}", r.failure);
+    assert_eq!(r.coverage["rewritten_leader_caught"], 0);
 }
 
 #[test]

@@ -154,6 +154,32 @@ fn commit_crashes() -> RunSpec {
     }
 }
 
+/// Commits that rest on a rewritten log: three times a leader is cut off
+/// with an entry nobody else has, rejoins the next leader, which replaces
+/// that entry with its own first and is cut off at once; if the rewritten
+/// server then leads, on a stalled disk and with a bare majority, it
+/// crashes as it applies its first entry, its majority cut off (a server
+/// that counts a rewritten entry, or the next, as durable before it is
+/// loses a committed entry here). On 3 servers, where the rewritten one
+/// wins the next election about half the time.
+fn rewrites() -> RunSpec {
+    use super::spec::{Action, NemesisEvent};
+    RunSpec {
+        scenario: "rewrites".to_string(),
+        servers: 3,
+        workload: Workload::Swarm { keys: 10, run_ms: 12_000, ops_per_client: None },
+        faults: Faults::default(),
+        targeted_rate: 0.0,
+        nemesis: Some(
+            [1000, 5000, 9000]
+                .into_iter()
+                .map(|at_ms| NemesisEvent { at_ms, action: Action::CrashRewrittenOnCommit { down_ms: 100 } })
+                .collect(),
+        ),
+        ..leader_churn()
+    }
+}
+
 /// Servers that rejoin leaders that never heard from them: three times,
 /// the leader is caught at an append and crashed with that entry alone on
 /// its disk, and so is the next leader at its first entry (of a term no
@@ -244,6 +270,11 @@ pub fn catalog() -> Vec<Scenario> {
             "commit_crashes",
             "5 clerks, 5 servers; each second the leader, left with a bare majority and a stalled disk, crashes as it commits, its majority cut off",
             commit_crashes(),
+        ),
+        sc(
+            "rewrites",
+            "5 clerks, 3 servers; three times a leader's last entry is replaced by the next leader's first, and if it then leads, on a stalled disk, it crashes as it commits",
+            rewrites(),
         ),
         Scenario {
             name: "stale_tails",

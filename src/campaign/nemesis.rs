@@ -21,6 +21,7 @@ use crate::sim::kv_cluster::KvCluster;
 // rest of every seed's schedule as it was.
 const SCHEDULE_STREAM: u64 = 0x5357_4152_4d5f_5343; // "SWARM_SC"
 const TARGETED_STREAM: u64 = 0x5357_4152_4d5f_5447; // "SWARM_TG"
+const REWRITE_STREAM: u64 = 0x5357_4152_4d5f_5257; // "SWARM_RW"
 
 /// Two random non-empty groups of `servers` (needs at least 2).
 fn split(rng: &mut StdRng, servers: &mut [usize]) -> (Vec<usize>, Vec<usize>) {
@@ -119,6 +120,19 @@ pub fn schedule(spec: &RunSpec) -> Vec<NemesisEvent> {
     }
     if spec.targeted_rate > 0.0 {
         targeted(&mut StdRng::seed_from_u64(spec.seed ^ TARGETED_STREAM), spec.targeted_rate, n, run_ms, &mut ev);
+        // Rewritten logs, as one more kind of targeted event (a fifth of
+        // them), from a stream of its own.
+        let mut rng = StdRng::seed_from_u64(spec.seed ^ REWRITE_STREAM);
+        let mut t = 0.0f64;
+        loop {
+            let u: f64 = rng.gen_range(1e-9..1.0);
+            t += -u.ln() / (spec.targeted_rate / 4.0) * 1000.0;
+            if t >= run_ms as f64 {
+                break;
+            }
+            let action = Action::CrashRewrittenOnCommit { down_ms: rng.gen_range(50..1000) };
+            ev.push(NemesisEvent { at_ms: t as u64, action });
+        }
     }
     ev.sort_by_key(|e| e.at_ms);
     ev
@@ -181,7 +195,10 @@ fn targeted(rng: &mut StdRng, rate: f64, n: usize, run_ms: u64, ev: &mut Vec<Nem
 /// companions), for [`outage_ms`].
 fn anonymous_down(action: &Action, n: usize) -> usize {
     match action {
-        Action::CrashLeader { .. } | Action::CrashLeaderAfterAppend { .. } | Action::CrashLeaderOnCommit { .. } => 1,
+        Action::CrashLeader { .. }
+        | Action::CrashLeaderAfterAppend { .. }
+        | Action::CrashLeaderOnCommit { .. }
+        | Action::CrashRewrittenOnCommit { .. } => 1,
         Action::Pause { .. } | Action::PauseLeader { .. } => 1,
         Action::CrashMinorityWithLeader { .. } => ((n - 1) / 2).max(1),
         _ => 0,
@@ -257,6 +274,7 @@ pub fn outage_ms(spec: &RunSpec) -> (u64, u64) {
                 Action::CrashLeader { .. }
                 | Action::CrashLeaderAfterAppend { .. }
                 | Action::CrashLeaderOnCommit { .. }
+                | Action::CrashRewrittenOnCommit { .. }
                 | Action::CrashMinorityWithLeader { .. }
                 | Action::RestartLagging
                 | Action::Pause { .. }
@@ -340,39 +358,43 @@ pub async fn apply(cfg: &KvCluster, action: &Action) -> Option<JoinHandle<()>> {
         }
         Action::CrashLeaderOnCommit { down_ms } => {
             let l = cfg.leader()?;
-            // Leave the leader with a bare majority: its own copy of an
-            // entry is then one of those that make it committed.
-            let mut others: Vec<usize> = (0..n).filter(|i| *i != l).collect();
-            others.shuffle(&mut madsim::rand::thread_rng());
-            let mut cut = others.split_off(n / 2);
-            cut.sort_unstable();
-            let mut holders = others;
-            holders.sort_unstable();
-            let with = |mut v: Vec<usize>, x: usize| {
-                v.push(x);
-                v.sort_unstable();
-                v
-            };
-            cfg.connect_all();
-            if !cut.is_empty() {
-                cfg.partition(&cut, &with(holders.clone(), l));
-            }
+            let (holders, cut) = bare_majority(cfg, l, &[]);
             // Its disk stalls: the followers' copies are durable first.
             cfg.stall_disk(l, COMMIT_STALL);
             let (cfg, down_ms) = (cfg.clone(), *down_ms);
             return Some(tokio::spawn(async move {
-                if !cfg.catch_leader_commit(l, Duration::from_secs(1)).await {
+                if cfg.catch_leader_commit(l, Duration::from_secs(1)).await {
+                    crash_caught(&cfg, l, holders, cut, down_ms).await;
+                } else {
+                    cfg.connect_all();
+                }
+            }));
+        }
+        Action::CrashRewrittenOnCommit { down_ms } => {
+            let (cfg, down_ms) = (cfg.clone(), *down_ms);
+            return Some(tokio::spawn(async move {
+                // An entry nobody else has ends the log of a leader cut off.
+                let Some(victim) = cfg.catch_leader_append(Duration::from_secs(1)).await else { return };
+                // It rejoins the moment the others have a leader, most
+                // often before that leader's first entry, which then
+                // replaces the victim's last alone.
+                let start = Instant::now();
+                while cfg.leader().is_none_or(|l| l == victim) && start.elapsed() < REWRITE_WAIT {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                cfg.watch_rewrite(victim);
+                cfg.connect_server(victim);
+                let Some(rewriter) = cfg.rewritten(REWRITE_WAIT).await else {
+                    cfg.stop_rewrite();
                     cfg.connect_all();
                     return;
+                };
+                let (holders, cut) = bare_majority(&cfg, victim, &[rewriter]);
+                if cfg.catch_rewritten_commit(REWRITE_WAIT).await {
+                    crash_caught(&cfg, victim, holders, cut, down_ms).await;
+                } else {
+                    cfg.connect_all();
                 }
-                // The followers that hold the entry are cut off in turn:
-                // the majority left has it only if the leader's disk does.
-                cfg.shutdown_server(l);
-                cfg.connect_all();
-                cfg.partition(&holders, &with(cut, l));
-                restart_after(cfg.clone(), vec![l], down_ms).await;
-                tokio::time::sleep(COMMIT_HOLD).await;
-                cfg.connect_all();
             }));
         }
         Action::CrashMinorityWithLeader { down_ms } => {
@@ -421,6 +443,50 @@ pub fn describe(action: &Action) -> String {
     };
     format!("{} {what}", action.kind()).trim_end().to_string()
 }
+
+/// Leaves `l` with a bare majority, so that its own copy of an entry is
+/// one of those that make it committed: servers other than `l` are cut
+/// off (`away` among them) until `l` and the rest are a bare majority. The
+/// rest (the servers that may hold what `l` commits), and those cut off.
+fn bare_majority(cfg: &KvCluster, l: usize, away: &[usize]) -> (Vec<usize>, Vec<usize>) {
+    let n = cfg.n();
+    let mut others: Vec<usize> = (0..n).filter(|i| *i != l && !away.contains(i)).collect();
+    others.shuffle(&mut madsim::rand::thread_rng());
+    let mut cut = others.split_off((n / 2).min(others.len()));
+    cut.extend_from_slice(away);
+    cut.sort_unstable();
+    let mut holders = others;
+    holders.sort_unstable();
+    cfg.connect_all();
+    if !cut.is_empty() {
+        cfg.partition(&cut, &with(holders.clone(), l));
+    }
+    (holders, cut)
+}
+
+/// `v` with `x`, sorted.
+fn with(mut v: Vec<usize>, x: usize) -> Vec<usize> {
+    v.push(x);
+    v.sort_unstable();
+    v
+}
+
+/// `l`, caught (cut off) the moment it applied an entry it committed with
+/// `holders`, crashes; the holders are cut off in turn, so the majority
+/// left (the servers `cut` before, and `l` once it restarts `down_ms`
+/// later) has the entry only if `l`'s disk kept it. All heal a while after
+/// the restart.
+async fn crash_caught(cfg: &KvCluster, l: usize, holders: Vec<usize>, cut: Vec<usize>, down_ms: u64) {
+    cfg.shutdown_server(l);
+    cfg.connect_all();
+    cfg.partition(&holders, &with(cut, l));
+    restart_after(cfg.clone(), vec![l], down_ms).await;
+    tokio::time::sleep(COMMIT_HOLD).await;
+    cfg.connect_all();
+}
+
+/// How long each step of `crash_rewritten_on_commit` is waited for.
+const REWRITE_WAIT: Duration = Duration::from_millis(2000);
 
 /// The leader and other servers drawn at random, a minority in all.
 fn leader_and_minority(cfg: &KvCluster) -> Option<Vec<usize>> {

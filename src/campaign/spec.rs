@@ -244,6 +244,19 @@ pub enum Action {
     /// after the restart. (If it commits nothing within a second, the
     /// followers are let back and nothing else happens.)
     CrashLeaderOnCommit { down_ms: u64 },
+    /// A server's log is rewritten, and it leads on a slow disk: the leader
+    /// is cut off the moment it appends an entry (which then ends its log
+    /// alone); once the others have a leader of their own it rejoins at
+    /// once, and the moment that leader's AppendEntries replaces the end of
+    /// its log, that leader is cut off in turn, and so are servers until the
+    /// rewritten one and the rest are a bare majority. If the rewritten
+    /// server then leads, its disk stalls for 300 ms, and the moment it
+    /// applies its first entry it is cut off and crashed, as in
+    /// `crash_leader_on_commit`, and restarts `down_ms` later. (A server
+    /// that counts a rewritten entry, or the next, as durable too early
+    /// loses a committed entry here.) If a step does not come within a few
+    /// seconds, all heal and nothing else happens.
+    CrashRewrittenOnCommit { down_ms: u64 },
     /// The leader and other servers, a minority in all, crash together and
     /// restart `down_ms` later (repeated quickly: lab 3C's Figure 8).
     CrashMinorityWithLeader { down_ms: u64 },
@@ -270,6 +283,7 @@ impl Action {
             | Action::CrashLeader { .. }
             | Action::CrashLeaderAfterAppend { .. }
             | Action::CrashLeaderOnCommit { .. }
+            | Action::CrashRewrittenOnCommit { .. }
             | Action::CrashMinorityWithLeader { .. }
             | Action::RestartLagging
             | Action::LeaderMinority
@@ -292,6 +306,7 @@ impl Action {
             Action::CrashLeader { .. } => "crash_leader",
             Action::CrashLeaderAfterAppend { .. } => "crash_leader_after_append",
             Action::CrashLeaderOnCommit { .. } => "crash_leader_on_commit",
+            Action::CrashRewrittenOnCommit { .. } => "crash_rewritten_on_commit",
             Action::CrashMinorityWithLeader { .. } => "crash_minority_with_leader",
             Action::RestartLagging => "restart_lagging",
             Action::LeaderMinority => "leader_minority",
@@ -307,6 +322,7 @@ impl Action {
             Action::CrashLeader { down_ms }
             | Action::CrashLeaderAfterAppend { down_ms }
             | Action::CrashLeaderOnCommit { down_ms }
+            | Action::CrashRewrittenOnCommit { down_ms }
             | Action::CrashMinorityWithLeader { down_ms } => Some(*down_ms),
             Action::Pause { ms, .. } | Action::PauseLeader { ms } => Some(*ms),
             _ => None,
@@ -322,6 +338,7 @@ impl Action {
                 | Action::CrashLeader { .. }
                 | Action::CrashLeaderAfterAppend { .. }
                 | Action::CrashLeaderOnCommit { .. }
+                | Action::CrashRewrittenOnCommit { .. }
                 | Action::CrashMinorityWithLeader { .. }
                 | Action::RestartLagging
                 | Action::LeaderMinority

@@ -172,11 +172,95 @@ impl CommitTrap {
     }
 }
 
+/// Walks a server whose log a new leader has just rewritten into leading
+/// on a slow disk and committing its first entry (see
+/// [`KvCluster::watch_rewrite`]): a server that counts a rewritten entry,
+/// or the one after it, as durable before it is counts its own first entry
+/// as leader towards a commit it cannot back.
+struct RewriteTrap {
+    phase: Mutex<Rewrite>,
+    /// Rung at each step forward.
+    moved: tokio::sync::Notify,
+    net: Arc<SimNetwork>,
+    log: RunLog,
+    commit_trap: Arc<CommitTrap>,
+}
+
+/// Where a [`RewriteTrap`] is.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Rewrite {
+    Off,
+    /// Waiting for a leader's AppendEntries to replace entries of
+    /// `victim`'s log.
+    Watch { victim: usize },
+    /// They were, in the step under way; the entries appended then name
+    /// the leader (a Raft that reports no appends leaves it to
+    /// [`KvCluster::rewritten`] to cut off whoever leads).
+    Replaced { victim: usize },
+    /// `rewriter`, the leader that did, was cut off from everyone in that
+    /// step; waiting for `victim` to lead.
+    Cut { victim: usize, rewriter: usize },
+    /// `victim` leads and its disk stalls; waiting for its first entry.
+    Leads { victim: usize },
+    /// Its first entry went in at `index`, and the commit trap waits for it.
+    Armed { victim: usize, index: Index },
+}
+
+/// How long the disk of a rewritten server stalls once it leads.
+const REWRITE_STALL: Duration = Duration::from_millis(300);
+
+impl RewriteTrap {
+    /// Server `server` reported `e` (called on its event path, before the
+    /// monitor sees it); `persister` is its disk.
+    fn on_event(&self, server: usize, e: &raft::RaftEvent, persister: &Persister) {
+        use raft::{RaftEvent, Role, Situation};
+        let mut phase = self.phase.lock().unwrap();
+        match (*phase, e) {
+            (Rewrite::Watch { victim }, RaftEvent::Situation(Situation::ConflictTruncated)) if victim == server => {
+                *phase = Rewrite::Replaced { victim };
+                self.moved.notify_one();
+            }
+            (Rewrite::Replaced { victim }, RaftEvent::Appended { leader, from, to, .. }) if victim == server => {
+                *phase = self.cut(victim, *leader, &format!("its entries {from}..={to}"));
+            }
+            (Rewrite::Cut { victim, .. }, RaftEvent::Role { role: Role::Leader, .. }) if victim == server => {
+                persister.stall(REWRITE_STALL);
+                let what = format!("{} ms, as it leads with a rewritten log", REWRITE_STALL.as_millis());
+                self.log.event(Event::new(0, kinds::DISK_STALL).server(victim as u64).detail(what));
+                *phase = Rewrite::Leads { victim };
+                self.moved.notify_one();
+            }
+            _ => {}
+        }
+    }
+
+    /// Cuts `rewriter` off from everyone, for replacing entries of
+    /// `victim`'s log with `what`; the phase that follows.
+    fn cut(&self, victim: usize, rewriter: usize, what: &str) -> Rewrite {
+        self.net.disconnect(server_addr(rewriter).ip());
+        let detail = format!("caught the moment {what} replaced the end of server {victim}'s log");
+        self.log.event(Event::new(0, kinds::DISCONNECT).server(rewriter as u64).detail(detail));
+        self.moved.notify_one();
+        Rewrite::Cut { victim, rewriter }
+    }
+
+    /// `start` on server `server` gave out `index`.
+    fn started(&self, server: usize, index: Index) {
+        let mut phase = self.phase.lock().unwrap();
+        if *phase == (Rewrite::Leads { victim: server }) {
+            *self.commit_trap.armed.lock().unwrap() = Some((server, index - 1));
+            *phase = Rewrite::Armed { victim: server, index };
+            self.moved.notify_one();
+        }
+    }
+}
+
 /// A Raft seen through the trap; everything else passes through.
 struct Trapped {
     inner: Arc<dyn Consensus>,
     me: usize,
     trap: Arc<AppendTrap>,
+    rewrite: Arc<RewriteTrap>,
 }
 
 impl Consensus for Trapped {
@@ -185,6 +269,7 @@ impl Consensus for Trapped {
         if let Some((index, _)) = r {
             let mut started = self.trap.started.lock().unwrap();
             started[self.me] = started[self.me].max(index);
+            self.rewrite.started(self.me, index);
         }
         if r.is_some() && self.trap.armed.swap(false, Ordering::SeqCst) {
             // In the same step as the append: nothing has been sent yet.
@@ -220,6 +305,7 @@ struct Shared {
     monitor: Monitor,
     trap: Arc<AppendTrap>,
     commit_trap: Arc<CommitTrap>,
+    rewrite_trap: Arc<RewriteTrap>,
     /// Each server's clock rate.
     rates: Vec<f64>,
     disk: DiskFaults,
@@ -287,21 +373,28 @@ impl KvCluster {
         });
         let commit_trap =
             Arc::new(CommitTrap { armed: Mutex::new(None), sprung: tokio::sync::Notify::new(), net: net.clone(), log: log.clone() });
+        let rewrite_trap = Arc::new(RewriteTrap {
+            phase: Mutex::new(Rewrite::Off),
+            moved: tokio::sync::Notify::new(),
+            net: net.clone(),
+            log: log.clone(),
+            commit_trap: commit_trap.clone(),
+        });
         let make = {
-            let (base, trap) = (opts.make_raft.clone(), trap.clone());
+            let (base, trap, rewrite) = (opts.make_raft.clone(), trap.clone(), rewrite_trap.clone());
             let make: MakeRaft = Arc::new(move |a: MakeArgs| {
                 let me = a.me;
                 let inner = base(a)?;
-                Ok(Arc::new(Trapped { inner, me, trap: trap.clone() }) as Arc<dyn Consensus>)
+                Ok(Arc::new(Trapped { inner, me, trap: trap.clone(), rewrite: rewrite.clone() }) as Arc<dyn Consensus>)
             });
             make
         };
-        let (nt, mon, lg, ct) = (net.clone(), monitor.clone(), log.clone(), commit_trap.clone());
+        let (nt, mon, lg, ct, rt) = (net.clone(), monitor.clone(), log.clone(), commit_trap.clone(), rewrite_trap.clone());
         let tampers: Vec<_> = (0..n).map(|i| opts.tamper(i)).collect();
         let rates = clock_rates(n, opts.clock_drift);
         let rs = rates.clone();
         let fleet = Fleet::start(&ips, opts.disk, move |i, boot_no, persister| {
-            let world = World { net: nt.clone(), monitor: mon.clone(), log: lg.clone(), commit_trap: ct.clone() };
+            let world = World { net: nt.clone(), monitor: mon.clone(), log: lg.clone(), commit_trap: ct.clone(), rewrite_trap: rt.clone() };
             boot(i, boot_no, world, peers.clone(), make.clone(), tampers[i].clone(), persister, rs[i])
         })
         .await;
@@ -330,6 +423,7 @@ impl KvCluster {
             monitor,
             trap,
             commit_trap,
+            rewrite_trap,
             rates,
             disk: opts.disk,
             log,
@@ -694,6 +788,74 @@ impl KvCluster {
         caught
     }
 
+    /// Starts watching server `victim` for a leader's AppendEntries that
+    /// replaces entries of its log. In the step it does, that leader is cut
+    /// off from everyone; when `victim` then leads, its disk stalls for
+    /// 300 ms in the step it becomes leader, and the first entry it takes
+    /// from a clerk arms the commit trap (see [`KvCluster::catch_leader_commit`]).
+    /// [`KvCluster::rewritten`] and [`KvCluster::catch_rewritten_commit`]
+    /// wait for the steps; [`KvCluster::stop_rewrite`] ends the watch. (A
+    /// Raft that reports no conflict truncations is never caught.)
+    pub fn watch_rewrite(&self, victim: usize) {
+        *self.0.rewrite_trap.phase.lock().unwrap() = Rewrite::Watch { victim };
+    }
+
+    /// Ends the watch of [`KvCluster::watch_rewrite`] wherever it is.
+    pub fn stop_rewrite(&self) {
+        *self.0.rewrite_trap.phase.lock().unwrap() = Rewrite::Off;
+    }
+
+    /// Waits up to `within` for the watch to reach a phase `done` accepts.
+    async fn rewrite_phase(&self, within: Duration, done: impl Fn(Rewrite) -> bool) -> Option<Rewrite> {
+        let trap = &self.0.rewrite_trap;
+        let deadline = Instant::now() + within;
+        loop {
+            let phase = *trap.phase.lock().unwrap();
+            if done(phase) {
+                return Some(phase);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if phase == Rewrite::Off || tokio::time::timeout(left, trap.moved.notified()).await.is_err() {
+                return None;
+            }
+        }
+    }
+
+    /// Waits up to `within` for the watched server's log to be rewritten;
+    /// the leader that did it (now cut off from everyone).
+    pub async fn rewritten(&self, within: Duration) -> Option<usize> {
+        match self.rewrite_phase(within, |p| matches!(p, Rewrite::Replaced { .. } | Rewrite::Cut { .. })).await? {
+            Rewrite::Cut { rewriter, .. } => Some(rewriter),
+            Rewrite::Replaced { victim } => {
+                // No append named the leader (that step is over): whoever
+                // leads now did it.
+                let trap = &self.0.rewrite_trap;
+                let rewriter = self.leader().filter(|l| *l != victim)?;
+                *trap.phase.lock().unwrap() = trap.cut(victim, rewriter, "entries of its leader");
+                Some(rewriter)
+            }
+            _ => None,
+        }
+    }
+
+    /// Waits up to `within` for the rewritten server to lead and apply its
+    /// first entry, which cuts it off from everyone in that step. Whether
+    /// it was caught; the watch ends either way.
+    pub async fn catch_rewritten_commit(&self, within: Duration) -> bool {
+        let start = Instant::now();
+        let armed = self.rewrite_phase(within, |p| matches!(p, Rewrite::Armed { .. })).await.is_some();
+        let caught = armed && {
+            let left = within.saturating_sub(start.elapsed());
+            tokio::time::timeout(left, self.0.commit_trap.sprung.notified()).await.is_ok()
+        };
+        if caught {
+            self.0.monitor.note(Reached::RewrittenLeaderCaught);
+        }
+        *self.0.rewrite_trap.phase.lock().unwrap() = Rewrite::Off;
+        *self.0.commit_trap.armed.lock().unwrap() = None;
+        caught
+    }
+
     /// A majority containing the current leader (if any), and the rest.
     pub fn make_partition(&self) -> (Vec<usize>, Vec<usize>) {
         let l = self.leader().unwrap_or(0);
@@ -944,6 +1106,7 @@ struct World {
     monitor: Monitor,
     log: RunLog,
     commit_trap: Arc<CommitTrap>,
+    rewrite_trap: Arc<RewriteTrap>,
 }
 
 /// One boot of KV server `i` (its boot number `boot_no`) on its node. The
@@ -960,7 +1123,7 @@ async fn boot(
     persister: Persister,
     clock_rate: f64,
 ) -> Result<KvNode, String> {
-    let World { net, monitor, log, commit_trap } = world;
+    let World { net, monitor, log, commit_trap, rewrite_trap } = world;
     let hook: Arc<dyn FaultHook> = net;
     let transport = Transport::bind(peers[i], hook).await.unwrap_or_else(|e| panic!("server {i}: bind {}: {e}", peers[i]));
     let (apply_tx, mut tap_rx) = mpsc::unbounded_channel::<ApplyMsg>();
@@ -971,7 +1134,14 @@ async fn boot(
         Some(Damage::Corrupt { .. }) => monitor.note(Reached::CorruptRecordFound),
         None => {}
     }
-    let events = monitor.raft_events(i, boot_no);
+    let events = {
+        let (seen, disk) = (monitor.raft_events(i, boot_no), persister.clone());
+        let events: raft::EventSink = Arc::new(move |e| {
+            rewrite_trap.on_event(i, &e, &disk);
+            seen(e)
+        });
+        events
+    };
     let raft = make(MakeArgs { transport: transport.clone(), peers, me: i, persister, apply_tx, events, clock_rate })?;
     monitor.boot(i, boot_no, raft.clone(), had_log);
     let kv_events = monitor.kv_events(i, boot_no);

@@ -110,6 +110,10 @@ pub enum Reached {
     CorruptRecordFound,
     /// A paused leader woke up (stale, most likely).
     PausedLeaderResumed,
+    /// A server whose log a new leader had just rewritten led next, on a
+    /// stalled disk, and was caught the moment it applied its first entry
+    /// (the nemesis `crash_rewritten_on_commit`).
+    RewrittenLeaderCaught,
 }
 
 impl Reached {
@@ -119,6 +123,7 @@ impl Reached {
         v.extend(Situation::ALL.into_iter().map(Reached::Raft));
         v.extend([Reached::DedupOnSubmit, Reached::DedupOnApply, Reached::IndexTaken, Reached::RestartReplaysLog]);
         v.extend([Reached::UnsyncedWritesLost, Reached::TornTailRecovered, Reached::CorruptRecordFound, Reached::PausedLeaderResumed]);
+        v.push(Reached::RewrittenLeaderCaught);
         v
     }
 
@@ -134,6 +139,7 @@ impl Reached {
             Reached::TornTailRecovered => "torn_tail_recovered",
             Reached::CorruptRecordFound => "corrupt_record_found",
             Reached::PausedLeaderResumed => "paused_leader_resumed",
+            Reached::RewrittenLeaderCaught => "rewritten_leader_caught",
         }
     }
 }
