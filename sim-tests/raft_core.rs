@@ -1399,7 +1399,7 @@ fn batches_are_bounded_by_max_batch() {
 }
 
 #[test]
-fn unacknowledged_append_is_retransmitted_before_the_heartbeat() {
+fn unacknowledged_append_is_retransmitted_once_then_the_follower_is_probed() {
     let cfg = Config { heartbeat_ticks: 10, election_ticks: 20..21, max_batch: 64, retransmit_ticks: 3, async_persistence: false };
     let mut l = RaftCore::new(0, 3, cfg, HardState::default(), vec![], 1);
     tick_until_campaign(&mut l);
@@ -1407,28 +1407,45 @@ fn unacknowledged_append_is_retransmitted_before_the_heartbeat() {
     l.take_ready();
     ack(&mut l, 1, 0);
     ack(&mut l, 2, 0);
-    l.propose(b"a".to_vec()).unwrap();
+    let cmds: Vec<String> = (0..10).map(|i| format!("c{i}")).collect();
+    l.propose(cmds[0].as_bytes().to_vec()).unwrap();
     assert_eq!(l.take_ready().messages.len(), 2);
+    for c in &cmds[1..] {
+        l.propose(c.as_bytes().to_vec()).unwrap();
+    }
     ack(&mut l, 1, 1); // server 2's AppendEntries (or its reply) is lost
-    let a_to_2 = (2, append(1, 0, 0, 0, vec![ent(1, "a")], 1));
+    assert_eq!(l.take_ready().messages.len(), 1, "the rest to server 1");
+    ack(&mut l, 1, 10);
+    let entries = |from: usize, to: usize| cmds[from..to].iter().map(|c| ent(1, c)).collect::<Vec<_>>();
+    let all_to_2 = (2, append(1, 0, 0, 0, entries(0, 10), 10));
+    assert_eq!(kvraft::raft::core::PROBE_AFTER, 2);
+    assert_eq!(kvraft::raft::core::PROBE_BATCH, 8);
+    let probe_2 = (2, append(1, 0, 0, 0, entries(0, 8), 10));
     let mut sent = vec![];
-    for t in 1..=10 {
+    for t in 1..=20 {
         l.tick();
         sent.push((t, l.take_ready().messages));
     }
     for (t, msgs) in sent {
         match t {
-            3 | 6 | 9 => assert_eq!(msgs, vec![a_to_2.clone()], "tick {t}: retransmit to the silent follower only"),
-            10 => assert_eq!(
+            // One retransmit before the heartbeat; then server 2 has left
+            // PROBE_AFTER AppendEntries unanswered: no more retransmits.
+            3 => assert_eq!(msgs, vec![all_to_2.clone()], "tick {t}: retransmit to the silent follower only"),
+            // Heartbeats: server 1 is up to date; server 2 gets a probe of
+            // at most PROBE_BATCH entries.
+            10 | 20 => assert_eq!(
                 msgs,
-                vec![(1, append(1, 0, 1, 1, vec![], 1)), a_to_2.clone()],
-                "tick {t}: heartbeat to everyone"
+                vec![(1, append(1, 0, 10, 1, vec![], 10)), probe_2.clone()],
+                "tick {t}: heartbeat to everyone, a short probe to the silent follower"
             ),
             _ => assert!(msgs.is_empty(), "tick {t}: {msgs:?}"),
         }
     }
+    // Its answer to the probe ends it: the rest goes out at once.
+    ack(&mut l, 2, 8);
+    assert_eq!(l.take_ready().messages, vec![(2, append(1, 0, 8, 1, entries(8, 10), 10))]);
     // Once acknowledged, nothing more is retransmitted.
-    ack(&mut l, 2, 1);
+    ack(&mut l, 2, 10);
     for _ in 0..9 {
         l.tick();
         assert!(l.take_ready().messages.is_empty());

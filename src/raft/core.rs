@@ -59,6 +59,32 @@ struct Progress {
     /// acknowledges it, that message is the one outstanding, and replies to
     /// older ones start nothing new (so copies never multiply).
     sent_upto: Index,
+    /// AppendEntries sent since the follower last answered anything. From
+    /// [`PROBE_AFTER`] on, the follower is presumed unreachable (crashed,
+    /// cut off, or this leader is stale) and is only *probed*: one
+    /// AppendEntries of at most [`PROBE_BATCH`] entries per heartbeat, no
+    /// retransmits, until it answers; its answer ends the probe and the
+    /// rest of what it lacks goes out at once. So a leader cut off with a
+    /// long uncommitted tail sends a few entries per heartbeat, not its
+    /// whole window every retransmit (etcd/raft's and raft-rs's probe state
+    /// work the same way). A probe carries entries so that a follower that
+    /// comes back takes them, and the commit index, in the same step that
+    /// makes it follow this leader.
+    silent: u32,
+}
+
+/// A follower that left this many AppendEntries unanswered is probed (see
+/// [`Progress::silent`]): the first send and one retransmit carry a whole
+/// batch.
+pub const PROBE_AFTER: u32 = 2;
+
+/// At most this many entries in a probe.
+pub const PROBE_BATCH: usize = 8;
+
+impl Progress {
+    fn probing(&self) -> bool {
+        self.silent >= PROBE_AFTER
+    }
 }
 
 /// What the driver must do after a step, in this order: persist, send, apply.
@@ -204,7 +230,8 @@ impl RaftCore {
             Role::Leader => {
                 if self.elapsed >= self.cfg.heartbeat_ticks {
                     self.elapsed = 0;
-                    // Heartbeats also retransmit whatever is unacknowledged.
+                    // Heartbeats also retransmit whatever is unacknowledged
+                    // (or probe a silent follower).
                     for peer in self.peers() {
                         self.send_append(peer);
                     }
@@ -213,7 +240,7 @@ impl RaftCore {
                     let limit = self.cfg.retransmit_ticks as u64;
                     for peer in self.peers() {
                         let pr = self.progress[peer];
-                        if pr.inflight && pr.next <= last && self.now - pr.sent_at >= limit {
+                        if !pr.probing() && pr.inflight && pr.next <= last && self.now - pr.sent_at >= limit {
                             self.send_append(peer);
                         }
                     }
@@ -294,6 +321,9 @@ impl RaftCore {
                 }
                 let last = self.last_index();
                 let pr = &mut self.progress[from];
+                // It answers (this reply may be late or a copy, but it can
+                // be reached): replicate to it again.
+                pr.silent = 0;
                 if r.success {
                     pr.matched = pr.matched.max(r.match_index.min(last));
                     pr.next = pr.next.max(pr.matched + 1);
@@ -497,7 +527,7 @@ impl RaftCore {
             self.note(Situation::LeaderWithUncommitted);
         }
         for (i, pr) in self.progress.iter_mut().enumerate() {
-            *pr = Progress { next: last + 1, matched: if i == self.id { last } else { 0 }, inflight: false, sent_at: 0, sent_upto: 0 };
+            *pr = Progress { next: last + 1, matched: if i == self.id { last } else { 0 }, inflight: false, sent_at: 0, sent_upto: 0, silent: 0 };
         }
         tracing::debug!(id = self.id, term = self.term, "became leader");
         // Announce leadership at once rather than at the next heartbeat.
@@ -527,12 +557,16 @@ impl RaftCore {
         self.unstable_from = Some(self.unstable_from.map_or(index, |u| u.min(index)));
     }
 
+    /// Sends `peer` what it lacks from its next index on: at most
+    /// [`Config::max_batch`] entries, or [`PROBE_BATCH`] if it is silent.
     fn send_append(&mut self, peer: PeerId) {
         let last = self.last_index();
         let pr = &mut self.progress[peer];
         let next = pr.next.clamp(1, last + 1);
         let prev = next - 1;
-        let end = (last as usize + 1).min(next as usize + self.cfg.max_batch);
+        let batch = if pr.probing() { PROBE_BATCH.min(self.cfg.max_batch) } else { self.cfg.max_batch };
+        let end = (last as usize + 1).min(next as usize + batch);
+        pr.silent = pr.silent.saturating_add(1);
         pr.inflight = true;
         pr.sent_at = self.now;
         pr.sent_upto = prev + (end - next as usize) as Index;
