@@ -90,9 +90,11 @@ pub const WALL_LIMIT: Duration = Duration::from_secs(120);
 
 /// What a run produced inside the simulation.
 struct Outcome {
-    verdict_linearizable: bool,
-    failing_key: Option<String>,
-    verdict: Verdict,
+    /// The monitor's violation that ended the run at the step that found
+    /// it (then nothing below was checked, and the history is partial).
+    violation: Option<String>,
+    /// The history's check (None: a run ended by a violation).
+    verdict: Option<Verdict>,
     figures: RunFigures,
     history: Option<PathBuf>,
     liveness: Result<Liveness, String>,
@@ -101,10 +103,10 @@ struct Outcome {
 }
 
 /// The whole run inside the simulation: workload, liveness phase,
-/// convergence, history check. The cluster goes into `seen` as soon as it
-/// exists, so a run that fails midway still reports what it reached.
+/// convergence, history check, ended early by a violation the monitor
+/// records. The cluster goes into `seen` as soon as it exists, so a run
+/// that fails midway (a panic) still reports what it reached.
 async fn execute(spec: RunSpec, customize: Option<Customize>, trace: bool, seen: Arc<Mutex<Option<KvCluster>>>) -> Outcome {
-    let window = Duration::from_millis(spec.liveness_ms);
     let mut opts = KvOptions::new(spec.servers, false).raft(spec.raft);
     opts.bug = spec.bug;
     opts.faults = Some(spec.faults.to_config());
@@ -117,6 +119,27 @@ async fn execute(spec: RunSpec, customize: Option<Customize>, trace: bool, seen:
     }
     let cfg = KvCluster::with_options(opts, &spec.scenario).await;
     *seen.lock().unwrap() = Some(cfg.clone());
+    tokio::select! {
+        o = run_and_check(&spec, &cfg) => o,
+        // The run ends at the violation, with the figures it reached.
+        () = cfg.stopped() => Outcome {
+            violation: cfg.violation(),
+            verdict: None,
+            figures: cfg.figures(),
+            history: None,
+            liveness: Err(String::new()),
+            convergence_ms: 0,
+            trace_hash: cfg.trace_hash(),
+        },
+    }
+}
+
+/// The workload (the nemesis alongside), the liveness phase, convergence
+/// and the history's check.
+async fn run_and_check(spec: &RunSpec, cfg: &KvCluster) -> Outcome {
+    let window = Duration::from_millis(spec.liveness_ms);
+    let spec = spec.clone();
+    let cfg = cfg.clone();
     // The history says what produced it: the spec, its schedule written out.
     if let Ok(v) = serde_json::to_value(nemesis::materialize(&spec)) {
         cfg.set_spec(v);
@@ -150,9 +173,8 @@ async fn execute(spec: RunSpec, customize: Option<Customize>, trace: bool, seen:
     };
     let (verdict, path) = verify::linearizability(&cfg);
     let outcome = Outcome {
-        verdict_linearizable: verdict.linearizable,
-        failing_key: verdict.failing_key.clone(),
-        verdict,
+        violation: None,
+        verdict: Some(verdict),
         figures: cfg.figures(),
         history: path,
         liveness,
@@ -209,43 +231,32 @@ pub fn run_spec_opts(spec: &RunSpec, opts: &RunOptions) -> RunReport {
     match outcome {
         Ok(o) => {
             let f = &o.figures;
-            r.ops = f.ops;
-            r.ms_per_op = f.mean_ms_per_op;
-            r.virtual_ms = f.virtual_ms;
-            r.linearizable = o.verdict_linearizable;
+            reached(&mut r, f, o.trace_hash);
             r.history = o.history.map(|p| p.display().to_string());
-            r.trace_hash = o.trace_hash;
-            r.faults = FaultCounts {
-                requests_dropped: f.net.requests_dropped,
-                replies_dropped: f.net.replies_dropped,
-                duplicated: f.net.duplicated,
-                delayed: f.net.delayed + f.net.long_delayed,
-                partitions: f.partitions,
-                crashes: f.crashes,
-                writes_lost: f.disk.writes_lost,
-                torn_writes: f.disk.torn_writes,
-                corrupt_found: f.disk.corrupt_found,
-                pauses: f.pauses,
-                drift: f.drift,
-            };
-            r.liveness_ms = o.liveness.as_ref().ok().and_then(|l| l.ms);
-            r.convergence_ms = Some(o.convergence_ms);
-            // Safety first: a wrong answer matters more than a stuck or slow run.
-            if !o.verdict_linearizable {
-                r.failure = Some(format!("not linearizable (key {:?})", o.failing_key.unwrap_or_default()));
-            } else if let Err(e) = o.liveness {
-                r.failure = Some(e);
-            } else if f.mean_ms_per_op > spec.bound_ms {
-                r.failure = Some(format!("too slow: {:.1} ms/op > {} ms/op", f.mean_ms_per_op, spec.bound_ms));
-            } else if let Some(e) = verify::efficiency(spec, r.raft_msgs, r.raft_bytes, r.committed, f.virtual_ms as f64 / 1000.0) {
-                r.failure = Some(e);
+            if let Some(v) = o.violation {
+                // Ended at the step that broke a property: nothing else was checked.
+                r.failure = Some(v);
             } else {
-                r.passed = true;
+                let v = o.verdict.expect("a run that ran to its end checked its history");
+                r.linearizable = v.linearizable;
+                r.liveness_ms = o.liveness.as_ref().ok().and_then(|l| l.ms);
+                r.convergence_ms = Some(o.convergence_ms);
+                r.failure = judge(spec, &r, f, &v, o.liveness);
+                r.passed = r.failure.is_none();
+                verdict = Some(v);
             }
-            verdict = Some(o.verdict);
         }
         Err(_) => {
-            r.failure = Some(panic.unwrap_or_else(|| "panicked".to_string()));
+            if let Some(cfg) = &cluster {
+                // What it reached up to the panic (the simulation is gone:
+                // its clock stopped at the panic).
+                let f = cfg.figures_until(context::take_panic_at().unwrap_or(std::time::Instant::now()));
+                reached(&mut r, &f, cfg.trace_hash());
+            }
+            // A violation the monitor recorded comes first: a panic after
+            // it (a step that went on) is its fallout.
+            let violation = cluster.as_ref().and_then(|c| c.violation());
+            r.failure = Some(violation.or(panic).unwrap_or_else(|| "panicked".to_string()));
         }
     }
     if let (true, Some(cfg)) = (tracing, &cluster) {
@@ -259,6 +270,43 @@ pub fn run_spec_opts(spec: &RunSpec, opts: &RunOptions) -> RunReport {
         cfg.run_log().release_trace();
     }
     r
+}
+
+/// Puts what a run reached (its figures up to its end or its failure, and
+/// its trace hash) into its report.
+fn reached(r: &mut RunReport, f: &RunFigures, trace_hash: u64) {
+    r.ops = f.ops;
+    r.ms_per_op = f.mean_ms_per_op;
+    r.virtual_ms = f.virtual_ms;
+    r.trace_hash = trace_hash;
+    r.faults = FaultCounts {
+        requests_dropped: f.net.requests_dropped,
+        replies_dropped: f.net.replies_dropped,
+        duplicated: f.net.duplicated,
+        delayed: f.net.delayed + f.net.long_delayed,
+        partitions: f.partitions,
+        crashes: f.crashes,
+        writes_lost: f.disk.writes_lost,
+        torn_writes: f.disk.torn_writes,
+        corrupt_found: f.disk.corrupt_found,
+        pauses: f.pauses,
+        drift: f.drift,
+    };
+}
+
+/// The failure of a run that ran to its end, if any: safety first (a wrong
+/// answer matters more than a stuck or slow run), then liveness, speed and
+/// efficiency.
+fn judge(spec: &RunSpec, r: &RunReport, f: &RunFigures, v: &Verdict, liveness: Result<Liveness, String>) -> Option<String> {
+    if !v.linearizable {
+        Some(format!("not linearizable (key {:?})", v.failing_key.clone().unwrap_or_default()))
+    } else if let Err(e) = liveness {
+        Some(e)
+    } else if f.mean_ms_per_op > spec.bound_ms {
+        Some(format!("too slow: {:.1} ms/op > {} ms/op", f.mean_ms_per_op, spec.bound_ms))
+    } else {
+        verify::efficiency(spec, r.raft_msgs, r.raft_bytes, r.committed, f.virtual_ms as f64 / 1000.0)
+    }
 }
 
 /// Writes a traced run's trace where `opts` and the outcome say, and puts

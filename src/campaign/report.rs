@@ -469,7 +469,10 @@ pub fn render_report(r: &RunReport) -> String {
     line("ops", r.ops.to_string());
     line("ms/op", format!("{:.2} (virtual; bound {} ms/op)", r.ms_per_op, r.bound_ms));
     line("virtual time", format!("{} ms", r.virtual_ms));
-    line("linearizable", r.linearizable.to_string());
+    // A run that stopped at a failure (a violation, a panic) never reached
+    // its checks: its history was not checked.
+    let checked = r.convergence_ms.is_some();
+    line("linearizable", if checked { r.linearizable.to_string() } else { "not checked (the run stopped first)".to_string() });
     line(
         "liveness",
         match r.liveness_ms {

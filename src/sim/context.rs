@@ -14,6 +14,8 @@ struct RunContext {
     /// Write no history, timeline or trace files for this run.
     no_files: bool,
     last_panic: Option<String>,
+    /// When the first panic happened, in the simulation's (virtual) time.
+    last_panic_at: Option<std::time::Instant>,
 }
 
 thread_local! {
@@ -61,11 +63,14 @@ fn install_hook() {
                     "panic".to_string()
                 };
                 let at = info.location().map(|l| format!(" (at {}:{})", l.file(), l.line())).unwrap_or_default();
+                let time = madsim::time::TimeHandle::try_current();
+                let when = time.as_ref().map(|t| format!("; at {:.3} s virtual", t.elapsed().as_secs_f64())).unwrap_or_default();
                 CONTEXT.with(|c| {
                     let mut c = c.borrow_mut();
                     // The first panic is the cause; later ones are fallout.
                     if c.last_panic.is_none() {
-                        c.last_panic = Some(format!("{msg}{at}"));
+                        c.last_panic = Some(format!("{msg}{at}{when}"));
+                        c.last_panic_at = time.map(|t| t.now_instant());
                     }
                 });
                 return;
@@ -100,6 +105,7 @@ pub fn enter_quiet_run(reproduce: String) {
         c.quiet = true;
         c.reproduce = Some(reproduce);
         c.last_panic = None;
+        c.last_panic_at = None;
         c.no_files = false;
     });
 }
@@ -119,6 +125,11 @@ pub fn writes_files() -> bool {
 /// The first panic message of this thread's quiet run.
 pub fn take_panic() -> Option<String> {
     CONTEXT.with(|c| c.borrow_mut().last_panic.take())
+}
+
+/// When the first panic of this thread's quiet run happened (virtual time).
+pub fn take_panic_at() -> Option<std::time::Instant> {
+    CONTEXT.with(|c| c.borrow_mut().last_panic_at.take())
 }
 
 /// Whether this thread runs a quiet campaign run.

@@ -895,6 +895,12 @@ impl KvCluster {
 
     // ----- results -----
 
+    /// Completes once the monitor recorded a violation in a campaign run
+    /// (see [`Monitor::stopped`]).
+    pub async fn stopped(&self) {
+        self.0.monitor.stopped().await
+    }
+
     /// What the monitor saw so far.
     pub fn monitor_report(&self) -> MonitorReport {
         self.0.monitor.report()
@@ -939,6 +945,8 @@ impl KvCluster {
                     self.0.n,
                     self.0.n - expected
                 ));
+                // In a campaign run the violation is data: the run ends now.
+                return start.elapsed().as_millis() as u64;
             }
             if nudged.elapsed() >= NUDGE {
                 let _ = tokio::time::timeout(NUDGE, nudger.get("converge")).await;
@@ -955,6 +963,7 @@ impl KvCluster {
         for (j, (_, (data, sessions))) in &states[1..] {
             if let Some(what) = first_difference(data0, data) {
                 self.0.monitor.diverged(format!("at applied index {index}, servers {first} and {j} hold different data: {what}"));
+                return took;
             }
             if sessions0 != sessions {
                 let k = sessions0.iter().zip(sessions.iter()).position(|(a, b)| a != b).unwrap_or(sessions0.len().min(sessions.len()));
@@ -966,6 +975,7 @@ impl KvCluster {
                     show(sessions0),
                     show(sessions)
                 ));
+                return took;
             }
         }
         took
@@ -984,6 +994,12 @@ impl KvCluster {
 
     /// Counts and latencies of the recorded ops, and the faults that fired.
     pub fn figures(&self) -> RunFigures {
+        self.figures_until(Instant::now())
+    }
+
+    /// The run's figures with `end` as its last moment (a run that stopped
+    /// midway, read after its simulation ended: `end` is when it stopped).
+    pub fn figures_until(&self, end: Instant) -> RunFigures {
         let ops = self.0.recorder.snapshot();
         let lat: Vec<f64> =
             ops.iter().filter_map(|o| o.return_ns.map(|r| (r - o.call_ns) as f64 / 1e6)).collect();
@@ -997,7 +1013,7 @@ impl KvCluster {
             pending: ops.len() - lat.len(),
             mean_ms_per_op: if lat.is_empty() { 0.0 } else { lat.iter().sum::<f64>() / lat.len() as f64 },
             max_ms_per_op: lat.iter().copied().fold(0.0, f64::max),
-            virtual_ms: self.0.t0.elapsed().as_millis() as u64,
+            virtual_ms: end.saturating_duration_since(self.0.t0).as_millis() as u64,
             crashes,
             restarts,
             partitions,

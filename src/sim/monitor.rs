@@ -153,6 +153,13 @@ struct Committed {
     command: Vec<u8>,
     server: usize,
     boot: u64,
+    /// The lowest term any server was in when it applied this index (its
+    /// `state()` at the apply). The entry was committed in this term or an
+    /// earlier one: a server learns that an entry is committed from a
+    /// leader of its own term, and that leader committed it in its term or
+    /// learned it from an earlier one; terms never go back. A leader of a
+    /// term above this bound must hold the entry (leader completeness).
+    committed_by: Term,
 }
 
 struct ServerView {
@@ -233,7 +240,7 @@ pub struct MonitorReport {
 
 /// One run's monitor. Clones share it.
 #[derive(Clone)]
-pub struct Monitor(Arc<Mutex<State>>);
+pub struct Monitor(Arc<Mutex<State>>, Arc<tokio::sync::Notify>);
 
 /// Virtual seconds since the simulation started.
 fn now_s() -> f64 {
@@ -257,7 +264,7 @@ impl Monitor {
             committed_at_last_poll: 0,
             violation: None,
             log: None,
-        })))
+        })), Arc::new(tokio::sync::Notify::new()))
     }
 
     /// Records what every Raft reports (role changes, and in a trace the
@@ -272,8 +279,12 @@ impl Monitor {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Records a violation and fails the run here.
-    fn violated(&self, mut s: std::sync::MutexGuard<'_, State>, p: Property, what: String) -> ! {
+    /// Records a violation and fails the run here. Inside a campaign run
+    /// (quiet), as data: the first violation is kept and [`stopped`]
+    /// (Self::stopped) wakes the executor, which ends the run at once with
+    /// what it reached; the step that found it returns. Elsewhere (a test
+    /// of its own), by a panic in the task that took the step.
+    fn violated(&self, mut s: std::sync::MutexGuard<'_, State>, p: Property, what: String) {
         let msg = format!(
             "{VIOLATION}{}: {what}; at {:.3} s virtual; seed {}; reproduce: {}",
             p.name(),
@@ -285,7 +296,17 @@ impl Monitor {
             s.violation = Some(msg.clone());
         }
         drop(s);
+        if context::is_quiet() {
+            self.1.notify_one();
+            return;
+        }
         panic!("{msg}");
+    }
+
+    /// Completes once a violation was recorded in a campaign run (see
+    /// [`violated`](Self::violated)).
+    pub async fn stopped(&self) {
+        self.1.notified().await
     }
 
     /// The first violation, if any (the run has already failed with it).
@@ -361,20 +382,20 @@ impl Monitor {
         let v = &mut s.servers[server];
         if let Some((was, was_role)) = v.role.filter(|(t, _)| *t > term) {
             let what = format!("server {server} (boot {boot}) reported becoming {role:?} in term {term} after being {was_role:?} in term {was}: terms never go back");
-            self.violated(s, Property::ReportedState, what);
+            return self.violated(s, Property::ReportedState, what);
         }
         if v.role == Some((term, role)) {
             let what = format!(
                 "server {server} (boot {boot}) reported becoming {role:?} in term {term}, which it already was: a report says what changed"
             );
-            self.violated(s, Property::ReportedState, what);
+            return self.violated(s, Property::ReportedState, what);
         }
         if let Some(from) = v.step_down_from.take().filter(|&from| term <= from || role != Role::Follower) {
             let what = format!(
                 "server {server} (boot {boot}) reported {} in term {from}, then became {role:?} in term {term}: it steps down to follower of the higher term the reply carried",
                 Situation::SteppedDownOnReply.name()
             );
-            self.violated(s, Property::ReportedState, what);
+            return self.violated(s, Property::ReportedState, what);
         }
         v.role = Some((term, role));
         v.claims.clear();
@@ -400,7 +421,7 @@ impl Monitor {
                 x.name(),
                 allowed.iter().map(|r| format!("{r:?}")).collect::<Vec<_>>().join(" or ")
             );
-            self.violated(s, Property::ReportedState, what);
+            return self.violated(s, Property::ReportedState, what);
         }
         let v = &mut s.servers[server];
         match x {
@@ -428,7 +449,7 @@ impl Monitor {
                 "server {server} (boot {boot}) reported {} and then granted its vote in term {term} to server {candidate}",
                 Situation::VoteRefusedLogBehind.name()
             );
-            self.violated(s, Property::ReportedState, what);
+            return self.violated(s, Property::ReportedState, what);
         }
         // A request of an earlier term is refused for its term, whatever
         // the log (one of a later term makes the voter adopt it first).
@@ -437,7 +458,7 @@ impl Monitor {
                 "server {server} (boot {boot}) reported {} for a request of term {term} while in term {own}: only a request of its own term is refused for the log",
                 Situation::VoteRefusedLogBehind.name()
             );
-            self.violated(s, Property::ReportedState, what);
+            return self.violated(s, Property::ReportedState, what);
         }
     }
 
@@ -448,7 +469,7 @@ impl Monitor {
         let v = &mut s.servers[server];
         if index <= v.commit {
             let what = format!("server {server} (boot {boot}) reported its commit index advancing to {index} after reporting {}: it only grows", v.commit);
-            self.violated(s, Property::ReportedState, what);
+            return self.violated(s, Property::ReportedState, what);
         }
         v.commit = index;
     }
@@ -464,7 +485,7 @@ impl Monitor {
         let v = &s.servers[server];
         if index > v.commit {
             let what = format!("server {server} (boot {boot}) applied index {index}, beyond the commit index it last reported ({})", v.commit);
-            self.violated(s, Property::ReportedState, what);
+            return self.violated(s, Property::ReportedState, what);
         }
         let reported = v.role;
         let agrees = match reported {
@@ -475,7 +496,7 @@ impl Monitor {
             let said = reported.map_or("nothing yet".to_string(), |(t, r)| format!("{r:?} in term {t}"));
             let is = if leader { "leader" } else { "not leader" };
             let what = format!("server {server} (boot {boot}) answers state() = term {term}, {is}, but its last reported role was {said}");
-            self.violated(s, Property::ReportedState, what);
+            return self.violated(s, Property::ReportedState, what);
         }
     }
 
@@ -505,7 +526,7 @@ impl Monitor {
                         show(&s, first),
                         show(&s, index)
                     );
-                    self.violated(s, Property::ExactlyOnce, what);
+                    return self.violated(s, Property::ExactlyOnce, what);
                 }
             }
         }
@@ -518,6 +539,10 @@ impl Monitor {
         let Some(raft) = self.in_boot(server, boot).map(|s| s.servers[server].raft.as_ref().and_then(Weak::upgrade)) else {
             return;
         };
+        // The term the applier is in now: the entry was committed in it or
+        // earlier (see `Committed::committed_by`). A Raft already dropped
+        // gives no bound.
+        let applier_term = raft.as_ref().map_or(Term::MAX, |r| r.state().0);
         if let Some(raft) = raft.filter(|r| r.reports_events()) {
             self.check_reported(server, boot, m.index, &*raft);
         }
@@ -534,7 +559,7 @@ impl Monitor {
                 m.term,
                 (s.show)(&m.command)
             );
-            self.violated(s, Property::StateMachineSafety, what);
+            return self.violated(s, Property::StateMachineSafety, what);
         }
         v.next += 1;
         if let Some((before, x)) = v.claims.remove(&m.index).filter(|(t, _)| m.term >= *t) {
@@ -546,10 +571,12 @@ impl Monitor {
                 m.term,
                 (s.show)(&m.command)
             );
-            self.violated(s, Property::ReportedState, what);
+            return self.violated(s, Property::ReportedState, what);
         }
         let i = m.index as usize - 1;
-        if let Some(c) = s.committed.get(i) {
+        if let Some(c) = s.committed.get_mut(i) {
+            c.committed_by = c.committed_by.min(applier_term);
+            let c = &s.committed[i];
             if c.term != m.term || c.command != m.command {
                 let what = format!(
                     "index {}: server {} (boot {}) applied term {} {} but server {server} (boot {boot}) applied term {} {}",
@@ -561,11 +588,11 @@ impl Monitor {
                     m.term,
                     (s.show)(&m.command)
                 );
-                self.violated(s, Property::StateMachineSafety, what);
+                return self.violated(s, Property::StateMachineSafety, what);
             }
         } else {
             debug_assert_eq!(i, s.committed.len());
-            s.committed.push(Committed { term: m.term, command: m.command.clone(), server, boot });
+            s.committed.push(Committed { term: m.term, command: m.command.clone(), server, boot, committed_by: applier_term });
         }
     }
 
@@ -623,7 +650,7 @@ impl Monitor {
         match s.leaders.get(&term) {
             Some(&(other, other_boot)) if other != server => {
                 let what = format!("servers {other} (boot {other_boot}) and {server} (boot {boot}) both lead term {term}");
-                self.violated(s, Property::ElectionSafety, what);
+                return self.violated(s, Property::ElectionSafety, what);
             }
             // Leading again after a reboot needs a new election, in a new
             // term: the same term twice means a vote or term was forgotten
@@ -631,7 +658,7 @@ impl Monitor {
             // append different entries at the same index and term.
             Some(&(_, other_boot)) if other_boot != boot => {
                 let what = format!("server {server} leads term {term} in boot {other_boot} and again in boot {boot}");
-                self.violated(s, Property::ElectionSafety, what);
+                return self.violated(s, Property::ElectionSafety, what);
             }
             Some(_) => return,
             None => {
@@ -639,8 +666,13 @@ impl Monitor {
             }
         }
         *s.coverage.entry(Reached::ElectionWon).or_default() += 1;
+        // Leader completeness binds only entries committed in terms below
+        // this one. Of those applied before the election, the last one known
+        // to be committed in an earlier term fixes the prefix: an entry is
+        // committed no later, and in no later term, than those after it.
+        let upto = s.committed[..upto].iter().rposition(|c| c.committed_by < term).map_or(0, |i| i + 1);
         if upto == 0 {
-            // Nothing was committed before: nothing to check.
+            // Nothing known to be committed in an earlier term: nothing to check.
             return;
         }
         let expected: Vec<Term> = s.committed[..upto].iter().map(|c| c.term).collect();
@@ -668,20 +700,21 @@ impl Monitor {
                 None => format!("a log of only {} entries", got.len()),
             };
             let what = format!(
-                "server {server} (boot {boot}) became leader of term {term} with {has}, but index {} was committed before, with term {} {} (first applied by server {}, boot {})",
+                "server {server} (boot {boot}) became leader of term {term} with {has}, but index {} was committed in an earlier term (term {} or before: a server applied it in that term), with term {} {} (first applied by server {}, boot {})",
                 i + 1,
+                s.committed[expected.len() - 1].committed_by.min(c.committed_by),
                 c.term,
                 (s.show)(&c.command),
                 c.server,
                 c.boot
             );
-            self.violated(s, Property::LeaderCompleteness, what);
+            return self.violated(s, Property::LeaderCompleteness, what);
         }
     }
 
     /// Fails the run: clerks `a` and `b` have the same id, so the duplicate
     /// table would take one's requests for the other's repeats.
-    pub fn clerks_share_id(&self, a: usize, b: usize, id: u64) -> ! {
+    pub fn clerks_share_id(&self, a: usize, b: usize, id: u64) {
         let s = self.lock();
         let what = format!("clerks {a} and {b} both have id {id:x}: the duplicate table cannot tell their requests apart");
         self.violated(s, Property::ExactlyOnce, what)
@@ -689,7 +722,7 @@ impl Monitor {
 
     /// Fails the run with a convergence violation (the KV cluster compares
     /// the replicas).
-    pub fn diverged(&self, what: String) -> ! {
+    pub fn diverged(&self, what: String) {
         let s = self.lock();
         self.violated(s, Property::Convergence, what)
     }
