@@ -336,6 +336,9 @@ async fn unreliable_churn() {
     let sent = st.requests_by_service.get(&raft_rs::RAFT_RS_SERVICE).copied().unwrap_or(0);
     println!("  raft-rs messages: {sent} sent, {} bytes", st.bytes_by_service.get(&raft_rs::RAFT_RS_SERVICE).copied().unwrap_or(0));
     assert!(sent > 0 && st.requests_dropped > 0 && st.delayed > 0 && st.duplicated > 0 && st.cut_dropped > 0, "{st:?}");
+    // Its responses travel as answers, which meet reply loss (see
+    // `one_way_answers_meet_reply_faults`).
+    assert!(st.replies_dropped > 0, "no raft-rs response met reply loss: {st:?}");
     cfg.end();
 }
 
@@ -605,4 +608,74 @@ fn storage_reports_corrupt_state() {
     hs.commit = 5;
     s.set_hard_state(hs).unwrap();
     assert!(matches!(PersistedStorage::recover(p, &[1]), Err(StoreError::Corrupt(_))));
+}
+
+/// Drops every frame of one kind (requests or replies) at the sender, and
+/// counts the replies sent.
+struct DropKind(kvraft::net::FrameKind, std::sync::atomic::AtomicUsize);
+
+impl kvraft::net::FaultHook for DropKind {
+    fn on_send(&self, _: SocketAddr, _: SocketAddr, kind: kvraft::net::FrameKind, _: u16, _: usize) -> kvraft::net::Fate {
+        if kind == kvraft::net::FrameKind::Reply {
+            self.1.fetch_add(1, Ordering::SeqCst);
+        }
+        if kind == self.0 {
+            kvraft::net::Fate { copies: Vec::new() }
+        } else {
+            kvraft::net::Fate::deliver()
+        }
+    }
+    fn on_arrive(&self, _: SocketAddr, _: SocketAddr, _: kvraft::net::FrameKind, _: u16) -> bool {
+        true
+    }
+}
+
+/// raft-rs's responses are messages of their own: the adapter sends them
+/// as one-way answers (`Transport::answer`), which meet reply faults as an
+/// RPC reply would, and reach the service's handler like a request, which
+/// sends nothing back. Shown with two endpoints: one network that drops
+/// every reply, one that drops every request.
+#[madsim::test]
+async fn one_way_answers_meet_reply_faults() {
+    use futures::FutureExt;
+    use kvraft::net::FrameKind;
+    for (i, (dropped, notify_arrives, answer_arrives)) in [(FrameKind::Reply, true, false), (FrameKind::Request, false, true)].into_iter().enumerate() {
+        let got: Arc<Mutex<Vec<Vec<u8>>>> = Arc::default();
+        let ip = |host| IpAddr::V4(Ipv4Addr::new(10, 9, 1 + i as u8, host));
+        let (a, b) = (SocketAddr::new(ip(1), 7000), SocketAddr::new(ip(2), 7000));
+        let h = madsim::runtime::Handle::current();
+        let hook: Arc<DropKind> = Arc::new(DropKind(dropped, Default::default()));
+        let (hb, seen, counts) = (hook.clone(), got.clone(), hook.clone());
+        let nb = h.create_node().ip(b.ip()).build();
+        nb.spawn(async move {
+            let t = Transport::bind(b, hb).await.expect("bind b");
+            t.register(
+                raft_rs::RAFT_RS_SERVICE,
+                Arc::new(move |_, body: Vec<u8>| {
+                    seen.lock().unwrap().push(body);
+                    // Would be a reply to a request; never to an answer.
+                    futures::future::ready(Some(b"reply".to_vec())).boxed()
+                }),
+            );
+            std::future::pending::<()>().await
+        });
+        let na = h.create_node().ip(a.ip()).build();
+        na.spawn(async move {
+            let t = Transport::bind(a, hook).await.expect("bind a");
+            sleep(Duration::from_millis(10)).await;
+            t.notify(b, raft_rs::RAFT_RS_SERVICE, b"notify".to_vec()).await;
+            t.answer(b, raft_rs::RAFT_RS_SERVICE, b"answer".to_vec()).await;
+            sleep(Duration::from_millis(100)).await;
+            assert_eq!(t.pending_calls(), 0);
+        })
+        .await
+        .expect("sender");
+        let got = got.lock().unwrap().clone();
+        assert_eq!(got.contains(&b"notify".to_vec()), notify_arrives, "{dropped:?} dropped: {got:?}");
+        assert_eq!(got.contains(&b"answer".to_vec()), answer_arrives, "{dropped:?} dropped: {got:?}");
+        // Replies sent: the answer, plus the handler's reply to the notify
+        // if it arrived (nobody waits for it); none to the answer.
+        let replies = counts.1.load(Ordering::SeqCst);
+        assert_eq!(replies, 1 + notify_arrives as usize, "{dropped:?} dropped: an answer was answered");
+    }
 }

@@ -16,6 +16,10 @@ use super::{decode, encode, FaultHook, Frame, FrameKind};
 /// The datagram tag all frames use.
 pub const RPC_TAG: u64 = 0x6b76;
 
+/// The id of a one-way answer's frame (see [`Transport::answer`]); calls
+/// and notifications number their frames from 1.
+const ONE_WAY_ANSWER: u64 = 0;
+
 /// Concurrent receive loops per endpoint.
 const RECEIVERS: usize = 32;
 
@@ -112,7 +116,8 @@ impl Transport {
         if !self.hook.on_arrive(from, self.addr, kind, frame.service) {
             return;
         }
-        if frame.reply {
+        // A one-way answer goes to the service's handler, like a request.
+        if frame.reply && frame.id != ONE_WAY_ANSWER {
             let waiter = self.pending.lock().unwrap().remove(&frame.id);
             if let Some(tx) = waiter {
                 let _ = tx.send(frame.body);
@@ -126,7 +131,8 @@ impl Transport {
         };
         let this = self.clone();
         tokio::spawn(async move {
-            if let Some(body) = handler(from, frame.body).await {
+            let answered = frame.reply;
+            if let Some(body) = handler(from, frame.body).await.filter(|_| !answered) {
                 let reply = Frame { reply: true, id: frame.id, service: frame.service, body };
                 this.send_frame(from, &reply).await;
             }
@@ -181,6 +187,17 @@ impl Transport {
     pub async fn notify(&self, dst: SocketAddr, service: u16, body: Vec<u8>) {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         self.send_frame(dst, &Frame { reply: false, id, service, body }).await;
+    }
+
+    /// Sends `body` to `service` at `dst` as a one-way *answer* to a message
+    /// received earlier: a reply frame that no call waits on, handed to the
+    /// service's handler at `dst` like a request (its return is ignored).
+    /// For a Raft whose responses are messages of their own (raft-rs's
+    /// `MsgAppendResponse`, vote responses, ...): the fault hook sees a
+    /// reply, so such a response meets the reply faults (reply loss, cuts
+    /// of the return path) that an RPC reply would, and no more.
+    pub async fn answer(&self, dst: SocketAddr, service: u16, body: Vec<u8>) {
+        self.send_frame(dst, &Frame { reply: true, id: ONE_WAY_ANSWER, service, body }).await;
     }
 
     /// Typed call: serialises the request and decodes the reply.

@@ -19,6 +19,23 @@ use crate::net::Transport;
 use crate::raft::{ApplyMsg, EventSink, PeerId, RaftEvent, Role, Situation};
 use raft::StateRole;
 
+/// A raft-rs message on its way out: to whom, its bytes, and whether it
+/// answers a message received (then it travels as a one-way answer, see
+/// [`Transport::answer`], and meets reply faults like our Raft's replies).
+pub(crate) type Outgoing = (SocketAddr, Vec<u8>, bool);
+
+/// Whether raft-rs sends a message of this type in answer to one it got.
+fn is_response(t: MessageType) -> bool {
+    matches!(
+        t,
+        MessageType::MsgAppendResponse
+            | MessageType::MsgRequestVoteResponse
+            | MessageType::MsgRequestPreVoteResponse
+            | MessageType::MsgHeartbeatResponse
+            | MessageType::MsgReadIndexResp
+    )
+}
+
 /// The transport service id raft-rs messages travel on.
 pub const RAFT_RS_SERVICE: u16 = 3;
 
@@ -63,7 +80,7 @@ pub(crate) struct Inner {
     pub peers: Vec<SocketAddr>,
     apply_tx: mpsc::UnboundedSender<ApplyMsg>,
     /// Encoded messages for the pump task on this node.
-    out_tx: mpsc::UnboundedSender<(SocketAddr, Vec<u8>)>,
+    out_tx: mpsc::UnboundedSender<Outgoing>,
     /// Election timeout range in ticks, [min, max).
     election_ticks: (usize, usize),
     /// Test-only: leave raft-rs's unseeded timeouts alone.
@@ -84,7 +101,7 @@ impl Inner {
         me: PeerId,
         peers: Vec<SocketAddr>,
         apply_tx: mpsc::UnboundedSender<ApplyMsg>,
-        out_tx: mpsc::UnboundedSender<(SocketAddr, Vec<u8>)>,
+        out_tx: mpsc::UnboundedSender<Outgoing>,
         election_ticks: (usize, usize),
         unseeded: bool,
         events: EventSink,
@@ -163,7 +180,8 @@ impl Inner {
                 (self.events)(RaftEvent::Role { term: now.0, role: role(now.1) });
             }
             // A candidate whose election timed out campaigns again: with
-            // pre-vote (raft-rs's default) it first turns pre-candidate.
+            // pre-vote (on in this adapter; off by default in raft-rs) it
+            // first turns pre-candidate.
             if was.1 == StateRole::Candidate && matches!(now.1, StateRole::Candidate | StateRole::PreCandidate) {
                 (self.events)(RaftEvent::Situation(Situation::SplitVote));
             }
@@ -254,9 +272,10 @@ impl Inner {
                 tracing::warn!(server = self.me, to = m.to, "raft-rs addressed a message to an unknown node");
                 continue;
             };
+            let answer = is_response(m.get_msg_type());
             match m.write_to_bytes() {
                 Ok(bytes) => {
-                    let _ = self.out_tx.send((self.peers[to], bytes));
+                    let _ = self.out_tx.send((self.peers[to], bytes, answer));
                 }
                 Err(e) => tracing::error!(server = self.me, error = %e, "cannot encode a raft-rs message"),
             }
@@ -309,7 +328,7 @@ impl Inner {
 pub(crate) fn spawn(
     inner: Arc<Mutex<Inner>>,
     transport: Arc<Transport>,
-    mut out_rx: mpsc::UnboundedReceiver<(SocketAddr, Vec<u8>)>,
+    mut out_rx: mpsc::UnboundedReceiver<Outgoing>,
     tick: Duration,
 ) {
     let peers = inner.lock().unwrap().peers.clone();
@@ -349,12 +368,16 @@ pub(crate) fn spawn(
     // holds up no other. Runs on this node, so it dies with it.
     let pump_inner = inner.clone();
     tokio::spawn(async move {
-        while let Some((dst, bytes)) = out_rx.recv().await {
+        while let Some((dst, bytes, answer)) = out_rx.recv().await {
             if pump_inner.lock().unwrap().killed {
                 return;
             }
             let t = transport.clone();
-            tokio::spawn(async move { t.notify(dst, RAFT_RS_SERVICE, bytes).await });
+            if answer {
+                tokio::spawn(async move { t.answer(dst, RAFT_RS_SERVICE, bytes).await });
+            } else {
+                tokio::spawn(async move { t.notify(dst, RAFT_RS_SERVICE, bytes).await });
+            }
         }
     });
 
