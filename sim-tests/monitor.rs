@@ -662,9 +662,11 @@ fn leader_completeness_binds_only_leaders_of_later_terms() {
             let m = Monitor::new(3, "leader_completeness", 1, Arc::new(|c: &[u8]| format!("{c:?}")));
             // Server 0 leads term 2 and applies index 1 of term 2 in term 2.
             // (The monitor holds Rafts weakly: these live to the end.)
-            let _ = m.raft_events(0, 1);
+            let events0 = m.raft_events(0, 1);
             let s0: Arc<dyn Consensus> = Arc::new(Fixed { term: 2, leader: true, log: vec![2] });
             m.boot(0, 1, s0.clone(), false);
+            events0(RaftEvent::Role { term: 2, role: Role::Leader });
+            events0(RaftEvent::Committed { index: 1 });
             m.apply(0, 1, &ApplyMsg { index: 1, term: 2, command: b"x".to_vec() });
             // Then server 2, its log empty, becomes leader of `leader_term`.
             let events = m.raft_events(2, 1);
@@ -680,7 +682,8 @@ fn leader_completeness_binds_only_leaders_of_later_terms() {
             m.violation()
         })
     };
-    // Term 1 (lower than the commit's term 2): legal.
+    // Term 1 (lower than the commit's term 2), while server 0 still leads
+    // term 2: legal, for election safety too (two leaders, two terms).
     assert_eq!(check(1), None, "a leader of an earlier term need not hold what a later term committed");
     // Term 2 is the committing term itself: server 0 leads it, so a second
     // leader there is an election safety matter, not this one. Term 3: caught.

@@ -275,6 +275,7 @@ pub fn run_spec_opts(spec: &RunSpec, opts: &RunOptions) -> RunReport {
 /// Puts what a run reached (its figures up to its end or its failure, and
 /// its trace hash) into its report.
 fn reached(r: &mut RunReport, f: &RunFigures, trace_hash: u64) {
+    r.raft_bound = verify::efficiency_bound(&r.spec, r.committed, f.virtual_ms as f64 / 1000.0);
     r.ops = f.ops;
     r.ms_per_op = f.mean_ms_per_op;
     r.virtual_ms = f.virtual_ms;

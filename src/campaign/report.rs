@@ -102,6 +102,11 @@ pub struct RunReport {
     pub raft_msgs: u64,
     pub raft_bytes: u64,
     pub committed: u64,
+    /// The most Raft messages and bytes the run's efficiency bound allows
+    /// for what it committed in its virtual time (see
+    /// [`efficiency_bound`](super::verify::efficiency_bound)): how close a
+    /// run came to failing as inefficient.
+    pub raft_bound: (u64, u64),
     /// Hash of every message event and the history (0 if the run panicked).
     pub trace_hash: u64,
     /// The per-server trace file written for this run, if any.
@@ -151,6 +156,7 @@ impl RunReport {
             raft_msgs: 0,
             raft_bytes: 0,
             committed: 0,
+            raft_bound: (0, 0),
             trace_hash: 0,
             trace: None,
             trace_events: 0,
