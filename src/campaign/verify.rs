@@ -94,21 +94,39 @@ pub fn history_dir(failed: bool) -> Option<PathBuf> {
     }
 }
 
+/// Raft messages per follower per committed entry, and per virtual
+/// second, that [`efficiency_bound`] allows before scaling for faults.
+pub const MSGS_PER_ENTRY: f64 = 8.0;
+pub const MSGS_PER_SECOND: f64 = 60.0;
+/// Raft bytes per follower per committed entry, and per virtual second.
+pub const BYTES_PER_ENTRY: f64 = 2000.0;
+pub const BYTES_PER_SECOND: f64 = 4000.0;
+
 /// The most Raft messages and bytes a run of `spec` may use, having
 /// committed `committed` entries in `secs` virtual seconds: per follower,
-/// 6 messages and 4000 bytes per committed entry plus 60 messages and 8000
-/// bytes per second (heartbeats, elections, catching up), all times
-/// (1 + duplication) / ((1 - request loss) (1 - reply loss)). On 2,000 swarm
-/// seeds and the default campaign the most any run used was 0.39 of the
-/// messages and 0.38 of the bytes; a Raft that floods the network (a backup
-/// that never converges, entries resent without end) fails instead of
-/// slowing a campaign down.
+/// [`MSGS_PER_ENTRY`] messages and [`BYTES_PER_ENTRY`] bytes per committed
+/// entry plus [`MSGS_PER_SECOND`] messages and [`BYTES_PER_SECOND`] bytes
+/// per second (heartbeats, elections, catching up), all times
+/// (1 + duplication) / ((1 - request loss) (1 - reply loss)).
+///
+/// Set from measured figures (BENCHMARKS.md, "Efficiency bound"): over
+/// 5,000 swarm seeds on our Raft and 3,000 on raft-rs (fresh ranges, with
+/// both Rafts probing a silent follower rather than resending their
+/// window), the most any run used was 0.43 of the messages and 0.42 of the
+/// bytes (ours), 0.56 and 0.14 (raft-rs, whose proposals go out one
+/// message each): a margin of 1.8 times or more. A Raft that floods the
+/// network (a backup that never converges, entries resent without end, a
+/// whole window resent every retransmit to a follower that is down) fails
+/// instead of slowing a campaign down.
 pub fn efficiency_bound(spec: &RunSpec, committed: u64, secs: f64) -> (u64, u64) {
     let f = &spec.faults;
     let k = (1.0 + f.duplicate_rate) / ((1.0 - f.request_loss) * (1.0 - f.reply_loss));
     let peers = spec.servers.saturating_sub(1).max(1) as f64;
     let c = committed as f64;
-    ((peers * k * (6.0 * c + 60.0 * secs)).ceil() as u64, (peers * k * (4000.0 * c + 8000.0 * secs)).ceil() as u64)
+    (
+        (peers * k * (MSGS_PER_ENTRY * c + MSGS_PER_SECOND * secs)).ceil() as u64,
+        (peers * k * (BYTES_PER_ENTRY * c + BYTES_PER_SECOND * secs)).ceil() as u64,
+    )
 }
 
 /// How an inefficient run fails.
