@@ -920,12 +920,28 @@ impl KvCluster {
     /// A Raft without a no-op at election commits an earlier term's entries
     /// only beneath one of its own, so when a new leader takes over after
     /// the last op, its followers could wait for ever: while the replicas
-    /// differ, a clerk whose ops are not recorded submits a Get every
-    /// [`NUDGE`].
+    /// differ, a clerk whose ops are not recorded submits a Get, and another
+    /// [`NUDGE`] after each answer. Each Get runs to its answer: cut off
+    /// at a deadline no longer than the clerk's two attempts at one server,
+    /// it would try the same server (one stopped for a corrupt disk, say)
+    /// for ever (swarm seed 30003407).
     pub async fn converge(&self, bound: Duration) -> u64 {
         let start = Instant::now();
         let mut nudger = self.make_client(&self.all()).await.clerk;
-        let mut nudged = start;
+        let nudging = tokio::spawn(async move {
+            loop {
+                sleep(NUDGE).await;
+                nudger.get("converge").await;
+            }
+        });
+        // Stops the nudger on every way out.
+        struct Stop(tokio::task::JoinHandle<()>);
+        impl Drop for Stop {
+            fn drop(&mut self) {
+                self.0.abort();
+            }
+        }
+        let _stop = Stop(nudging);
         loop {
             let applied: Vec<(usize, u64)> = self.0.fleet.up().iter().map(|(i, node)| (*i, node.kv.last_applied())).collect();
             let top = applied.iter().map(|(_, a)| *a).max().unwrap_or(0);
@@ -948,12 +964,7 @@ impl KvCluster {
                 // In a campaign run the violation is data: the run ends now.
                 return start.elapsed().as_millis() as u64;
             }
-            if nudged.elapsed() >= NUDGE {
-                let _ = tokio::time::timeout(NUDGE, nudger.get("converge")).await;
-                nudged = Instant::now();
-            } else {
-                sleep(Duration::from_millis(10)).await;
-            }
+            sleep(Duration::from_millis(10)).await;
         }
         let took = start.elapsed().as_millis() as u64;
         let states: Vec<(usize, _)> = self.0.fleet.up().iter().map(|(i, node)| (*i, node.kv.contents())).collect();
@@ -1203,8 +1214,9 @@ fn clock_rates(n: usize, drift: f64) -> Vec<f64> {
     (0..n).map(|_| rng.gen_range(-half..=half).exp()).collect()
 }
 
-/// While replicas differ at the end of a run, how often
-/// [`KvCluster::converge`] submits an op of the current term.
+/// While replicas differ at the end of a run, how long
+/// [`KvCluster::converge`] waits after each answer before it submits
+/// another op of the current term.
 pub const NUDGE: Duration = Duration::from_millis(300);
 
 /// A KV command as violation messages show it.
