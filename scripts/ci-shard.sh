@@ -4,6 +4,7 @@
 #   SEEDS       seeds in the whole campaign, over all shards (default 200)
 #   JOBS        worker threads (default 2)
 #   BUG         a deliberately broken server for every run (local-get, no-dedup)
+#   RAFT        the Raft every run's servers run: ours (default) or raft-rs
 #   OUT_DIR     where failing specs go, as OUT_DIR/shard-I.json (default failures)
 # Exit status: 0 if every run of the shard passed, 1 if any failed, 2 on bad
 # arguments. Failing specs can be replayed with `kvraft run --spec` after
@@ -28,5 +29,6 @@ args=(fuzz --swarm --seeds "${SEEDS:-200}" --start "${SEED_START:-1}" --shard "$
 if [ -n "${BUG:-}" ]; then
     args+=(--bug "$BUG")
 fi
-echo "swarm shard $i/$n: seeds ${SEED_START:-1}..$(( ${SEED_START:-1} + ${SEEDS:-200} - 1 )) (every ${n}th), failures to $out_dir/shard-$i.json"
+args+=(--raft "${RAFT:-ours}")
+echo "swarm shard $i/$n on ${RAFT:-ours}: seeds ${SEED_START:-1}..$(( ${SEED_START:-1} + ${SEEDS:-200} - 1 )) (every ${n}th), failures to $out_dir/shard-$i.json"
 cargo run --release --locked --quiet -- "${args[@]}"
