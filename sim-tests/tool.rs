@@ -220,6 +220,14 @@ fn outages_count_a_disk_that_may_stop_a_server_and_join_short_recoveries() {
     // Two servers: an isolated leader leaves no majority.
     s.servers = 2;
     assert_eq!(outage_ms(&s), (1000, 2000));
+    // A leader crashed at a commit, down 500 ms: the holders of the entry
+    // and the rest are cut apart until it restarts (five servers), and a
+    // second longer with four (each side is then half).
+    s.nemesis = Some(vec![at(1000, Action::CrashLeaderOnCommit { down_ms: 500 })]);
+    s.servers = 5;
+    assert_eq!(outage_ms(&s), (500, 500));
+    s.servers = 4;
+    assert_eq!(outage_ms(&s), (1500, 1500));
 }
 
 #[test]

@@ -205,6 +205,21 @@ fn anonymous_down(action: &Action, n: usize) -> usize {
     }
 }
 
+/// How long `action` leaves no side a majority, from when it fires: a
+/// leader caught at a commit crashes and the servers that hold the entry
+/// are cut off from the rest until it has restarted, and, with an even
+/// number of servers, for [`COMMIT_HOLD`] more (each side is then half).
+/// The catch may come up to a few seconds after the action fires; the
+/// stretch is counted from the action, its length exact.
+fn blackout_ms(action: &Action, n: usize) -> Option<u64> {
+    match action {
+        Action::CrashLeaderOnCommit { down_ms } | Action::CrashRewrittenOnCommit { down_ms } => {
+            Some(down_ms + if n % 2 == 0 { COMMIT_HOLD.as_millis() as u64 } else { 0 })
+        }
+        _ => None,
+    }
+}
+
 /// A majority back for less than this may elect no leader before it is lost
 /// again (elections start after 300-600 ms of silence, and candidates that
 /// time out together split the vote): [`outage_ms`] joins stretches without
@@ -253,7 +268,8 @@ impl Outages {
 /// minority leaves the rest connected, a one-way cut leaves all; a bridge
 /// joins its side to the larger one; servers the nemesis picks as it goes,
 /// like the leader, count against the larger side while they are down),
-/// and the total of such stretches. Two stretches less than
+/// and the total of such stretches (a crash caught at a commit counts as
+/// the stretch [`blackout_ms`] says). Two stretches less than
 /// [`RECOVERY_MS`] apart count as one. When the spec's disks may corrupt a
 /// record, one server counts as down throughout: the disk model corrupts
 /// at most one disk a run, and a server that finds the corruption refuses
@@ -273,16 +289,23 @@ pub fn outage_ms(spec: &RunSpec) -> (u64, u64) {
     let events: Vec<NemesisEvent> = schedule(spec).into_iter().filter(|e| e.at_ms < run_ms).collect();
     let mut steps: Vec<(u64, Option<&Action>)> = events.iter().map(|e| (e.at_ms, Some(&e.action))).collect();
     steps.extend(events.iter().filter_map(|e| e.action.down_ms().map(|d| (e.at_ms + d, None))).filter(|(t, _)| *t < run_ms));
+    steps.extend(events.iter().filter_map(|e| blackout_ms(&e.action, n).map(|d| (e.at_ms + d, None))).filter(|(t, _)| *t < run_ms));
     steps.sort_by_key(|(t, _)| *t);
+    // Ends of the stretches in which an action leaves no side a majority.
+    let mut blackouts: Vec<u64> = Vec::new();
     // Servers cut off without a name (the leader and companions).
     let mut cut = 0;
     let mut out = Outages::default();
     out.step(0, n.saturating_sub(lost) >= majority);
     for (at_ms, action) in steps {
         anonymous.retain(|(back, _)| *back > at_ms);
+        blackouts.retain(|end| *end > at_ms);
         if let Some(action) = action {
             if let Some(d) = action.down_ms() {
                 anonymous.push((at_ms + d, anonymous_down(action, n)));
+            }
+            if let Some(d) = blackout_ms(action, n) {
+                blackouts.push(at_ms + d);
             }
             match action {
                 Action::Partition { b, .. } | Action::Bridge { b, .. } => {
@@ -318,7 +341,7 @@ pub fn outage_ms(spec: &RunSpec) -> (u64, u64) {
         }
         let down: usize = anonymous.iter().map(|(_, k)| k).sum();
         let best = (0..2u8).map(|g| (0..n).filter(|i| up[*i] && group[*i] == g).count()).max().unwrap_or(0);
-        out.step(at_ms, best.saturating_sub(down + lost + cut) >= majority);
+        out.step(at_ms, blackouts.is_empty() && best.saturating_sub(down + lost + cut) >= majority);
     }
     out.finish(run_ms)
 }
