@@ -198,20 +198,37 @@ fn liveness_and_speed_checks_can_fail() {
 fn outages_count_a_disk_that_may_stop_a_server_and_join_short_recoveries() {
     let at = |at_ms: u64, action: Action| NemesisEvent { at_ms, action };
     // Four servers; the leader isolated from 1.0 to 2.0 s and again from
-    // 2.5 to 3.5 s (each time, the other three are a majority).
-    let events = vec![at(1000, Action::IsolateLeader), at(2000, Action::Heal), at(2500, Action::IsolateLeader), at(3500, Action::Heal)];
-    let mut s = small_swarm(5, events);
+    // 2.5 to 3.5 s (each time, the other three are a majority), after the
+    // lagging server restarted at 0.5 s.
+    let events = vec![
+        at(500, Action::RestartLagging),
+        at(1000, Action::IsolateLeader),
+        at(2000, Action::Heal),
+        at(2500, Action::IsolateLeader),
+        at(3500, Action::Heal),
+    ];
+    let mut s = small_swarm(5, events.clone());
     s.servers = 4;
     s.workload = Workload::Swarm { keys: 3, run_ms: 6000, ops_per_client: None };
     assert_eq!(outage_ms(&s), (0, 0));
-    // A disk that may corrupt a record may stop one server for good: then
-    // the three left need every one of them, and each isolation is an
-    // outage; the two, 500 ms apart (less than RECOVERY_MS), count as one.
+    // A disk that may corrupt a record at a crash may stop one server for
+    // good: then the three left need every one of them, and each isolation
+    // is an outage; the two, 500 ms apart (less than RECOVERY_MS), count
+    // as one.
     s.disk.corrupt_rate = 0.3;
     assert!(RECOVERY_MS > 500);
     assert_eq!(outage_ms(&s), (2500, 2500));
+    // Without a crash, no disk is corrupted.
+    s.nemesis = Some(events[1..].to_vec());
+    assert_eq!(outage_ms(&s), (0, 0));
     // Far enough apart, they stay two.
-    s.nemesis = Some(vec![at(1000, Action::IsolateLeader), at(2000, Action::Heal), at(4000, Action::IsolateLeader), at(5000, Action::Heal)]);
+    s.nemesis = Some(vec![
+        at(500, Action::RestartLagging),
+        at(1000, Action::IsolateLeader),
+        at(2000, Action::Heal),
+        at(4000, Action::IsolateLeader),
+        at(5000, Action::Heal),
+    ]);
     assert_eq!(outage_ms(&s), (1000, 2000));
     // The swarm bound grows with the outage.
     let lossless = swarm::swarm_bound_ms(&s);

@@ -271,15 +271,14 @@ impl Outages {
 /// and the total of such stretches (a crash caught at a commit counts as
 /// the stretch [`blackout_ms`] says). Two stretches less than
 /// [`RECOVERY_MS`] apart count as one. When the spec's disks may corrupt a
-/// record, one server counts as down throughout: the disk model corrupts
-/// at most one disk a run, and a server that finds the corruption refuses
-/// to start and stays down (swarm seed 30008966: four servers, one of them
+/// record, one server counts as down from the first crash on: the disk
+/// model corrupts at most one disk a run, at a crash, and a server that
+/// finds the corruption refuses to start and stays down (swarm seed 30008966: four servers, one of them
 /// stopped, the leader isolated every second or two).
 pub fn outage_ms(spec: &RunSpec) -> (u64, u64) {
     let n = spec.servers;
     let majority = n / 2 + 1;
     let run_ms = spec.run_ms();
-    let lost = usize::from(spec.disk.corrupt_rate > 0.0);
     let mut up = vec![true; n];
     // The group of each server (0 or 1); all in group 0 when healed.
     let mut group = vec![0u8; n];
@@ -293,10 +292,12 @@ pub fn outage_ms(spec: &RunSpec) -> (u64, u64) {
     steps.sort_by_key(|(t, _)| *t);
     // Ends of the stretches in which an action leaves no side a majority.
     let mut blackouts: Vec<u64> = Vec::new();
+    // A disk can be corrupted only at a crash: from the first on, one
+    // server may be lost for good.
+    let lost_from = events.iter().find(|e| e.action.crashes()).map(|e| e.at_ms).filter(|_| spec.disk.corrupt_rate > 0.0);
     // Servers cut off without a name (the leader and companions).
     let mut cut = 0;
     let mut out = Outages::default();
-    out.step(0, n.saturating_sub(lost) >= majority);
     for (at_ms, action) in steps {
         anonymous.retain(|(back, _)| *back > at_ms);
         blackouts.retain(|end| *end > at_ms);
@@ -340,6 +341,7 @@ pub fn outage_ms(spec: &RunSpec) -> (u64, u64) {
             }
         }
         let down: usize = anonymous.iter().map(|(_, k)| k).sum();
+        let lost = usize::from(lost_from.is_some_and(|t| t <= at_ms));
         let best = (0..2u8).map(|g| (0..n).filter(|i| up[*i] && group[*i] == g).count()).max().unwrap_or(0);
         out.step(at_ms, blackouts.is_empty() && best.saturating_sub(down + lost + cut) >= majority);
     }

@@ -315,6 +315,21 @@ impl Action {
         }
     }
 
+    /// Whether it crashes a server (a restart of a running server crashes
+    /// it first).
+    pub fn crashes(&self) -> bool {
+        matches!(
+            self,
+            Action::Crash { .. }
+                | Action::CrashLeader { .. }
+                | Action::CrashLeaderAfterAppend { .. }
+                | Action::CrashLeaderOnCommit { .. }
+                | Action::CrashRewrittenOnCommit { .. }
+                | Action::CrashMinorityWithLeader { .. }
+                | Action::RestartLagging
+        )
+    }
+
     /// How long the servers it crashes or freezes are out, for the
     /// actions that say.
     pub fn down_ms(&self) -> Option<u64> {
