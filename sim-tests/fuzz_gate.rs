@@ -1,5 +1,8 @@
 //! The fuzzer alone, as one test: a short default campaign plus a swarm
-//! campaign (and 20 swarm seeds on raft-rs), through the executor, with every check a campaign makes (the
+//! campaign (and 20 swarm seeds on raft-rs), plus the must-pass runs of
+//! `regressions.json` (the fuzzer's corpus: mixes that once raised a false
+//! alarm, each a rare mix a correct Raft passes and a wasteful or slow one
+//! may not), through the executor, with every check a campaign makes (the
 //! monitor's safety properties, convergence, linearizability, liveness,
 //! ms/op and efficiency bounds, and every kind of rare situation reached at
 //! least once) and none of the suite's own tests; then the
@@ -24,6 +27,7 @@ use kvraft::campaign::baseline::{self, Baseline};
 use kvraft::campaign::report::RunReport;
 use kvraft::campaign::{catalog, report};
 use kvraft::campaign::exec::RunOptions;
+use kvraft::campaign::regressions::RegressionFile;
 use kvraft::campaign::run::run_specs_opts;
 use kvraft::campaign::spec::RunSpec;
 use kvraft::campaign::swarm::swarm_spec;
@@ -64,6 +68,11 @@ fn fuzz_gate() {
     specs.extend((1..=swarm).map(swarm_spec));
     // The crate's other Raft too: its storage is this crate's disk.
     specs.extend((1..=RAFT_RS_SWARM).map(|seed| swarm_spec(seed).with_raft(RaftKind::RaftRs)));
+    // The corpus: every run the regressions file expects to pass (the
+    // entries that expect a failure run deliberately broken servers).
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("sim-tests/regressions.json");
+    let corpus = RegressionFile::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    specs.extend(corpus.entries.into_iter().filter(|e| e.expect == "pass").map(|e| e.spec));
     // In batches, stopping at the first batch with a failure: finding one
     // is the gate's whole answer.
     let mut all = Vec::new();
