@@ -234,6 +234,21 @@ fn outages_count_a_disk_that_may_stop_a_server_and_join_short_recoveries() {
     let lossless = swarm::swarm_bound_ms(&s);
     s.disk.corrupt_rate = 0.0;
     assert!(lossless > swarm::swarm_bound_ms(&s) + 1000.0);
+    // Under loss each event's election costs more: with half the round
+    // trips lost, four times the 2,000 ms per event and run second
+    // (5 events in 6 s), on top of what loss costs a mix without events.
+    let (quiet, eventful) = {
+        let mut q = s.clone();
+        q.nemesis = Some(Vec::new());
+        let before = (swarm::swarm_bound_ms(&q), swarm::swarm_bound_ms(&s));
+        q.faults.reply_loss = 0.5;
+        s.faults.reply_loss = 0.5;
+        let after = (swarm::swarm_bound_ms(&q), swarm::swarm_bound_ms(&s));
+        (after.0 - before.0, (after.1 - before.1) - (after.0 - before.0))
+    };
+    assert!(quiet > 0.0);
+    assert!((eventful - 3.0 * 2000.0 * 5.0 / 6.0).abs() < 2.0, "{eventful}");
+    s.faults.reply_loss = 0.0;
     // Two servers: an isolated leader leaves no majority.
     s.servers = 2;
     assert_eq!(outage_ms(&s), (1000, 2000));
