@@ -273,8 +273,9 @@ impl Outages {
 /// [`RECOVERY_MS`] apart count as one. When the spec's disks may corrupt a
 /// record, one server counts as down from the first crash on: the disk
 /// model corrupts at most one disk a run, at a crash, and a server that
-/// finds the corruption refuses to start and stays down (swarm seed 30008966: four servers, one of them
-/// stopped, the leader isolated every second or two).
+/// finds the corruption refuses to start and stays down (swarm seed
+/// 30008966: four servers, one of them stopped, the leader isolated every
+/// second or two).
 pub fn outage_ms(spec: &RunSpec) -> (u64, u64) {
     let n = spec.servers;
     let majority = n / 2 + 1;

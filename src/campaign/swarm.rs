@@ -118,8 +118,9 @@ pub fn swarm_spec(seed: u64) -> RunSpec {
 /// The ms/op bound of a swarm mix. A clerk waits out lost requests and
 /// replies (150 ms per attempt, on its own RPCs and on Raft's), delays,
 /// long reordering (up to 2.2 s per reply), each crash or partition (an
-/// election, longer under loss), and stretches with no majority up (see [`outage_ms`]). Runs
-/// with few ops have noisy means, so the bound is wide: on seeds 1000-12999
+/// election, longer under loss), and stretches with no majority up (see
+/// [`outage_ms`]). Runs with few ops have noisy means, so the bound is
+/// wide: on seeds 1000-12999
 /// the slowest run reached 0.45 of it (a mix without nemesis events), the
 /// median 0.05; mixes with events or long reordering at most 0.36. Over
 /// 100,000 seeds from 30,000,000 (issue 24) the slowest reached 0.99
