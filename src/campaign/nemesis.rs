@@ -283,7 +283,8 @@ pub fn outage_ms(spec: &RunSpec) -> (u64, u64) {
     let mut up = vec![true; n];
     // The group of each server (0 or 1); all in group 0 when healed.
     let mut group = vec![0u8; n];
-    // Servers down without a name: (back at, how many).
+    // Servers down without a name (the leader and companions), or all n
+    // while an action leaves no side a majority: (back at, how many).
     let mut anonymous: Vec<(u64, usize)> = Vec::new();
     // The schedule's events, plus a step where each such crash ends.
     let events: Vec<NemesisEvent> = schedule(spec).into_iter().filter(|e| e.at_ms < run_ms).collect();
@@ -291,8 +292,6 @@ pub fn outage_ms(spec: &RunSpec) -> (u64, u64) {
     steps.extend(events.iter().filter_map(|e| e.action.down_ms().map(|d| (e.at_ms + d, None))).filter(|(t, _)| *t < run_ms));
     steps.extend(events.iter().filter_map(|e| blackout_ms(&e.action, n).map(|d| (e.at_ms + d, None))).filter(|(t, _)| *t < run_ms));
     steps.sort_by_key(|(t, _)| *t);
-    // Ends of the stretches in which an action leaves no side a majority.
-    let mut blackouts: Vec<u64> = Vec::new();
     // A disk can be corrupted only at a crash: from the first on, one
     // server may be lost for good.
     let lost_from = events.iter().find(|e| e.action.crashes()).map(|e| e.at_ms).filter(|_| spec.disk.corrupt_rate > 0.0);
@@ -301,13 +300,13 @@ pub fn outage_ms(spec: &RunSpec) -> (u64, u64) {
     let mut out = Outages::default();
     for (at_ms, action) in steps {
         anonymous.retain(|(back, _)| *back > at_ms);
-        blackouts.retain(|end| *end > at_ms);
         if let Some(action) = action {
             if let Some(d) = action.down_ms() {
                 anonymous.push((at_ms + d, anonymous_down(action, n)));
             }
             if let Some(d) = blackout_ms(action, n) {
-                blackouts.push(at_ms + d);
+                // No side a majority: as if every server were out.
+                anonymous.push((at_ms + d, n));
             }
             match action {
                 Action::Partition { b, .. } | Action::Bridge { b, .. } => {
@@ -344,7 +343,7 @@ pub fn outage_ms(spec: &RunSpec) -> (u64, u64) {
         let down: usize = anonymous.iter().map(|(_, k)| k).sum();
         let lost = usize::from(lost_from.is_some_and(|t| t <= at_ms));
         let best = (0..2u8).map(|g| (0..n).filter(|i| up[*i] && group[*i] == g).count()).max().unwrap_or(0);
-        out.step(at_ms, blackouts.is_empty() && best.saturating_sub(down + lost + cut) >= majority);
+        out.step(at_ms, best.saturating_sub(down + lost + cut) >= majority);
     }
     out.finish(run_ms)
 }
