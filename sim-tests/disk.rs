@@ -246,20 +246,21 @@ fn rewrites_walks_a_rewritten_server_into_leading_and_catches_its_first_commit()
     // rejoins; the next leader's AppendEntries replaces that entry and the
     // next leader is cut off at once; the rewritten server leads on a
     // stalled disk and is caught applying its first entry. It leads about
-    // half the time on 3 servers: over seeds 1-5, most events get there,
-    // on both Rafts (raft-rs reports the truncation but not the append, so
-    // there the nemesis cuts off whoever leads).
+    // half the time on 3 servers (over seeds 1-20: ours 47 of 60 events,
+    // raft-rs 30 of 60; raft-rs reports the truncation but not the append,
+    // so there the nemesis cuts off whoever leads). Over seeds 1-10 at
+    // least 12 of 30 must get there on each Raft; by chance none does.
     for raft in RaftKind::ALL {
         let mut caught = 0;
-        for seed in 1..=5 {
+        for seed in 1..=10 {
             let spec = kvraft::campaign::catalog::spec_for("rewrites", seed, None).unwrap().with_raft(raft);
             let r = run_isolated_with(&spec, LIMIT, false, None);
             assert!(r.passed, "{} seed {seed}: {:?}", raft.name(), r.failure);
             assert!(r.coverage["conflict_truncated"] >= 1, "{} seed {seed}: {:?}", raft.name(), r.coverage);
             caught += r.coverage["rewritten_leader_caught"];
         }
-        println!("{}: caught {caught} of 15", raft.name());
-        assert!(caught >= 8, "{}: only {caught} of the 15 events caught a rewritten leader at its first commit", raft.name());
+        println!("{}: caught {caught} of 30", raft.name());
+        assert!(caught >= 12, "{}: only {caught} of the 30 events caught a rewritten leader at its first commit", raft.name());
     }
     // Without the nemesis the state is not reached by chance.
     let mut quiet = kvraft::campaign::catalog::spec_for("rewrites", 1, None).unwrap();
