@@ -644,6 +644,7 @@ fn baseline_flags_slower_figures_and_bad_files() {
         msgs_per_entry: msgs,
         bytes_per_entry: 100.0 * msgs,
         elections_per_run: 1.0,
+        kv_msgs_per_op: msgs / 2.0,
         tolerance: None,
     };
     let base = Baseline {
@@ -659,12 +660,20 @@ fn baseline_flags_slower_figures_and_bad_files() {
     // named.
     let now = [("a".to_string(), f(900, 105.5, 4.3))].into_iter().collect();
     let worse = baseline::regressions(&base, &now);
-    assert_eq!(worse.len(), 5, "{worse:?}");
+    assert_eq!(worse.len(), 6, "{worse:?}");
     assert!(worse[0].starts_with("a: 105.50 ms/op, baseline 100.00 (+5.5%)"), "{worse:?}");
     assert!(worse[1].starts_with("a: 4.300 raft messages per entry"), "{worse:?}");
     assert!(worse[2].starts_with("a: 430.0 raft bytes per entry, baseline 400.0"), "{worse:?}");
-    assert!(worse[3].starts_with("a: 900 ops completed, baseline 1000"), "{worse:?}");
-    assert_eq!(worse[4], "b: not measured");
+    assert!(worse[3].starts_with("a: 2.15 kv messages per op, baseline 2.00"), "{worse:?}");
+    assert!(worse[4].starts_with("a: 900 ops completed, baseline 1000"), "{worse:?}");
+    assert_eq!(worse[5], "b: not measured");
+    // KV messages alone: a clerk that retries more for the same work.
+    let chatty = [("a".to_string(), Figures { kv_msgs_per_op: 2.2, ..f(1000, 100.0, 4.0) }), ("b".to_string(), f(1000, 50.0, 6.0))].into_iter().collect();
+    assert_eq!(baseline::regressions(&base, &chatty), vec!["a: 2.20 kv messages per op, baseline 2.00 (+10.0%)".to_string()]);
+    // A baseline written before kv messages were measured does not check them.
+    let mut older = base.clone();
+    older.scenarios.values_mut().for_each(|s| s.kv_msgs_per_op = 0.0);
+    assert!(baseline::regressions(&older, &chatty).is_empty());
     // Elections: more than the tolerance and more than one over the runs.
     let elections = |e: f64| [("a".to_string(), Figures { elections_per_run: e, ..f(1000, 100.0, 4.0) }), ("b".to_string(), f(1000, 50.0, 6.0))].into_iter().collect();
     // 21 elections in 20 runs (+5%, one more): within.
@@ -676,17 +685,18 @@ fn baseline_flags_slower_figures_and_bad_files() {
     wide.scenarios.get_mut("a").unwrap().tolerance = Some(0.2);
     let now = [("a".to_string(), f(990, 115.0, 4.7)), ("b".to_string(), f(1000, 50.0, 6.0))].into_iter().collect();
     assert!(baseline::regressions(&wide, &now).is_empty());
-    assert_eq!(baseline::regressions(&base, &now).len(), 3);
+    assert_eq!(baseline::regressions(&base, &now).len(), 4);
     // Measured from reports: op-weighted ms/op, messages over entries.
     let mut r1 = kvraft::campaign::report::RunReport::pending(&swarm_spec(1), String::new());
     (r1.scenario, r1.ops, r1.ms_per_op, r1.raft_msgs, r1.committed) = ("x".into(), 10, 10.0, 30, 10);
     let mut r2 = r1.clone();
     (r2.ops, r2.ms_per_op, r2.raft_msgs, r2.committed) = (30, 30.0, 70, 30);
     (r1.raft_bytes, r2.raft_bytes) = (1000, 3000);
+    (r1.kv_msgs, r2.kv_msgs) = (25, 55);
     let led = |terms_led| Some(kvraft::sim::monitor::MonitorReport { terms_led, ..Default::default() });
     (r1.monitor, r2.monitor) = (led(1), led(4));
     let m = baseline::measure(&[r1, r2]);
-    assert_eq!(m["x"], Figures { runs: 2, bytes_per_entry: 100.0, elections_per_run: 2.5, ..f(40, 25.0, 2.5) });
+    assert_eq!(m["x"], Figures { runs: 2, bytes_per_entry: 100.0, elections_per_run: 2.5, kv_msgs_per_op: 2.0, ..f(40, 25.0, 2.5) });
     // Files: round trip; a bad one is an error naming it.
     let path = tmp("baseline-unit.json");
     baseline::save(&base, &path).unwrap();

@@ -2,7 +2,7 @@
 //! a later version of the same Raft to.
 //!
 //! The figures: mean ms per op, Raft messages and bytes per committed
-//! entry, and leader elections per run. Virtual time is deterministic, so
+//! entry, the KV service's messages per op, and leader elections per run. Virtual time is deterministic, so
 //! the figures of given scenarios and seeds are exact, not noisy. A change
 //! that alters the schedule at all (any change to what the servers do)
 //! sends every run down another path, which moves the figures of a
@@ -39,6 +39,12 @@ pub struct Figures {
     pub bytes_per_entry: f64,
     /// Terms that had a leader, per run.
     pub elections_per_run: f64,
+    /// The KV service's messages (clerks' requests and servers' replies)
+    /// per completed op: a clerk that retries too eagerly, or a server
+    /// that makes it, shows here. 0 in a baseline written before it was
+    /// measured, and then not checked.
+    #[serde(default)]
+    pub kv_msgs_per_op: f64,
     /// This scenario's own tolerance, if its figures move more than most
     /// when the schedule changes (partitions at random moments, say).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -72,6 +78,7 @@ pub fn measure(reports: &[RunReport]) -> BTreeMap<String, Figures> {
             let bytes: u64 = rs.iter().map(|r| r.raft_bytes).sum();
             let entries: u64 = rs.iter().map(|r| r.committed).sum();
             let elections: u64 = rs.iter().map(|r| r.monitor.as_ref().map_or(0, |m| m.terms_led)).sum();
+            let kv_msgs: u64 = rs.iter().map(|r| r.kv_msgs).sum();
             let per_entry = |x: u64| if entries == 0 { 0.0 } else { x as f64 / entries as f64 };
             let f = Figures {
                 runs: rs.len(),
@@ -80,6 +87,7 @@ pub fn measure(reports: &[RunReport]) -> BTreeMap<String, Figures> {
                 msgs_per_entry: per_entry(msgs),
                 bytes_per_entry: per_entry(bytes),
                 elections_per_run: elections as f64 / rs.len() as f64,
+                kv_msgs_per_op: if ops == 0 { 0.0 } else { kv_msgs as f64 / ops as f64 },
                 tolerance: None,
             };
             (name, f)
@@ -100,14 +108,16 @@ pub fn regressions(base: &Baseline, now: &BTreeMap<String, Figures>) -> Vec<Stri
             out.push(format!("{name}: not measured"));
             continue;
         };
-        // (now, baseline, decimals, what)
+        // (now, baseline, decimals, what); a baseline figure of 0 was not
+        // measured (kv messages, in a file older than that figure).
         let figures = [
             (n.ms_per_op, b.ms_per_op, 2, "ms/op"),
             (n.msgs_per_entry, b.msgs_per_entry, 3, "raft messages per entry"),
             (n.bytes_per_entry, b.bytes_per_entry, 1, "raft bytes per entry"),
+            (n.kv_msgs_per_op, b.kv_msgs_per_op, 2, "kv messages per op"),
         ];
         for (now, was, dec, what) in figures {
-            if now > was * limit {
+            if was > 0.0 && now > was * limit {
                 out.push(format!("{name}: {now:.dec$} {what}, baseline {was:.dec$} (+{:.1}%)", pct(now, was)));
             }
         }
@@ -125,13 +135,15 @@ pub fn regressions(base: &Baseline, now: &BTreeMap<String, Figures>) -> Vec<Stri
 /// One line: scenario `name`'s figures `now` beside the baseline's `was`.
 pub fn render_row(name: &str, now: &Figures, was: &Figures) -> String {
     format!(
-        "{name:<32} {:>8.2} ms/op (baseline {:.2}), {:>7.3} raft msgs/entry (baseline {:.3}), {:>8.1} bytes/entry (baseline {:.1}), {:>6.2} elections/run (baseline {:.2}), {} ops",
+        "{name:<32} {:>8.2} ms/op (baseline {:.2}), {:>7.3} raft msgs/entry (baseline {:.3}), {:>8.1} bytes/entry (baseline {:.1}), {:>6.2} kv msgs/op (baseline {:.2}), {:>6.2} elections/run (baseline {:.2}), {} ops",
         now.ms_per_op,
         was.ms_per_op,
         now.msgs_per_entry,
         was.msgs_per_entry,
         now.bytes_per_entry,
         was.bytes_per_entry,
+        now.kv_msgs_per_op,
+        was.kv_msgs_per_op,
         now.elections_per_run,
         was.elections_per_run,
         now.ops

@@ -225,7 +225,9 @@ pub fn run_spec_opts(spec: &RunSpec, opts: &RunOptions) -> RunReport {
         r.coverage = m.coverage.clone();
         r.committed = m.committed;
         r.monitor = Some(m);
-        (r.raft_msgs, r.raft_bytes) = cfg.network().stats().frames_except(crate::kv::KV_SERVICE);
+        let stats = cfg.network().stats();
+        (r.raft_msgs, r.raft_bytes) = stats.frames_except(crate::kv::KV_SERVICE);
+        r.kv_msgs = stats.frames_of(crate::kv::KV_SERVICE).0;
     }
     let mut verdict = None;
     match outcome {

@@ -107,6 +107,10 @@ pub struct RunReport {
     /// [`efficiency_bound`](super::verify::efficiency_bound)): how close a
     /// run came to failing as inefficient.
     pub raft_bound: (u64, u64),
+    /// The KV service's messages (clerks' requests and servers' replies,
+    /// as sent, before any is lost): what the clerks cost the network.
+    #[serde(default)]
+    pub kv_msgs: u64,
     /// Hash of every message event and the history (0 if the run panicked).
     pub trace_hash: u64,
     /// The per-server trace file written for this run, if any.
@@ -157,6 +161,7 @@ impl RunReport {
             raft_bytes: 0,
             committed: 0,
             raft_bound: (0, 0),
+            kv_msgs: 0,
             trace_hash: 0,
             trace: None,
             trace_events: 0,

@@ -92,6 +92,11 @@ impl NetStats {
             .filter(|(s, _)| **s != except)
             .fold((0, 0), |(f, b), (_, (f2, b2))| (f + f2, b + b2))
     }
+
+    /// Frames and bytes of `service` alone.
+    pub fn frames_of(&self, service: u16) -> (u64, u64) {
+        self.frames_by_service.get(&service).copied().unwrap_or((0, 0))
+    }
 }
 
 /// A cap on the messages a run may send: `base` plus `per_s` for every
