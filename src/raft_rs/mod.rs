@@ -16,9 +16,10 @@
 //!   leader cut off from a majority goes on leading its minority, commits
 //!   nothing there, and steps down when it hears of a later term. The KV
 //!   service reads through the log, not from a leader's lease, so it needs
-//!   no check-quorum; with it on, loss and long reordering made raft-rs
-//!   leaders step down again and again and runs three times slower (seeds
-//!   40010386 and 40011351 in `sim-tests/regressions.json`).
+//!   no check-quorum. With it on, loss and long reordering made raft-rs
+//!   leaders step down again and again, and runs took up to three times
+//!   as long per op (seeds 40010386 and 40011351 in
+//!   `sim-tests/regressions.json`).
 //! - The log is never compacted and membership never changes.
 //! - It reports its role and term changes, and the rare situations visible
 //!   from outside raft-rs (a candidate campaigning again, a leader elected
