@@ -1013,7 +1013,7 @@ fn timeline_html_is_self_contained_and_escaped() {
 }
 
 // ---------------------------------------------------------------------------
-// Timing (not a pass/fail criterion): `cargo test --release --test checker -- --ignored --nocapture timing`
+// Timing (not a pass/fail criterion): `cargo test --release --test suite -- checker::timing --ignored --nocapture`
 
 #[test]
 #[ignore]

@@ -27,6 +27,9 @@ fn test_name(module: &str, raft: kvraft::sim::rafts::RaftKind, test: &str) -> St
     format!("{module}::{variant}::{test}")
 }
 
+#[macro_use]
+mod support;
+
 mod checker;
 mod disk;
 mod kv_4a;
