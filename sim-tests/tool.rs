@@ -104,6 +104,24 @@ fn cli_rejects_bad_input_with_exit_2() {
     let (code, _, err) = kvraft(&["fuzz", "--bug", "nope"]);
     assert_eq!(code, 2);
     assert!(err.contains("unknown bug 'nope'"), "{err}");
+    // A campaign of no seeds is a mistake, not a clean run.
+    let (code, _, err) = kvraft(&["fuzz", "--seeds", "0"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--seeds") && err.contains("0"), "{err}");
+    let (code, _, err) = kvraft(&["fuzz", "--seeds", "2", "--shard", "3/4"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--shard 3/4 of 2 seeds selects none"), "{err}");
+    let (code, _, err) = kvraft(&["fuzz", "--start", &u64::MAX.to_string(), "--seeds", "2"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("the last seed is past"), "{err}");
+    // A history with nothing in it is not "linearizable".
+    for (name, text) in [("empty.edn", ""), ("blank.json", "  \n"), ("no-ops.json", "{\"scenario\": \"x\", \"seed\": 1, \"ops\": []}")] {
+        let p = tmp(name);
+        std::fs::write(&p, text).unwrap();
+        let (code, out, err) = kvraft(&["check", p.to_str().unwrap()]);
+        assert_eq!(code, 2, "{name}: {out}{err}");
+        assert!(out.contains(&format!("{}: error: no operations", p.display())), "{name}: {out}{err}");
+    }
 }
 
 #[test]

@@ -169,8 +169,8 @@ struct FuzzArgs {
     /// Swarm testing: each seed draws its own fault mix (same as --scenario swarm).
     #[arg(long)]
     swarm: bool,
-    /// Seeds per scenario.
-    #[arg(long, default_value_t = 3)]
+    /// Seeds per scenario (at least 1).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..))]
     seeds: u64,
     /// First seed.
     #[arg(long, default_value_t = 1)]
@@ -390,8 +390,14 @@ fn fuzz(mut args: FuzzArgs) -> Result<bool, String> {
         names = catalog::catalog().into_iter().filter(|s| s.default).map(|s| s.name.to_string()).collect();
         names.push(swarm::SWARM.to_string());
     }
+    if args.start.checked_add(args.seeds - 1).is_none() {
+        return Err(format!("--start {} with --seeds {}: the last seed is past {}", args.start, args.seeds, u64::MAX));
+    }
     let (shard_i, shard_n) = args.shard.unwrap_or((0, 1));
     let seeds: Vec<u64> = (0..args.seeds).map(|k| args.start + k).filter(|s| (s - args.start) % shard_n == shard_i).collect();
+    if seeds.is_empty() {
+        return Err(format!("--shard {shard_i}/{shard_n} of {} seeds selects none of them", args.seeds));
+    }
     let mut specs = Vec::new();
     for seed in &seeds {
         for name in &names {

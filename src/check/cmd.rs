@@ -23,7 +23,15 @@ pub fn run_check_with(paths: &[PathBuf], timeline_dir: Option<&Path>) -> i32 {
     }
     for path in paths {
         let shown = path.display();
-        let history = match super::input::load_any(path) {
+        let loaded = super::input::load_any(path).and_then(|h| {
+            // Nothing to check is not a verdict of "linearizable".
+            if h.ops.is_empty() {
+                Err(super::history::HistoryError::Empty { path: shown.to_string() })
+            } else {
+                Ok(h)
+            }
+        });
+        let history = match loaded {
             Ok(h) => h,
             Err(e) => {
                 println!("{shown}: error: {}", strip_prefix(&e.to_string(), &shown.to_string()));

@@ -205,6 +205,8 @@ pub enum HistoryError {
     Invalid { path: String, index: usize, reason: String },
     #[error("{path}: line {line}: {reason}")]
     Edn { path: String, line: usize, reason: String },
+    #[error("{path}: no operations")]
+    Empty { path: String },
 }
 
 impl HistoryError {
@@ -216,6 +218,7 @@ impl HistoryError {
             }
             HistoryError::Invalid { index, reason, .. } => HistoryError::Invalid { path: p.to_string(), index, reason },
             HistoryError::Edn { line, reason, .. } => HistoryError::Edn { path: p.to_string(), line, reason },
+            HistoryError::Empty { .. } => HistoryError::Empty { path: p.to_string() },
         }
     }
 }
