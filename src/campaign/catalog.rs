@@ -42,41 +42,68 @@ impl Scenario {
 /// 6.5840's GenericTest as a run spec: `clients` clerks and `servers`
 /// servers, three 5 s rounds, 6.5840's unreliable network if asked,
 /// restarts of every server between rounds, partitions of the given style.
-fn generic(
-    name: &str,
+/// A catalogue row names each field, starting from [`Generic::FIVE`].
+#[derive(Clone, Copy)]
+struct Generic {
     clients: usize,
     servers: usize,
+    /// 6.5840's unreliable network: loss both ways and delays.
     unreliable: bool,
+    /// Every server crashes and restarts between rounds.
     restarts: bool,
     partition: PartitionStyle,
+    /// Random keys, and puts as well as appends.
     random_keys: bool,
+    /// The scenario's ms/op bound.
     bound_ms: f64,
-) -> RunSpec {
-    let mut faults = Faults::default();
-    if unreliable {
-        let u = FaultConfig::unreliable();
-        faults.request_loss = u.request_loss;
-        faults.reply_loss = u.reply_loss;
-        faults.delay_ms = [u.min_delay.as_millis() as u64, u.max_delay.as_millis() as u64];
-    }
-    RunSpec {
-        scenario: name.to_string(),
-        seed: 0,
-        servers,
-        clients,
-        workload: Workload::Generic { iterations: 3, round_ms: 5000, random_keys, restarts, inline_checks: true },
-        faults,
-        partition,
-        crash_rate: 0.0,
-        targeted_rate: 0.0,
-        nemesis: None,
-        bug: Bug::None,
-        disk: DiskFaults::default(),
-        clock_drift: 1.0,
-        raft: RaftKind::Ours,
-        bound_ms,
-        liveness_ms: LIVENESS_MS,
-        inject_nondeterminism: false,
+}
+
+impl Generic {
+    /// 5 clerks on 5 servers, a reliable network, nothing crashes, no
+    /// partitions, each clerk its own key; a row sets `bound_ms` (0 here).
+    const FIVE: Generic = Generic {
+        clients: 5,
+        servers: 5,
+        unreliable: false,
+        restarts: false,
+        partition: PartitionStyle::None,
+        random_keys: false,
+        bound_ms: 0.0,
+    };
+
+    fn spec(self, name: &str) -> RunSpec {
+        let mut faults = Faults::default();
+        if self.unreliable {
+            let u = FaultConfig::unreliable();
+            faults.request_loss = u.request_loss;
+            faults.reply_loss = u.reply_loss;
+            faults.delay_ms = [u.min_delay.as_millis() as u64, u.max_delay.as_millis() as u64];
+        }
+        RunSpec {
+            scenario: name.to_string(),
+            seed: 0,
+            servers: self.servers,
+            clients: self.clients,
+            workload: Workload::Generic {
+                iterations: 3,
+                round_ms: 5000,
+                random_keys: self.random_keys,
+                restarts: self.restarts,
+                inline_checks: true,
+            },
+            faults,
+            partition: self.partition,
+            crash_rate: 0.0,
+            targeted_rate: 0.0,
+            nemesis: None,
+            bug: Bug::None,
+            disk: DiskFaults::default(),
+            clock_drift: 1.0,
+            raft: RaftKind::Ours,
+            bound_ms: self.bound_ms,
+            liveness_ms: LIVENESS_MS,
+            inject_nondeterminism: false,
+        }
     }
 }
 
@@ -221,46 +248,46 @@ fn rejoins() -> RunSpec {
 
 /// Every scenario, in a fixed order.
 pub fn catalog() -> Vec<Scenario> {
-    use PartitionStyle::{Halves, None as NoParts, OneWay};
+    use PartitionStyle::{Halves, OneWay};
     let sc = |name: &'static str, about: &'static str, template: RunSpec| Scenario { name, about, template, default: true };
     let broken = |name: &'static str, about: &'static str, template: RunSpec| Scenario { name, about, template, default: false };
-    let mut dup = generic("duplication", 5, 5, true, true, Halves, false, 600.0);
+    let mut dup = Generic { unreliable: true, restarts: true, partition: Halves, bound_ms: 600.0, ..Generic::FIVE }.spec("duplication");
     dup.faults.duplicate_rate = 0.3;
     vec![
-        sc("basic", "1 clerk, 5 servers, reliable network", generic("basic", 1, 5, false, false, NoParts, false, 45.0)),
-        sc("concurrent", "5 clerks, 5 servers, reliable network", generic("concurrent", 5, 5, false, false, NoParts, false, 60.0)),
+        sc("basic", "1 clerk, 5 servers, reliable network", Generic { clients: 1, bound_ms: 45.0, ..Generic::FIVE }.spec("basic")),
+        sc("concurrent", "5 clerks, 5 servers, reliable network", Generic { bound_ms: 60.0, ..Generic::FIVE }.spec("concurrent")),
         sc(
             "unreliable",
             "5 clerks; 10% of requests and replies lost, delays 0-27 ms",
-            generic("unreliable", 5, 5, true, false, NoParts, false, 200.0),
+            Generic { unreliable: true, bound_ms: 200.0, ..Generic::FIVE }.spec("unreliable"),
         ),
         sc(
             "partitions",
             "5 clerks; servers split in two at random every ~1 s",
-            generic("partitions", 5, 5, false, false, Halves, false, 150.0),
+            Generic { partition: Halves, bound_ms: 150.0, ..Generic::FIVE }.spec("partitions"),
         ),
         sc(
             "restarts",
             "5 clerks; all servers crash and restart between rounds",
-            generic("restarts", 5, 5, false, true, NoParts, false, 100.0),
+            Generic { restarts: true, bound_ms: 100.0, ..Generic::FIVE }.spec("restarts"),
         ),
         sc(
             "restarts_unreliable",
             "5 clerks; crashes and a lossy network",
-            generic("restarts_unreliable", 5, 5, true, true, NoParts, false, 300.0),
+            Generic { unreliable: true, restarts: true, bound_ms: 300.0, ..Generic::FIVE }.spec("restarts_unreliable"),
         ),
         sc(
             "partitions_restarts_unreliable",
             "5 clerks; partitions, crashes, loss",
-            generic("partitions_restarts_unreliable", 5, 5, true, true, Halves, false, 500.0),
+            Generic { unreliable: true, restarts: true, partition: Halves, bound_ms: 500.0, ..Generic::FIVE }.spec("partitions_restarts_unreliable"),
         ),
         sc(
             "linearizable",
             "15 clerks, 7 servers, random keys with puts; partitions, crashes, loss",
-            generic("linearizable", 15, 7, true, true, Halves, true, 600.0),
+            Generic { clients: 15, servers: 7, unreliable: true, restarts: true, partition: Halves, random_keys: true, bound_ms: 600.0, ..Generic::FIVE }.spec("linearizable"),
         ),
         sc("duplication", "5 clerks; 30% of messages delivered twice, plus loss, partitions, crashes", dup),
-        sc("one_way", "5 clerks; random one-way link cuts between servers", generic("one_way", 5, 5, false, false, OneWay, false, 300.0)),
+        sc("one_way", "5 clerks; random one-way link cuts between servers", Generic { partition: OneWay, bound_ms: 300.0, ..Generic::FIVE }.spec("one_way")),
         sc(
             "leader_churn",
             "5 clerks, 10 keys, 10 s; the leader crashed as it appends, crashed with a minority (Figure 8), left stale in a minority",
@@ -291,12 +318,12 @@ pub fn catalog() -> Vec<Scenario> {
         broken(
             "broken_local_get",
             "a broken server that answers Get from its local map (must fail)",
-            generic("broken_local_get", 5, 5, false, false, Halves, true, 150.0).with_bug(Bug::LocalGet),
+            Generic { partition: Halves, random_keys: true, bound_ms: 150.0, ..Generic::FIVE }.spec("broken_local_get").with_bug(Bug::LocalGet),
         ),
         broken(
             "broken_no_dedup",
             "a broken server without a duplicate table (must fail)",
-            generic("broken_no_dedup", 5, 5, true, false, NoParts, false, 200.0).with_bug(Bug::NoDedup),
+            Generic { unreliable: true, bound_ms: 200.0, ..Generic::FIVE }.spec("broken_no_dedup").with_bug(Bug::NoDedup),
         ),
     ]
 }
