@@ -195,8 +195,8 @@ pub fn null_rtt_ms() -> f64 {
 pub fn speed_ms_per_op(raft: RaftKind, disk: DiskFaults) -> f64 {
     simulate(BENCH_SEED, move || async move {
         let opts = KvOptions { disk, ..KvOptions::new(3, false).raft(raft) };
-        let cfg = KvCluster::with_options(opts, "bench_speed").await;
-        let mut ck = cfg.make_client(&cfg.all()).await;
+        let cluster = KvCluster::with_options(opts, "bench_speed").await;
+        let mut ck = cluster.make_client(&cluster.all()).await;
         ck.get("x").await;
         let start = Instant::now();
         for i in 0..1000 {
@@ -212,10 +212,10 @@ pub fn throughput(raft: RaftKind, clerks: usize, disk: DiskFaults) -> (f64, f64,
     simulate(BENCH_SEED, move || async move {
         let window = Duration::from_secs(5);
         let opts = KvOptions { disk, ..KvOptions::new(5, false).raft(raft) };
-        let cfg = KvCluster::with_options(opts, "bench_throughput").await;
+        let cluster = KvCluster::with_options(opts, "bench_throughput").await;
         let mut cks = Vec::with_capacity(clerks);
         for _ in 0..clerks {
-            cks.push(cfg.make_client(&cfg.all()).await);
+            cks.push(cluster.make_client(&cluster.all()).await);
         }
         // Warm up: a leader exists and every clerk knows it.
         let warm: Vec<_> = cks
@@ -231,7 +231,7 @@ pub fn throughput(raft: RaftKind, clerks: usize, disk: DiskFaults) -> (f64, f64,
         for w in warm {
             cks.push(w.await.expect("warm-up task"));
         }
-        let raft0 = cfg.network().stats().frames_except(KV_SERVICE).0;
+        let raft0 = cluster.network().stats().frames_except(KV_SERVICE).0;
         let start = Instant::now();
         let tasks: Vec<_> = cks
             .into_iter()
@@ -258,7 +258,7 @@ pub fn throughput(raft: RaftKind, clerks: usize, disk: DiskFaults) -> (f64, f64,
             ops += n;
             lat += l;
         }
-        let raft = cfg.network().stats().frames_except(KV_SERVICE).0 - raft0;
+        let raft = cluster.network().stats().frames_except(KV_SERVICE).0 - raft0;
         let ops_f = ops.max(1) as f64;
         (ops as f64 / window.as_secs_f64(), raft as f64 / ops_f, lat / ops_f)
     })

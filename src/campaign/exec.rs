@@ -117,40 +117,40 @@ async fn execute(spec: RunSpec, customize: Option<Customize>, trace: bool, seen:
     if let Some(c) = &customize {
         c(&mut opts);
     }
-    let cfg = KvCluster::with_options(opts, &spec.scenario).await;
-    *seen.lock().unwrap() = Some(cfg.clone());
+    let cluster = KvCluster::with_options(opts, &spec.scenario).await;
+    *seen.lock().unwrap() = Some(cluster.clone());
     tokio::select! {
-        o = run_and_check(&spec, &cfg) => o,
+        o = run_and_check(&spec, &cluster) => o,
         // The run ends at the violation, with the figures it reached.
-        () = cfg.stopped() => Outcome {
-            violation: cfg.violation(),
+        () = cluster.stopped() => Outcome {
+            violation: cluster.violation(),
             verdict: None,
-            figures: cfg.figures(),
+            figures: cluster.figures(),
             history: None,
             liveness: Err(String::new()),
             convergence_ms: 0,
-            trace_hash: cfg.trace_hash(),
+            trace_hash: cluster.trace_hash(),
         },
     }
 }
 
 /// The workload (the nemesis alongside), the liveness phase, convergence
 /// and the history's check.
-async fn run_and_check(spec: &RunSpec, cfg: &KvCluster) -> Outcome {
+async fn run_and_check(spec: &RunSpec, cluster: &KvCluster) -> Outcome {
     let window = Duration::from_millis(spec.liveness_ms);
     let spec = spec.clone();
-    let cfg = cfg.clone();
+    let cluster = cluster.clone();
     // The history says what produced it: the spec, its schedule written out.
     if let Ok(v) = serde_json::to_value(nemesis::materialize(&spec)) {
-        cfg.set_spec(v);
+        cluster.set_spec(v);
     }
     if spec.inject_nondeterminism {
-        cfg.network().inject_unseeded_delay();
+        cluster.network().inject_unseeded_delay();
     }
     let (clerks, key_of): (_, Box<dyn Fn(usize) -> String>) = match &spec.workload {
         Workload::Generic { .. } => {
             let g = GenericSpec::from_run(&spec).expect("a generic workload");
-            let clerks = workload::generic(&cfg, &g).await;
+            let clerks = workload::generic(&cluster, &g).await;
             // Handles for uniformity with swarm clerks, which may be mid-op.
             let clerks = clerks.into_iter().map(|ck| tokio::spawn(async move { ck })).collect();
             let n = spec.clients;
@@ -158,30 +158,30 @@ async fn run_and_check(spec: &RunSpec, cfg: &KvCluster) -> Outcome {
         }
         Workload::Swarm { keys, .. } => {
             let keys = *keys;
-            cfg.begin(&format!("Test: swarm {}", describe_mix(&spec)));
-            (workload::random_ops(&cfg, &spec).await, Box::new(move |k| key_name(k % keys)))
+            cluster.begin(&format!("Test: swarm {}", describe_mix(&spec)));
+            (workload::random_ops(&cluster, &spec).await, Box::new(move |k| key_name(k % keys)))
         }
     };
-    let liveness = liveness_phase(&cfg, clerks, key_of, window).await;
+    let liveness = liveness_phase(&cluster, clerks, key_of, window).await;
     // A stuck cluster cannot converge: report the liveness failure instead.
     let convergence_ms = match liveness {
         Ok(_) => {
-            cfg.note(kinds::PHASE, "convergence: every replica must apply up to the same index");
-            cfg.converge(Duration::from_millis(CONVERGENCE_MS)).await
+            cluster.note(kinds::PHASE, "convergence: every replica must apply up to the same index");
+            cluster.converge(Duration::from_millis(CONVERGENCE_MS)).await
         }
         Err(_) => 0,
     };
-    let (verdict, path) = verify::linearizability(&cfg);
+    let (verdict, path) = verify::linearizability(&cluster);
     let outcome = Outcome {
         violation: None,
         verdict: Some(verdict),
-        figures: cfg.figures(),
+        figures: cluster.figures(),
         history: path,
         liveness,
         convergence_ms,
-        trace_hash: cfg.trace_hash(),
+        trace_hash: cluster.trace_hash(),
     };
-    cfg.shutdown().await;
+    cluster.shutdown().await;
     outcome
 }
 
@@ -217,15 +217,15 @@ pub fn run_spec_opts(spec: &RunSpec, opts: &RunOptions) -> RunReport {
     let outcome = catch_unwind(AssertUnwindSafe(|| rt.block_on(execute(owned, customize, tracing, seen.clone()))));
     let panic = context::take_panic();
     let mut r = RunReport::pending(spec, reproduce);
-    let cluster = seen.lock().unwrap().take();
-    if let Some(cfg) = &cluster {
+    let built = seen.lock().unwrap().take();
+    if let Some(cluster) = &built {
         // What a run that stopped midway reached (no clock needed).
-        r.ops = cfg.history().ops.iter().filter(|o| !o.is_pending()).count();
-        let m = cfg.monitor_report();
+        r.ops = cluster.history().ops.iter().filter(|o| !o.is_pending()).count();
+        let m = cluster.monitor_report();
         r.coverage = m.coverage.clone();
         r.committed = m.committed;
         r.monitor = Some(m);
-        let stats = cfg.network().stats();
+        let stats = cluster.network().stats();
         (r.raft_msgs, r.raft_bytes) = stats.frames_except(crate::kv::KV_SERVICE);
         r.kv_msgs = stats.frames_of(crate::kv::KV_SERVICE).0;
     }
@@ -249,27 +249,27 @@ pub fn run_spec_opts(spec: &RunSpec, opts: &RunOptions) -> RunReport {
             }
         }
         Err(_) => {
-            if let Some(cfg) = &cluster {
+            if let Some(cluster) = &built {
                 // What it reached up to the panic (the simulation is gone:
                 // its clock stopped at the panic).
-                let f = cfg.figures_until(context::take_panic_at().unwrap_or(std::time::Instant::now()));
-                reached(&mut r, &f, cfg.trace_hash());
+                let f = cluster.figures_until(context::take_panic_at().unwrap_or(std::time::Instant::now()));
+                reached(&mut r, &f, cluster.trace_hash());
             }
             // A violation the monitor recorded comes first: a panic after
             // it (a step that went on) is its fallout.
-            let violation = cluster.as_ref().and_then(|c| c.violation());
+            let violation = built.as_ref().and_then(|c| c.violation());
             r.failure = Some(violation.or(panic).unwrap_or_else(|| "panicked".to_string()));
         }
     }
-    if let (true, Some(cfg)) = (tracing, &cluster) {
-        r.trace_events = cfg.run_log().trace_len();
+    if let (true, Some(cluster)) = (tracing, &built) {
+        r.trace_events = cluster.run_log().trace_len();
         // Lines (names, text) are made only for a trace that is written.
         if !r.passed || opts.trace_out.is_some() {
-            if let Some(lines) = cfg.trace_lines() {
-                write_trace(&mut r, opts, &cfg.history(), verdict.as_ref(), &lines);
+            if let Some(lines) = cluster.trace_lines() {
+                write_trace(&mut r, opts, &cluster.history(), verdict.as_ref(), &lines);
             }
         }
-        cfg.run_log().release_trace();
+        cluster.run_log().release_trace();
     }
     r
 }

@@ -360,128 +360,128 @@ pub fn materialize(spec: &RunSpec) -> RunSpec {
 
 /// Applies one nemesis action to the cluster. What it leaves for later
 /// (restarting the servers it crashed) runs as a task, returned.
-pub async fn apply(cfg: &KvCluster, action: &Action) -> Option<JoinHandle<()>> {
-    let n = cfg.n();
-    cfg.note(kinds::NEMESIS, describe(action));
+pub async fn apply(cluster: &KvCluster, action: &Action) -> Option<JoinHandle<()>> {
+    let n = cluster.n();
+    cluster.note(kinds::NEMESIS, describe(action));
     match action {
         Action::Partition { a, b } => {
-            cfg.connect_all();
-            cfg.partition(a, b);
+            cluster.connect_all();
+            cluster.partition(a, b);
         }
         Action::IsolateLeader => {
-            let l = cfg.leader().unwrap_or(0);
+            let l = cluster.leader().unwrap_or(0);
             let rest: Vec<usize> = (0..n).filter(|i| *i != l).collect();
-            cfg.connect_all();
-            cfg.partition(&[l], &rest);
+            cluster.connect_all();
+            cluster.partition(&[l], &rest);
         }
         Action::CutOneWay { links } => {
-            cfg.connect_all();
-            cfg.cut_links(links);
+            cluster.connect_all();
+            cluster.cut_links(links);
         }
         Action::Bridge { a, b, .. } => {
-            cfg.connect_all();
+            cluster.connect_all();
             let links: Vec<(usize, usize)> = a.iter().flat_map(|x| b.iter().flat_map(move |y| [(*x, *y), (*y, *x)])).collect();
-            cfg.cut_links(&links);
+            cluster.cut_links(&links);
         }
-        Action::Heal => cfg.connect_all(),
+        Action::Heal => cluster.connect_all(),
         Action::Crash { server } => {
-            if cfg.is_alive(*server) {
-                cfg.shutdown_server(*server);
+            if cluster.is_alive(*server) {
+                cluster.shutdown_server(*server);
             }
         }
         Action::Restart { server } => {
-            if !cfg.is_alive(*server) {
-                cfg.start_server(*server).await;
-                cfg.connect_server(*server);
+            if !cluster.is_alive(*server) {
+                cluster.start_server(*server).await;
+                cluster.connect_server(*server);
             }
         }
         Action::CrashLeader { down_ms } => {
-            let l = cfg.leader()?;
-            cfg.shutdown_server(l);
-            return Some(tokio::spawn(restart_after(cfg.clone(), vec![l], *down_ms)));
+            let l = cluster.leader()?;
+            cluster.shutdown_server(l);
+            return Some(tokio::spawn(restart_after(cluster.clone(), vec![l], *down_ms)));
         }
         Action::CrashLeaderAfterAppend { down_ms } => {
-            let (cfg, down_ms) = (cfg.clone(), *down_ms);
+            let (cluster, down_ms) = (cluster.clone(), *down_ms);
             return Some(tokio::spawn(async move {
-                if let Some(l) = cfg.catch_leader_append(Duration::from_secs(1)).await {
+                if let Some(l) = cluster.catch_leader_append(Duration::from_secs(1)).await {
                     // Cut off, it syncs the entry nobody else got; then it
                     // crashes, and the entry survives on its disk alone.
-                    tokio::time::sleep(cfg.longest_sync() + Duration::from_millis(1)).await;
-                    cfg.shutdown_server(l);
-                    restart_after(cfg, vec![l], down_ms).await;
+                    tokio::time::sleep(cluster.longest_sync() + Duration::from_millis(1)).await;
+                    cluster.shutdown_server(l);
+                    restart_after(cluster, vec![l], down_ms).await;
                 }
             }));
         }
         Action::CrashLeaderOnCommit { down_ms } => {
-            let l = cfg.leader()?;
-            let (holders, cut) = bare_majority(cfg, l, &[]);
+            let l = cluster.leader()?;
+            let (holders, cut) = bare_majority(cluster, l, &[]);
             // Its disk stalls: the followers' copies are durable first.
-            cfg.stall_disk(l, COMMIT_STALL);
-            let (cfg, down_ms) = (cfg.clone(), *down_ms);
+            cluster.stall_disk(l, COMMIT_STALL);
+            let (cluster, down_ms) = (cluster.clone(), *down_ms);
             return Some(tokio::spawn(async move {
-                if cfg.catch_leader_commit(l, Duration::from_secs(1)).await {
-                    crash_caught(&cfg, l, holders, cut, down_ms).await;
+                if cluster.catch_leader_commit(l, Duration::from_secs(1)).await {
+                    crash_caught(&cluster, l, holders, cut, down_ms).await;
                 } else {
-                    cfg.connect_all();
+                    cluster.connect_all();
                 }
             }));
         }
         Action::CrashRewrittenOnCommit { down_ms } => {
-            let (cfg, down_ms) = (cfg.clone(), *down_ms);
+            let (cluster, down_ms) = (cluster.clone(), *down_ms);
             return Some(tokio::spawn(async move {
                 // An entry nobody else has ends the log of a leader cut off.
-                let Some(victim) = cfg.catch_leader_append(Duration::from_secs(1)).await else { return };
+                let Some(victim) = cluster.catch_leader_append(Duration::from_secs(1)).await else { return };
                 // It rejoins the moment the others have a leader, most
                 // often before that leader's first entry, which then
                 // replaces the victim's last alone.
                 let start = Instant::now();
-                while cfg.leader().is_none_or(|l| l == victim) && start.elapsed() < REWRITE_WAIT {
+                while cluster.leader().is_none_or(|l| l == victim) && start.elapsed() < REWRITE_WAIT {
                     tokio::time::sleep(Duration::from_millis(1)).await;
                 }
-                cfg.watch_rewrite(victim);
-                cfg.connect_server(victim);
-                let Some(rewriter) = cfg.rewritten(REWRITE_WAIT).await else {
-                    cfg.stop_rewrite();
-                    cfg.connect_all();
+                cluster.watch_rewrite(victim);
+                cluster.connect_server(victim);
+                let Some(rewriter) = cluster.rewritten(REWRITE_WAIT).await else {
+                    cluster.stop_rewrite();
+                    cluster.connect_all();
                     return;
                 };
-                let (holders, cut) = bare_majority(&cfg, victim, &[rewriter]);
-                if cfg.catch_rewritten_commit(REWRITE_WAIT).await {
-                    crash_caught(&cfg, victim, holders, cut, down_ms).await;
+                let (holders, cut) = bare_majority(&cluster, victim, &[rewriter]);
+                if cluster.catch_rewritten_commit(REWRITE_WAIT).await {
+                    crash_caught(&cluster, victim, holders, cut, down_ms).await;
                 } else {
-                    cfg.connect_all();
+                    cluster.connect_all();
                 }
             }));
         }
         Action::CrashMinorityWithLeader { down_ms } => {
-            let group = leader_and_minority(cfg)?;
+            let group = leader_and_minority(cluster)?;
             for s in &group {
-                cfg.shutdown_server(*s);
+                cluster.shutdown_server(*s);
             }
-            return Some(tokio::spawn(restart_after(cfg.clone(), group, *down_ms)));
+            return Some(tokio::spawn(restart_after(cluster.clone(), group, *down_ms)));
         }
         Action::RestartLagging => {
-            let applied: Vec<(usize, u64)> = (0..n).filter_map(|i| cfg.applied(i).map(|a| (i, a))).collect();
+            let applied: Vec<(usize, u64)> = (0..n).filter_map(|i| cluster.applied(i).map(|a| (i, a))).collect();
             let top = applied.iter().map(|(_, a)| *a).max()?;
             let (lagging, at) = *applied.iter().min_by_key(|(i, a)| (*a, *i))?;
             if at < top {
-                cfg.start_server(lagging).await;
-                cfg.connect_server(lagging);
+                cluster.start_server(lagging).await;
+                cluster.connect_server(lagging);
             }
         }
         Action::Pause { server, ms } => {
-            let (cfg, server, ms) = (cfg.clone(), *server, *ms);
-            return Some(tokio::spawn(async move { cfg.pause_server(server, ms).await }));
+            let (cluster, server, ms) = (cluster.clone(), *server, *ms);
+            return Some(tokio::spawn(async move { cluster.pause_server(server, ms).await }));
         }
         Action::PauseLeader { ms } => {
-            let (cfg, l, ms) = (cfg.clone(), cfg.leader()?, *ms);
-            return Some(tokio::spawn(async move { cfg.pause_server(l, ms).await }));
+            let (cluster, l, ms) = (cluster.clone(), cluster.leader()?, *ms);
+            return Some(tokio::spawn(async move { cluster.pause_server(l, ms).await }));
         }
         Action::LeaderMinority => {
-            let minority = leader_and_minority(cfg)?;
+            let minority = leader_and_minority(cluster)?;
             let rest: Vec<usize> = (0..n).filter(|i| !minority.contains(i)).collect();
-            cfg.connect_all();
-            cfg.partition(&minority, &rest);
+            cluster.connect_all();
+            cluster.partition(&minority, &rest);
         }
     }
     None
@@ -504,8 +504,8 @@ pub fn describe(action: &Action) -> String {
 /// one of those that make it committed: servers other than `l` are cut
 /// off (`away` among them) until `l` and the rest are a bare majority. The
 /// rest (the servers that may hold what `l` commits), and those cut off.
-fn bare_majority(cfg: &KvCluster, l: usize, away: &[usize]) -> (Vec<usize>, Vec<usize>) {
-    let n = cfg.n();
+fn bare_majority(cluster: &KvCluster, l: usize, away: &[usize]) -> (Vec<usize>, Vec<usize>) {
+    let n = cluster.n();
     let mut others: Vec<usize> = (0..n).filter(|i| *i != l && !away.contains(i)).collect();
     others.shuffle(&mut madsim::rand::thread_rng());
     let mut cut = others.split_off((n / 2).min(others.len()));
@@ -513,9 +513,9 @@ fn bare_majority(cfg: &KvCluster, l: usize, away: &[usize]) -> (Vec<usize>, Vec<
     cut.sort_unstable();
     let mut holders = others;
     holders.sort_unstable();
-    cfg.connect_all();
+    cluster.connect_all();
     if !cut.is_empty() {
-        cfg.partition(&cut, &with(holders.clone(), l));
+        cluster.partition(&cut, &with(holders.clone(), l));
     }
     (holders, cut)
 }
@@ -532,25 +532,25 @@ fn with(mut v: Vec<usize>, x: usize) -> Vec<usize> {
 /// left (the servers `cut` before, and `l` once it restarts `down_ms`
 /// later) has the entry only if `l`'s disk kept it. All heal a while after
 /// the restart.
-async fn crash_caught(cfg: &KvCluster, l: usize, holders: Vec<usize>, cut: Vec<usize>, down_ms: u64) {
-    cfg.shutdown_server(l);
-    cfg.connect_all();
-    cfg.partition(&holders, &with(cut, l));
-    restart_after(cfg.clone(), vec![l], down_ms).await;
+async fn crash_caught(cluster: &KvCluster, l: usize, holders: Vec<usize>, cut: Vec<usize>, down_ms: u64) {
+    cluster.shutdown_server(l);
+    cluster.connect_all();
+    cluster.partition(&holders, &with(cut, l));
+    restart_after(cluster.clone(), vec![l], down_ms).await;
     tokio::time::sleep(COMMIT_HOLD).await;
-    cfg.connect_all();
+    cluster.connect_all();
 }
 
 /// How long each step of `crash_rewritten_on_commit` is waited for.
 const REWRITE_WAIT: Duration = Duration::from_millis(2000);
 
 /// The leader and other servers drawn at random, a minority in all.
-fn leader_and_minority(cfg: &KvCluster) -> Option<Vec<usize>> {
-    let l = cfg.leader()?;
-    let mut others: Vec<usize> = (0..cfg.n()).filter(|i| *i != l).collect();
+fn leader_and_minority(cluster: &KvCluster) -> Option<Vec<usize>> {
+    let l = cluster.leader()?;
+    let mut others: Vec<usize> = (0..cluster.n()).filter(|i| *i != l).collect();
     others.shuffle(&mut madsim::rand::thread_rng());
     let mut group = vec![l];
-    group.extend(others.into_iter().take(((cfg.n() - 1) / 2).saturating_sub(1)));
+    group.extend(others.into_iter().take(((cluster.n() - 1) / 2).saturating_sub(1)));
     group.sort_unstable();
     Some(group)
 }
@@ -564,23 +564,23 @@ const COMMIT_HOLD: Duration = Duration::from_millis(1000);
 const COMMIT_STALL: Duration = Duration::from_millis(300);
 
 /// Restarts `servers` (those still down) after `down_ms`.
-async fn restart_after(cfg: KvCluster, servers: Vec<usize>, down_ms: u64) {
+async fn restart_after(cluster: KvCluster, servers: Vec<usize>, down_ms: u64) {
     tokio::time::sleep(Duration::from_millis(down_ms)).await;
     for s in servers {
-        if !cfg.is_alive(s) {
-            cfg.start_server(s).await;
-            cfg.connect_server(s);
+        if !cluster.is_alive(s) {
+            cluster.start_server(s).await;
+            cluster.connect_server(s);
         }
     }
 }
 
 /// Applies `events` (sorted by time) at their times after `start`; returns
 /// once every restart they left for later is done.
-pub async fn run(cfg: KvCluster, events: Vec<NemesisEvent>, start: Instant) {
+pub async fn run(cluster: KvCluster, events: Vec<NemesisEvent>, start: Instant) {
     let mut later = Vec::new();
     for e in events {
         tokio::time::sleep_until(start + Duration::from_millis(e.at_ms)).await;
-        later.extend(apply(&cfg, &e.action).await);
+        later.extend(apply(&cluster, &e.action).await);
     }
     for h in later {
         h.await.expect("nemesis task");

@@ -20,8 +20,8 @@ pub const CONVERGENCE_MS: u64 = 3000;
 
 /// Checks the cluster's history; writes it (JSON, and an HTML timeline if it
 /// fails) where [`history_dir`] says. Does not panic.
-pub fn linearizability(cfg: &KvCluster) -> (Verdict, Option<PathBuf>) {
-    let h = cfg.history();
+pub fn linearizability(cluster: &KvCluster) -> (Verdict, Option<PathBuf>) {
+    let h = cluster.history();
     let verdict = check_history(&h.ops);
     let mut written = None;
     if let Some(dir) = history_dir(!verdict.linearizable).filter(|_| context::writes_files()) {
@@ -50,10 +50,10 @@ pub fn linearizability(cfg: &KvCluster) -> (Verdict, Option<PathBuf>) {
 /// converge (the monitor fails the test otherwise); then, as assertions,
 /// the history is linearizable and the mean virtual ms per completed op is
 /// within `bound_ms`.
-pub async fn check(cfg: &KvCluster, bound_ms: f64) {
-    cfg.heal().await;
-    let ms = cfg.converge(Duration::from_millis(CONVERGENCE_MS)).await;
-    let m = cfg.monitor_report();
+pub async fn check(cluster: &KvCluster, bound_ms: f64) {
+    cluster.heal().await;
+    let ms = cluster.converge(Duration::from_millis(CONVERGENCE_MS)).await;
+    let m = cluster.monitor_report();
     let reached: Vec<String> = m.coverage.iter().filter(|(_, n)| **n > 0).map(|(k, n)| format!("{k}={n}")).collect();
     context::say(format!(
         "  monitor: replicas converged in {ms} ms; {} terms led, {} leaderships checked for completeness ({} could not be); reached: {}",
@@ -62,7 +62,7 @@ pub async fn check(cfg: &KvCluster, bound_ms: f64) {
         m.completeness_skipped,
         reached.join(" ")
     ));
-    let f = cfg.figures();
+    let f = cluster.figures();
     context::say(format!(
         "  {} ops ({} pending); {:.2} ms/op mean (bound {bound_ms} ms/op), {:.0} ms max",
         f.ops, f.pending, f.mean_ms_per_op, f.max_ms_per_op
@@ -71,13 +71,13 @@ pub async fn check(cfg: &KvCluster, bound_ms: f64) {
         "  faults: requests_dropped={} replies_dropped={} cut_dropped={} duplicated={} delayed={} partitions={} crashes={} restarts={}",
         f.net.requests_dropped, f.net.replies_dropped, f.net.cut_dropped, f.net.duplicated, f.net.delayed, f.partitions, f.crashes, f.restarts
     ));
-    let (verdict, path) = linearizability(cfg);
+    let (verdict, path) = linearizability(cluster);
     if !verdict.linearizable {
         panic!(
             "history is not linearizable (key {:?}); history: {}; reproduce with: {}",
             verdict.failing_key,
             path.map(|p| p.display().to_string()).unwrap_or_default(),
-            context::reproduce_command(cfg.name(), cfg.seed())
+            context::reproduce_command(cluster.name(), cluster.seed())
         );
     }
     context::say("  history is linearizable");

@@ -151,25 +151,25 @@ pub fn check_concurrent_appends(v: &str, counts: &[usize]) {
 }
 
 /// Repartitions the servers at random about once a second until `done`.
-async fn partitioner(cfg: KvCluster, done: Arc<AtomicBool>, one_way: bool) {
-    let n = cfg.n();
+async fn partitioner(cluster: KvCluster, done: Arc<AtomicBool>, one_way: bool) {
+    let n = cluster.n();
     while !done.load(Ordering::SeqCst) {
         if one_way {
             // Heal, then cut a few random directed links between servers.
-            cfg.connect_all();
+            cluster.connect_all();
             let cuts = 1 + rand_u64() as usize % n;
             for _ in 0..cuts {
                 let a = rand_u64() as usize % n;
                 let b = rand_u64() as usize % n;
                 if a != b {
-                    cfg.cut_one_way(a, b);
+                    cluster.cut_one_way(a, b);
                 }
             }
         } else {
             let side: Vec<u64> = (0..n).map(|_| rand_u64() % 2).collect();
             let p0: Vec<usize> = (0..n).filter(|i| side[*i] == 0).collect();
             let p1: Vec<usize> = (0..n).filter(|i| side[*i] == 1).collect();
-            cfg.partition(&p0, &p1);
+            cluster.partition(&p0, &p1);
         }
         sleep(ELECTION_TIMEOUT + Duration::from_millis(rand_u64() % 200)).await;
     }
@@ -180,35 +180,35 @@ async fn partitioner(cfg: KvCluster, done: Arc<AtomicBool>, one_way: bool) {
 /// whole-cluster crashes between rounds as asked; then every client's appends
 /// are checked, and the whole history for linearizability and `bound_ms`.
 pub async fn generic_test(name: &str, spec: &GenericSpec, bound_ms: f64) -> KvCluster {
-    let cfg = run_generic(name, spec).await;
-    verify::check(&cfg, bound_ms).await;
-    cfg.end();
-    cfg
+    let cluster = run_generic(name, spec).await;
+    verify::check(&cluster, bound_ms).await;
+    cluster.end();
+    cluster
 }
 
 /// GenericTest's workload without the final checks: returns the cluster with
 /// its recorded history.
 pub async fn run_generic(name: &str, spec: &GenericSpec) -> KvCluster {
-    let cfg = KvCluster::with_options(spec.options(), name).await;
-    generic(&cfg, spec).await;
-    cfg
+    let cluster = KvCluster::with_options(spec.options(), name).await;
+    generic(&cluster, spec).await;
+    cluster
 }
 
-/// GenericTest's workload on `cfg`; returns the clerks of the last round and
+/// GenericTest's workload on `cluster`; returns the clerks of the last round and
 /// the checking clerk, for a liveness phase.
-pub async fn generic(cfg: &KvCluster, spec: &GenericSpec) -> Vec<TestClerk> {
+pub async fn generic(cluster: &KvCluster, spec: &GenericSpec) -> Vec<TestClerk> {
     if spec.faults.is_none() {
-        cfg.set_duplication(spec.duplicate_rate);
+        cluster.set_duplication(spec.duplicate_rate);
     }
-    cfg.begin(&spec.title());
-    let mut ck = cfg.make_client(&cfg.all()).await;
+    cluster.begin(&spec.title());
+    let mut ck = cluster.make_client(&cluster.all()).await;
     let mut last_round = Vec::new();
     for _ in 0..spec.iterations {
         let done_clients = Arc::new(AtomicBool::new(false));
         let done_partitioner = Arc::new(AtomicBool::new(false));
         let mut clients = Vec::new();
         for cli in 0..spec.clients {
-            let mut myck = cfg.make_client(&cfg.all()).await;
+            let mut myck = cluster.make_client(&cluster.all()).await;
             let done = done_clients.clone();
             let (random_keys, nclients, checks) = (spec.random_keys, spec.clients, spec.inline_checks);
             clients.push(tokio::spawn(async move {
@@ -241,7 +241,7 @@ pub async fn generic(cfg: &KvCluster, spec: &GenericSpec) -> Vec<TestClerk> {
         }
         let part = if spec.partitions {
             sleep(Duration::from_secs(1)).await;
-            Some(tokio::spawn(partitioner(cfg.clone(), done_partitioner.clone(), spec.one_way)))
+            Some(tokio::spawn(partitioner(cluster.clone(), done_partitioner.clone(), spec.one_way)))
         } else {
             None
         };
@@ -250,19 +250,19 @@ pub async fn generic(cfg: &KvCluster, spec: &GenericSpec) -> Vec<TestClerk> {
         done_partitioner.store(true, Ordering::SeqCst);
         if let Some(p) = part {
             p.await.expect("partitioner task");
-            cfg.connect_all();
+            cluster.connect_all();
             // Let a new term start, so ops stuck in a minority come unstuck.
             sleep(ELECTION_TIMEOUT).await;
         }
         if spec.crash {
             for i in 0..spec.servers {
-                cfg.shutdown_server(i);
+                cluster.shutdown_server(i);
             }
             sleep(ELECTION_TIMEOUT).await;
             for i in 0..spec.servers {
-                cfg.start_server(i).await;
+                cluster.start_server(i).await;
             }
-            cfg.connect_all();
+            cluster.connect_all();
         }
         last_round.clear();
         for (i, c) in clients.into_iter().enumerate() {
@@ -294,16 +294,16 @@ pub struct Liveness {
 /// `window` of virtual time. `clerks` yield each clerk once its workload ends;
 /// `key_of` names the key each clerk appends to.
 pub async fn liveness_phase(
-    cfg: &KvCluster,
+    cluster: &KvCluster,
     clerks: Vec<tokio::task::JoinHandle<TestClerk>>,
     key_of: impl Fn(usize) -> String,
     window: Duration,
 ) -> Result<Liveness, String> {
-    cfg.note(
+    cluster.note(
         crate::check::history::kinds::PHASE,
         format!("liveness: every fault healed; each clerk must complete a new op within {} ms", window.as_millis()),
     );
-    cfg.heal().await;
+    cluster.heal().await;
     let healed = std::time::Instant::now();
     let total = clerks.len();
     let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -340,11 +340,11 @@ pub fn key_name(k: usize) -> String {
     format!("k{k}")
 }
 
-/// The random-ops workload of a swarm spec on `cfg`, up to the end of its
+/// The random-ops workload of a swarm spec on `cluster`, up to the end of its
 /// run time: clerks do random Get/Put/Append on the spec's keys while the
 /// nemesis applies the schedule. Returns the clerks (each handed back when
 /// its current op finishes).
-pub async fn random_ops(cfg: &KvCluster, spec: &RunSpec) -> Vec<JoinHandle<TestClerk>> {
+pub async fn random_ops(cluster: &KvCluster, spec: &RunSpec) -> Vec<JoinHandle<TestClerk>> {
     let Workload::Swarm { keys, run_ms, ops_per_client } = spec.workload else {
         panic!("random_ops needs a swarm workload");
     };
@@ -355,14 +355,14 @@ pub async fn random_ops(cfg: &KvCluster, spec: &RunSpec) -> Vec<JoinHandle<TestC
     // clerks run closed loops, and in short runs that one second would
     // dominate the mean ms/op.
     let wait_from = Instant::now();
-    while cfg.leader().is_none() && wait_from.elapsed() < Duration::from_secs(10) {
+    while cluster.leader().is_none() && wait_from.elapsed() < Duration::from_secs(10) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let done = Arc::new(AtomicBool::new(false));
     let start = Instant::now();
     let mut clerks = Vec::new();
     for c in 0..spec.clients {
-        let mut ck = cfg.make_client(&cfg.all()).await;
+        let mut ck = cluster.make_client(&cluster.all()).await;
         let done = done.clone();
         clerks.push(tokio::spawn(async move {
             let mut n = 0u64;
@@ -382,7 +382,7 @@ pub async fn random_ops(cfg: &KvCluster, spec: &RunSpec) -> Vec<JoinHandle<TestC
             ck
         }));
     }
-    let nemesis = tokio::spawn(nemesis::run(cfg.clone(), events, start));
+    let nemesis = tokio::spawn(nemesis::run(cluster.clone(), events, start));
     tokio::time::sleep(Duration::from_millis(run_ms)).await;
     done.store(true, Ordering::SeqCst);
     // Every event is due before now; a restart in progress finishes first.
