@@ -245,16 +245,16 @@ fn check_key_impl(ops: &[Op], ids: &[usize], wide: bool) -> KeyResult {
         None => return KeyResult { ok: true, explored: 0, prefix: Vec::new(), stuck: None },
     };
     let words = (prob.max_slots as usize).div_ceil(64).max(1);
-    let (ok, explored, prefix, stuck) = if words == 1 && !wide {
+    let found = if words == 1 && !wide {
         Search::<u64>::new(&prob, 1).run()
     } else {
         Search::<BigMask>::new(&prob, words).run()
     };
     let map = |v: Vec<u32>| v.into_iter().map(|k| prob.ids[k as usize]).collect::<Vec<_>>();
     KeyResult {
-        ok,
-        explored,
-        prefix: if ok { Vec::new() } else { map(prefix) },
-        stuck: stuck.map(|k| prob.ids[k as usize]),
+        ok: found.linearizable,
+        explored: found.explored,
+        prefix: if found.linearizable { Vec::new() } else { map(found.prefix) },
+        stuck: found.stuck.map(|k| prob.ids[k as usize]),
     }
 }

@@ -58,6 +58,18 @@ struct Frame<M> {
     cursor: u32,
 }
 
+/// What a search found, in the problem's op numbering.
+pub(super) struct Outcome {
+    pub linearizable: bool,
+    /// Search states explored.
+    pub explored: u64,
+    /// If not linearizable: the longest prefix of ops that could be
+    /// linearized (empty otherwise).
+    pub prefix: Vec<u32>,
+    /// If not linearizable: the op that could not follow that prefix.
+    pub stuck: Option<u32>,
+}
+
 pub(super) struct Search<'p, M: Mask> {
     p: &'p Problem<'p>,
     model: Model<'p>,
@@ -751,8 +763,8 @@ impl<'p, M: Mask> Search<'p, M> {
         self.best_valid = self.best_valid.min(len);
     }
 
-    /// Returns (linearizable, states explored, longest prefix, stuck op).
-    pub(super) fn run(mut self) -> (bool, u64, Vec<u32>, Option<u32>) {
+    /// Searches for a linearization of the whole problem.
+    pub(super) fn run(mut self) -> Outcome {
         let n_events = self.p.events.len();
         let init = self.model.narrow_to_state(0, self.p.outs.len() as u32, 0, b"");
         let mut node = Node {
@@ -777,7 +789,7 @@ impl<'p, M: Mask> Search<'p, M> {
                 }
                 let i = node.i as usize;
                 if i == n_events {
-                    return (true, self.explored, Vec::new(), None);
+                    return Outcome { linearizable: true, explored: self.explored, prefix: Vec::new(), stuck: None };
                 }
                 self.explored += 1;
                 let ev = self.p.events[i];
@@ -848,7 +860,7 @@ impl<'p, M: Mask> Search<'p, M> {
             loop {
                 let Some(f) = self.frames.last_mut() else {
                     let best = std::mem::take(&mut self.best);
-                    return (false, self.explored, best, self.stuck);
+                    return Outcome { linearizable: false, explored: self.explored, prefix: best, stuck: self.stuck };
                 };
                 f.cursor += 1;
                 let fi = f.node.i as usize;
