@@ -30,9 +30,9 @@ async fn speed_4a(raft: RaftKind) {
     // 6.5840: heartbeats are ~100 ms apart and at least 3 ops must complete
     // per heartbeat interval, so an op may not wait for a heartbeat.
     const TIME_PER_OP_MS: f64 = 100.0 / 3.0;
-    let cfg = KvCluster::with_options(KvOptions::new(3, false).raft(raft), &name(raft, "speed_4a")).await;
-    let mut ck = cfg.make_client(&cfg.all()).await;
-    cfg.begin("Test: ops complete fast enough (4A)");
+    let cluster = KvCluster::with_options(KvOptions::new(3, false).raft(raft), &name(raft, "speed_4a")).await;
+    let mut ck = cluster.make_client(&cluster.all()).await;
+    cluster.begin("Test: ops complete fast enough (4A)");
     // Wait for the first op, so a leader exists and the servers are ready.
     ck.get("x").await;
     let start = Instant::now();
@@ -45,8 +45,8 @@ async fn speed_4a(raft: RaftKind) {
     let per_op = dur.as_secs_f64() * 1000.0 / NUM_OPS as f64;
     println!("  {NUM_OPS} appends: {per_op:.2} ms/op (bound {TIME_PER_OP_MS:.1} ms/op)");
     assert!(per_op <= TIME_PER_OP_MS, "Operations completed too slowly {per_op:.2} ms/op > {TIME_PER_OP_MS:.1} ms/op");
-    verify::check(&cfg, TIME_PER_OP_MS).await;
-    cfg.end();
+    verify::check(&cluster, TIME_PER_OP_MS).await;
+    cluster.end();
 }
 
 async fn concurrent_4a(raft: RaftKind) {
@@ -60,13 +60,13 @@ async fn unreliable_4a(raft: RaftKind) {
 async fn unreliable_one_key_4a(raft: RaftKind) {
     const NCLIENT: usize = 5;
     const UPTO: usize = 10;
-    let cfg = KvCluster::with_options(KvOptions::new(3, true).raft(raft), &name(raft, "unreliable_one_key_4a")).await;
-    let mut ck = cfg.make_client(&cfg.all()).await;
-    cfg.begin("Test: concurrent append to same key, unreliable (4A)");
+    let cluster = KvCluster::with_options(KvOptions::new(3, true).raft(raft), &name(raft, "unreliable_one_key_4a")).await;
+    let mut ck = cluster.make_client(&cluster.all()).await;
+    cluster.begin("Test: concurrent append to same key, unreliable (4A)");
     ck.put("k", "").await;
     let mut tasks = Vec::new();
     for me in 0..NCLIENT {
-        let mut myck = cfg.make_client(&cfg.all()).await;
+        let mut myck = cluster.make_client(&cluster.all()).await;
         tasks.push(tokio::spawn(async move {
             for n in 0..UPTO {
                 myck.append("k", &format!("x {me} {n} y")).await;
@@ -79,8 +79,8 @@ async fn unreliable_one_key_4a(raft: RaftKind) {
     let counts = vec![UPTO; NCLIENT];
     let vx = ck.get("k").await;
     check_concurrent_appends(&vx, &counts);
-    verify::check(&cfg, 250.0).await;
-    cfg.end();
+    verify::check(&cluster, 250.0).await;
+    cluster.end();
 }
 
 /// Submits an op in a task and reports completion on a channel.
@@ -94,21 +94,21 @@ fn spawn_done<F: std::future::Future<Output = ()> + Send + 'static>(f: F) -> tok
 }
 
 async fn one_partition_4a(raft: RaftKind) {
-    let cfg = KvCluster::with_options(KvOptions::new(5, false).raft(raft), &name(raft, "one_partition_4a")).await;
-    let mut ck = cfg.make_client(&cfg.all()).await;
+    let cluster = KvCluster::with_options(KvOptions::new(5, false).raft(raft), &name(raft, "one_partition_4a")).await;
+    let mut ck = cluster.make_client(&cluster.all()).await;
     ck.put("1", "13").await;
 
-    cfg.begin("Test: progress in majority (4A)");
-    let (p1, p2) = cfg.make_partition();
-    cfg.partition(&p1, &p2);
-    let mut ckp1 = cfg.make_client(&p1).await;
-    let mut ckp2a = cfg.make_client(&p2).await;
-    let mut ckp2b = cfg.make_client(&p2).await;
+    cluster.begin("Test: progress in majority (4A)");
+    let (p1, p2) = cluster.make_partition();
+    cluster.partition(&p1, &p2);
+    let mut ckp1 = cluster.make_client(&p1).await;
+    let mut ckp2a = cluster.make_client(&p2).await;
+    let mut ckp2b = cluster.make_client(&p2).await;
     ckp1.put("1", "14").await;
     assert_eq!(ckp1.get("1").await, "14");
-    cfg.end();
+    cluster.end();
 
-    cfg.begin("Test: no progress in minority (4A)");
+    cluster.begin("Test: no progress in minority (4A)");
     let (ckp2a_idx, ckp2b_idx) = (ckp2a.index(), ckp2b.index());
     let mut done0 = spawn_done(async move {
         ckp2a.put("1", "15").await;
@@ -124,12 +124,12 @@ async fn one_partition_4a(raft: RaftKind) {
     assert_eq!(ckp1.get("1").await, "14");
     ckp1.put("1", "16").await;
     assert_eq!(ckp1.get("1").await, "16");
-    cfg.end();
+    cluster.end();
 
-    cfg.begin("Test: completion after heal (4A)");
-    cfg.connect_all();
-    cfg.connect_client_by_index(ckp2a_idx, &cfg.all());
-    cfg.connect_client_by_index(ckp2b_idx, &cfg.all());
+    cluster.begin("Test: completion after heal (4A)");
+    cluster.connect_all();
+    cluster.connect_client_by_index(ckp2a_idx, &cluster.all());
+    cluster.connect_client_by_index(ckp2b_idx, &cluster.all());
     sleep(ELECTION_TIMEOUT).await;
     tokio::select! {
         _ = &mut done0 => {}
@@ -141,8 +141,8 @@ async fn one_partition_4a(raft: RaftKind) {
     }
     assert_eq!(ck.get("1").await, "15");
     // Two ops sat in the minority for over a second: they dominate the mean.
-    verify::check(&cfg, 800.0).await;
-    cfg.end();
+    verify::check(&cluster, 800.0).await;
+    cluster.end();
 }
 
 async fn many_partitions_one_client_4a(raft: RaftKind) {

@@ -25,8 +25,8 @@ async fn duplication_4a(raft: RaftKind) {
     // partitions and whole-cluster restarts.
     let mut spec = GenericSpec { raft, ..GenericSpec::new(5, 5, true, true, true, false) };
     spec.duplicate_rate = 0.3;
-    let cfg = generic_test(&name(raft, "duplication_4a"), &spec, 600.0).await;
-    assert!(cfg.figures().net.duplicated > 100, "duplication did not fire");
+    let cluster = generic_test(&name(raft, "duplication_4a"), &spec, 600.0).await;
+    assert!(cluster.figures().net.duplicated > 100, "duplication did not fire");
 }
 
 async fn one_way_partitions_4a(raft: RaftKind) {
@@ -37,34 +37,34 @@ async fn one_way_partitions_4a(raft: RaftKind) {
 
 async fn leader_crash_after_start_4a(raft: RaftKind) {
     const ROUNDS: usize = 20;
-    let cfg = KvCluster::with_options(KvOptions::new(5, false).raft(raft), &name(raft, "leader_crash_after_start_4a")).await;
-    cfg.begin("Test: leader crashed right after start (new)");
-    let mut ck = cfg.make_client(&cfg.all()).await;
+    let cluster = KvCluster::with_options(KvOptions::new(5, false).raft(raft), &name(raft, "leader_crash_after_start_4a")).await;
+    cluster.begin("Test: leader crashed right after start (new)");
+    let mut ck = cluster.make_client(&cluster.all()).await;
     ck.put("k", "").await;
     let mut crashes = 0;
     for n in 0..ROUNDS {
-        let mut myck = cfg.make_client(&cfg.all()).await;
+        let mut myck = cluster.make_client(&cluster.all()).await;
         let op = tokio::spawn(async move { myck.append("k", &format!("x 0 {n} y")).await });
         // Cut off and crash the leader the moment it has handed the op to
         // Raft: the op may or may not survive, but it must apply at most
         // once, and the clerk must get an answer from the new leader.
-        let victim = cfg.catch_leader_append(Duration::from_secs(1)).await;
+        let victim = cluster.catch_leader_append(Duration::from_secs(1)).await;
         if let Some(v) = victim {
-            cfg.shutdown_server(v);
+            cluster.shutdown_server(v);
             crashes += 1;
         }
         op.await.expect("clerk task");
         if let Some(v) = victim {
-            cfg.start_server(v).await;
-            cfg.connect_all();
+            cluster.start_server(v).await;
+            cluster.connect_all();
         }
     }
     assert!(crashes >= ROUNDS / 2, "only {crashes} of {ROUNDS} rounds crashed a leader after start");
     sleep(ELECTION_TIMEOUT).await;
     let v = ck.get("k").await;
     check_clnt_appends(0, &v, ROUNDS);
-    verify::check(&cfg, 1500.0).await;
-    cfg.end();
+    verify::check(&cluster, 1500.0).await;
+    cluster.end();
 }
 
 async fn broken_local_get_is_caught(raft: RaftKind) {
@@ -72,15 +72,15 @@ async fn broken_local_get_is_caught(raft: RaftKind) {
     // a value the majority has already overwritten.
     let mut opts = KvOptions::new(5, false).raft(raft);
     opts.bug = Bug::LocalGet;
-    let cfg = KvCluster::with_options(opts, &name(raft, "broken_local_get_is_caught")).await;
-    let mut ck = cfg.make_client(&cfg.all()).await;
+    let cluster = KvCluster::with_options(opts, &name(raft, "broken_local_get_is_caught")).await;
+    let mut ck = cluster.make_client(&cluster.all()).await;
     ck.put("k", "a").await;
-    let (p1, p2) = cfg.make_partition();
+    let (p1, p2) = cluster.make_partition();
     // The old leader goes to the minority side.
     let (minority, majority) = (p1[..2].to_vec(), [&p1[2..], &p2[..]].concat());
-    cfg.partition(&minority, &majority);
-    let mut ck_major = cfg.make_client(&majority).await;
-    let mut ck_minor = cfg.make_client(&minority[..1]).await;
+    cluster.partition(&minority, &majority);
+    let mut ck_major = cluster.make_client(&majority).await;
+    let mut ck_minor = cluster.make_client(&minority[..1]).await;
     ck_major.put("k", "b").await;
     // Start the Get strictly after the Put returned (same instant = concurrent).
     sleep(Duration::from_millis(1)).await;
@@ -88,7 +88,7 @@ async fn broken_local_get_is_caught(raft: RaftKind) {
     // one answers at once, with the stale "a".
     let stale = tokio::time::timeout(Duration::from_secs(2), ck_minor.get("k")).await;
     println!("  minority get: {stale:?}");
-    let (verdict, _) = verify::linearizability(&cfg);
+    let (verdict, _) = verify::linearizability(&cluster);
     assert!(!verdict.linearizable, "the checker missed a server that answers Get from its local map");
     assert_eq!(verdict.failing_key.as_deref(), Some("k"));
 }

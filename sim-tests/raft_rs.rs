@@ -528,9 +528,9 @@ fn same_seed_same_trace() {
 async fn kv_on_raft_rs() {
     let mut opts = KvOptions::new(3, false);
     opts.make_raft = raft_rs::make();
-    let cfg = KvCluster::with_options(opts, "raft_rs::kv_on_raft_rs").await;
-    let mut ck = cfg.make_client(&cfg.all()).await;
-    cfg.begin("raft-rs: KV service");
+    let cluster = KvCluster::with_options(opts, "raft_rs::kv_on_raft_rs").await;
+    let mut ck = cluster.make_client(&cluster.all()).await;
+    cluster.begin("raft-rs: KV service");
     assert_eq!(ck.get("a").await, "");
     ck.put("a", "1").await;
     ck.append("a", "2").await;
@@ -547,17 +547,17 @@ async fn kv_on_raft_rs() {
     assert_eq!(ck.get("log").await, want);
 
     // Every server reboots: the state comes back from the log.
-    for i in 0..cfg.n() {
-        cfg.start_server(i).await;
+    for i in 0..cluster.n() {
+        cluster.start_server(i).await;
     }
-    cfg.connect_all();
+    cluster.connect_all();
     assert_eq!(ck.get("a").await, "12");
     ck.append("a", "3").await;
     assert_eq!(ck.get("a").await, "123");
     assert_eq!(ck.get("log").await, want);
-    verify::check(&cfg, 200.0).await;
-    cfg.end();
-    cfg.shutdown().await;
+    verify::check(&cluster, 200.0).await;
+    cluster.end();
+    cluster.shutdown().await;
 }
 
 // ----- the Persister-backed raft-rs storage -----
