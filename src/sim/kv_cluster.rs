@@ -1,7 +1,9 @@
 //! A cluster of KV servers (each Raft + KV on one madsim node) and clerks
 //! (each on a node of its own), with the controls of 6.5840's kvraft tester
-//! (config.go), a recorded history of every clerk op, and the two checks every
-//! KV scenario makes: linearizability and a ms/op bound in virtual time.
+//! (config.go), a recorded history of every clerk op, the monitor watching
+//! every server, the protocol-moment traps the nemeses arm, and convergence
+//! at the end. The checks a run's history and figures get (linearizability,
+//! the ms/op and efficiency bounds) are in `campaign::verify`.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
