@@ -74,14 +74,15 @@ pub async fn check(cluster: &KvCluster, bound_ms: f64) {
     let (verdict, path) = linearizability(cluster);
     if !verdict.linearizable {
         panic!(
-            "history is not linearizable (key {:?}); history: {}; reproduce with: {}",
+            "not linearizable (key {:?}); history: {}; reproduce with: {}",
             verdict.failing_key,
             path.map(|p| p.display().to_string()).unwrap_or_default(),
             context::reproduce_command(cluster.name(), cluster.seed())
         );
     }
     context::say("  history is linearizable");
-    assert!(f.mean_ms_per_op <= bound_ms, "operations too slow: {:.2} ms/op > {bound_ms} ms/op (virtual)", f.mean_ms_per_op);
+    // The same spellings as a campaign run's failures (see `FailureClass::of`).
+    assert!(f.mean_ms_per_op <= bound_ms, "too slow: {:.2} ms/op > {bound_ms} ms/op (virtual)", f.mean_ms_per_op);
 }
 
 /// Where histories go: `KVRAFT_HISTORY_DIR` if set; for a failed check,
