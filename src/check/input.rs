@@ -18,9 +18,6 @@ pub fn load_any(path: impl AsRef<Path>) -> Result<History, HistoryError> {
 /// EDN event lines. `name` is used in errors and as the EDN scenario.
 pub fn parse_any(text: &str, name: &str) -> Result<History, HistoryError> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    if text.trim().is_empty() {
-        return Err(HistoryError::Empty { path: name.to_string() });
-    }
     if text.trim_start().starts_with("{\"") {
         History::from_json_str_named(text, name).or_else(|json_err| parse_edn_history(text, name).map_err(|_| json_err))
     } else {
