@@ -7,8 +7,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use kvraft::campaign::exec::{run_isolated_with, Customize};
-use kvraft::campaign::report::{FailureClass, RunReport};
+use kvraft::campaign::exec::{run, Customize, RunOptions};
+use kvraft::campaign::report::RunReport;
+use kvraft::sim::failure::FailureClass;
 use kvraft::campaign::spec::{Action, NemesisEvent, RunSpec, Workload};
 use kvraft::campaign::swarm::swarm_spec;
 use kvraft::raft::message::{Entry, HardState};
@@ -167,7 +168,7 @@ fn on_each_disk(f: fn(&Persister)) -> Customize {
 
 /// The first of seeds 1..=n whose run fails, with its report.
 fn first_failure(n: u64, spec: impl Fn(u64) -> RunSpec, customize: &Customize) -> Option<RunReport> {
-    (1..=n).map(|s| run_isolated_with(&spec(s), LIMIT, false, Some(customize.clone()))).find(|r| !r.passed)
+    (1..=n).map(|s| run(&spec(s), &RunOptions::limit(LIMIT).customized(customize.clone()))).find(|r| !r.passed)
 }
 
 #[test]
@@ -190,7 +191,7 @@ fn a_driver_that_answers_before_its_state_is_durable_is_caught_within_50_seeds()
     for raft in RaftKind::ALL {
         let r = first_failure(50, |s| spec(s, raft), &broken)
             .unwrap_or_else(|| panic!("{}: 50 swarm seeds missed a driver that answers before its state is durable", raft.name()));
-        let f = r.failure.as_deref().unwrap();
+        let f = r.failure.as_ref().unwrap();
         println!("{}: caught at seed {}: {f}", raft.name(), r.seed);
         // Lost acknowledged state breaks a safety property or the history,
         // trips an assertion of the Raft itself (raft-rs), or leaves a
@@ -198,13 +199,13 @@ fn a_driver_that_answers_before_its_state_is_durable_is_caught_within_50_seeds()
         // ever (a liveness failure).
         assert!(
             matches!(
-                FailureClass::of(f),
+                f.class.clone(),
                 FailureClass::Safety(_) | FailureClass::NotLinearizable | FailureClass::Panic(_) | FailureClass::Liveness
             ),
             "{f}"
         );
         // The same seed with an honest disk passes.
-        let ok = run_isolated_with(&spec(r.seed, raft), LIMIT, false, None);
+        let ok = run(&spec(r.seed, raft), &RunOptions::limit(LIMIT));
         assert!(ok.passed, "{:?}", ok.failure);
     }
 }
@@ -224,10 +225,10 @@ fn a_commit_before_the_leaders_copy_is_durable_fails_commit_crashes_and_rewrites
             let spec = |seed| kvraft::campaign::catalog::spec_for(scenario, seed, None).unwrap().with_raft(raft);
             let r = first_failure(3, spec, &broken)
                 .unwrap_or_else(|| panic!("{}: {scenario} missed a leader that commits on an unsynced copy", raft.name()));
-            let f = r.failure.as_deref().unwrap();
+            let f = r.failure.as_ref().unwrap();
             println!("{} {scenario} seed {}: {f}", raft.name(), r.seed);
-            assert!(matches!(FailureClass::of(f), FailureClass::Safety(_) | FailureClass::NotLinearizable | FailureClass::Panic(_)), "{f}");
-            let ok = run_isolated_with(&spec(r.seed), LIMIT, false, None);
+            assert!(matches!(f.class.clone(), FailureClass::Safety(_) | FailureClass::NotLinearizable | FailureClass::Panic(_)), "{f}");
+            let ok = run(&spec(r.seed), &RunOptions::limit(LIMIT));
             assert!(ok.passed, "{} {scenario}: {:?}", raft.name(), ok.failure);
             // Honest, it was caught as the broken one was (in `rewrites`
             // the entry it commits is on its disk by then: nothing is lost).
@@ -254,7 +255,7 @@ fn rewrites_walks_a_rewritten_server_into_leading_and_catches_its_first_commit()
         let mut caught = 0;
         for seed in 1..=10 {
             let spec = kvraft::campaign::catalog::spec_for("rewrites", seed, None).unwrap().with_raft(raft);
-            let r = run_isolated_with(&spec, LIMIT, false, None);
+            let r = run(&spec, &RunOptions::limit(LIMIT));
             assert!(r.passed, "{} seed {seed}: {:?}", raft.name(), r.failure);
             assert!(r.coverage["conflict_truncated"] >= 1, "{} seed {seed}: {:?}", raft.name(), r.coverage);
             caught += r.coverage["rewritten_leader_caught"];
@@ -265,7 +266,7 @@ fn rewrites_walks_a_rewritten_server_into_leading_and_catches_its_first_commit()
     // Without the nemesis the state is not reached by chance.
     let mut quiet = kvraft::campaign::catalog::spec_for("rewrites", 1, None).unwrap();
     quiet.nemesis = Some(Vec::new());
-    let r = run_isolated_with(&quiet, LIMIT, false, None);
+    let r = run(&quiet, &RunOptions::limit(LIMIT));
     assert!(r.passed, "{:?}", r.failure);
     assert_eq!(r.coverage["rewritten_leader_caught"], 0);
 }
@@ -283,12 +284,12 @@ fn a_recovery_that_ignores_checksums_is_caught() {
         spec
     };
     let r = first_failure(50, crashy, &broken).expect("50 seeds missed a recovery that ignores checksums");
-    let f = r.failure.as_deref().unwrap();
+    let f = r.failure.as_ref().unwrap();
     println!("caught at seed {}: {f}", r.seed);
-    assert!(matches!(FailureClass::of(f), FailureClass::Safety(_) | FailureClass::NotLinearizable), "{f}");
+    assert!(matches!(f.class.clone(), FailureClass::Safety(_) | FailureClass::NotLinearizable), "{f}");
     // The honest recovery refuses to start on the corrupt disk instead, and
     // the rest of the cluster carries on.
-    let ok = run_isolated_with(&crashy(r.seed), LIMIT, false, None);
+    let ok = run(&crashy(r.seed), &RunOptions::limit(LIMIT));
     assert!(ok.passed, "{:?}", ok.failure);
     assert!(ok.faults.corrupt_found >= 1, "{:?}", ok.faults);
     assert!(ok.coverage["corrupt_record_found"] >= 1);
@@ -315,7 +316,7 @@ fn a_paused_leader_wakes_up_stale_and_does_no_harm() {
         NemesisEvent { at_ms: 4200, action: Action::Pause { server: 1, ms: 800 } },
     ];
     for raft in RaftKind::ALL {
-        let r = run_isolated_with(&small(3, raft, events.clone()), LIMIT, false, None);
+        let r = run(&small(3, raft, events.clone()), &RunOptions::limit(LIMIT));
         assert!(r.passed, "{}: {:?}", raft.name(), r.failure);
         assert_eq!(r.faults.pauses, 2);
         assert!(r.coverage["paused_leader_resumed"] >= 1, "{}: {:?}", raft.name(), r.coverage);
@@ -330,7 +331,7 @@ fn drifting_clocks_still_elect_and_serve() {
         for seed in 1..=3 {
             let mut spec = small(seed, raft, vec![NemesisEvent { at_ms: 1500, action: Action::IsolateLeader }, NemesisEvent { at_ms: 3000, action: Action::Heal }]);
             spec.clock_drift = 2.5;
-            let r = run_isolated_with(&spec, LIMIT, false, None);
+            let r = run(&spec, &RunOptions::limit(LIMIT));
             assert!(r.passed, "{} seed {seed}: {:?}", raft.name(), r.failure);
             assert!(r.faults.drift > 1.2 && r.faults.drift <= 2.5, "{}", r.faults.drift);
         }

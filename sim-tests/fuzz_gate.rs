@@ -24,13 +24,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use kvraft::campaign::baseline::{self, Baseline};
-use kvraft::campaign::report::RunReport;
-use kvraft::campaign::{catalog, report};
-use kvraft::campaign::exec::RunOptions;
-use kvraft::campaign::regressions::RegressionFile;
-use kvraft::campaign::run::run_specs_opts;
-use kvraft::campaign::spec::RunSpec;
-use kvraft::campaign::swarm::swarm_spec;
+use kvraft::campaign::regressions::{Expect, RegressionFile};
+use kvraft::campaign::report::{self, RunReport};
+use kvraft::campaign::swarm::SWARM;
+use kvraft::campaign::{Campaign, RunOptions, Seeds};
 use kvraft::sim::rafts::RaftKind;
 
 const LIMIT: Option<Duration> = Some(Duration::from_secs(600));
@@ -46,10 +43,9 @@ const WALL_LIMIT: Duration = Duration::from_secs(15);
 /// failure.
 const BATCH: usize = 4;
 
-/// Every gate run: both limits, two at once.
-fn run_all(specs: &[RunSpec]) -> Vec<RunReport> {
-    let opts = RunOptions { time_limit: LIMIT, wall_limit: Some(WALL_LIMIT), ..Default::default() };
-    run_specs_opts(specs, 2, &opts, &|_| {})
+/// A campaign of the gate's: both limits, two runs at once.
+fn campaign() -> Campaign {
+    Campaign::new(RunOptions { time_limit: LIMIT, wall_limit: Some(WALL_LIMIT), ..Default::default() }, 2)
 }
 
 /// Swarm seeds run on our Raft, unless `FUZZ_GATE_SWARM` says otherwise.
@@ -60,38 +56,32 @@ const RAFT_RS_SWARM: u64 = 20;
 
 #[test]
 fn fuzz_gate() {
-    let swarm: u64 = std::env::var("FUZZ_GATE_SWARM").ok().and_then(|v| v.parse().ok()).unwrap_or(DEFAULT_SWARM);
-    let mut specs = Vec::new();
-    for seed in 1..=2 {
-        specs.extend(catalog::catalog().into_iter().filter(|s| s.default).map(|s| s.spec(seed)));
-    }
-    specs.extend((1..=swarm).map(swarm_spec));
-    // The crate's other Raft too: its storage is this crate's disk.
-    specs.extend((1..=RAFT_RS_SWARM).map(|seed| swarm_spec(seed).with_raft(RaftKind::RaftRs)));
-    // The corpus: every run the regressions file expects to pass (the
-    // entries that expect a failure run deliberately broken servers).
+    let swarm_seeds: u64 = std::env::var("FUZZ_GATE_SWARM").ok().and_then(|v| v.parse().ok()).unwrap_or(DEFAULT_SWARM);
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("sim-tests/regressions.json");
     let corpus = RegressionFile::load(&path).unwrap_or_else(|e| panic!("{e}"));
-    specs.extend(corpus.entries.into_iter().filter(|e| e.expect == "pass").map(|e| e.spec));
-    // In batches, stopping at the first batch with a failure: finding one
-    // is the gate's whole answer.
-    let mut all = Vec::new();
-    let mut failed: Vec<String> = Vec::new();
-    for batch in specs.chunks(BATCH) {
-        let reports = run_all(batch);
-        failed.extend(failures(&reports));
-        all.extend(reports);
-        if !failed.is_empty() {
-            break;
-        }
-    }
-    println!("fuzz gate: {} of {} runs, {} failed", all.len(), specs.len(), failed.len());
+    let catalog: Vec<String> = Campaign::default_scenarios().into_iter().filter(|n| n != SWARM).collect();
+    let swarm = [SWARM.to_string()];
+    let ours = RaftKind::Ours;
+    let gate = campaign()
+        .scenarios(&catalog, &Seeds::range(1, 2), ours, None)
+        .and_then(|c| c.scenarios(&swarm, &Seeds::range(1, swarm_seeds), ours, None))
+        // The crate's other Raft too: its storage is this crate's disk.
+        .and_then(|c| c.scenarios(&swarm, &Seeds::range(1, RAFT_RS_SWARM), RaftKind::RaftRs, None))
+        .unwrap_or_else(|e| panic!("{e}"))
+        // The corpus: every run the regressions file expects to pass (the
+        // entries that expect a failure run deliberately broken servers).
+        .specs(corpus.entries.into_iter().filter(|e| e.expect == Expect::Pass).map(|e| e.spec))
+        // Finding one failure is the gate's whole answer.
+        .stop_at_first_failing_batch(BATCH);
+    let outcome = gate.run(&|_| {});
+    let (all, failed) = (&outcome.reports, outcome.failure_lines());
+    println!("fuzz gate: {} of {} runs, {} failed", all.len(), outcome.planned, failed.len());
     assert!(failed.is_empty(), "the fuzzer found failures:\n{}", failed.join("\n"));
     // A campaign that never reached a rare situation proves nothing about
     // it (and this crate's Raft reports every kind it reaches; raft-rs,
     // which reports fewer, must not make up for it). Fewer swarm seeds than
     // the default may not reach them all.
-    if swarm >= DEFAULT_SWARM {
+    if swarm_seeds >= DEFAULT_SWARM {
         let ours: Vec<RunReport> = all.iter().filter(|r| r.spec.raft == RaftKind::Ours).cloned().collect();
         let never: Vec<String> = report::coverage(&ours).into_iter().filter(|r| r.runs == 0).map(|r| r.kind).collect();
         assert!(never.is_empty(), "the gate's campaign on our Raft never reached: {never:?}");
@@ -103,16 +93,10 @@ fn fuzz_gate() {
 fn performance() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("sim-tests/perf-baseline.json");
     let mut base: Baseline = baseline::load(&path).unwrap_or_else(|e| panic!("{e}"));
-    let mut specs = Vec::new();
-    for name in base.scenarios.keys() {
-        for seed in 1..=base.seeds {
-            specs.push(catalog::spec_for(name, seed, None).unwrap_or_else(|e| panic!("{}: {e}", path.display())));
-        }
-    }
-    let reports = run_all(&specs);
-    let failed = failures(&reports);
+    let outcome = campaign().baseline(&base).unwrap_or_else(|e| panic!("{}: {e}", path.display())).run(&|_| {});
+    let failed = outcome.failure_lines();
     assert!(failed.is_empty(), "the fuzzer found failures:\n{}", failed.join("\n"));
-    let now = baseline::measure(&reports);
+    let now = baseline::measure(&outcome.reports);
     for (name, f) in &now {
         println!("performance {}", baseline::render_row(name, f, &base.scenarios[name]));
     }
@@ -136,9 +120,4 @@ fn performance() {
         base.tolerance * 100.0,
         worse.join("\n")
     );
-}
-
-/// The failed runs of `reports`, a line each.
-fn failures(reports: &[RunReport]) -> Vec<String> {
-    reports.iter().filter(|r| !r.passed).map(|r| format!("{} seed {}: {}", r.scenario, r.seed, r.failure.as_deref().unwrap_or(""))).collect()
 }

@@ -13,10 +13,10 @@ use kvraft::kv::Bug;
 use kvraft::sim::kv_cluster::{KvCluster, KvOptions};
 use kvraft::sim::rafts::RaftKind;
 use kvraft::campaign::catalog;
-use kvraft::campaign::exec::run_spec_isolated;
-use kvraft::campaign::report::FailureClass;
+use kvraft::campaign::{run, RunOptions};
+use kvraft::sim::failure::FailureClass;
 use kvraft::campaign::verify;
-use kvraft::sim::monitor::Property;
+use kvraft::sim::property::Property;
 use kvraft::campaign::workload::{check_clnt_appends, generic_test, GenericSpec, ELECTION_TIMEOUT};
 use tokio::time::sleep;
 
@@ -99,10 +99,10 @@ fn broken_no_dedup_is_caught() {
     // messages) apply twice. The monitor stops the run at the second apply.
     for (raft, seed) in RaftKind::ALL.into_iter().flat_map(|r| (1..=3).map(move |s| (r, s))) {
         let spec = catalog::find("broken_no_dedup").unwrap().spec(seed).with_raft(raft);
-        let r = run_spec_isolated(&spec, Some(Duration::from_secs(600)), false);
-        let f = r.failure.as_deref().expect("a server without a duplicate table must be caught");
+        let r = run(&spec, &RunOptions::limit(Some(Duration::from_secs(600))));
+        let f = r.failure.as_ref().expect("a server without a duplicate table must be caught");
         println!("  {} seed {seed}: {f}", raft.name());
-        assert_eq!(FailureClass::of(f), FailureClass::Safety(Property::ExactlyOnce), "{f}");
+        assert_eq!(f.class.clone(), FailureClass::Safety(Property::ExactlyOnce), "{f}");
     }
 }
 

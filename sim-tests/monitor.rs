@@ -10,14 +10,15 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use futures::FutureExt;
-use kvraft::campaign::exec::{run_isolated_opts, run_isolated_with, Customize, RunOptions};
-use kvraft::campaign::report::{FailureClass, RunReport};
+use kvraft::campaign::exec::{self, Customize, RunOptions};
+use kvraft::campaign::report::RunReport;
+use kvraft::sim::failure::{Failure, FailureClass};
 use kvraft::campaign::spec::{Action, NemesisEvent, RunSpec, Workload};
 use kvraft::campaign::swarm::swarm_spec;
 use kvraft::kv::{Bug, KvOp, KvRequest, KvStateMachine, Tamper};
 use kvraft::raft::{self, ApplyMsg, Consensus, Index, MakeArgs, RaftEvent, Role, Situation, Term};
 use kvraft::sim::kv_cluster::KvOptions;
-use kvraft::sim::monitor::Property;
+use kvraft::sim::property::Property;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
 const LIMIT: Option<Duration> = Some(Duration::from_secs(600));
@@ -152,18 +153,21 @@ fn rewrite_events(events: EventHook) -> Customize {
 }
 
 fn run(spec: &RunSpec, customize: Option<Customize>) -> RunReport {
-    run_isolated_with(spec, LIMIT, false, customize)
+    exec::run(spec, &RunOptions::limit(LIMIT).customized_opt(customize))
 }
 
 /// Asserts the run failed on `p`, with everything a reader needs.
 fn assert_violation(r: &RunReport, p: Property, mentions: &[&str]) {
-    let f = r.failure.as_deref().unwrap_or_else(|| panic!("the run passed, but {} was broken on purpose", p.name()));
-    assert_eq!(FailureClass::of(f), FailureClass::Safety(p), "{f}");
-    for m in [&format!("safety violated: {}:", p.name()), "s virtual", &format!("seed {}", r.seed), "reproduce: "]
-        .into_iter()
-        .chain(mentions.iter().copied())
-    {
-        assert!(f.contains(m), "the message should mention {m:?}: {f}");
+    let f = r.failure.as_ref().unwrap_or_else(|| panic!("the run passed, but {} was broken on purpose", p.name()));
+    assert_eq!(f.class, FailureClass::Safety(p), "{f}");
+    assert!(f.to_string().starts_with(&format!("safety: {}: ", p.name())), "{f}");
+    // Found inside the run, at a virtual time; a Raft property names the
+    // servers it caught, as data.
+    assert!(f.at_s.is_some_and(|t| t > 0.0), "{f:?}");
+    let raft_property = !matches!(p, Property::ExactlyOnce | Property::Convergence);
+    assert!(!raft_property || !f.servers.is_empty(), "a broken {} names no servers: {f:?}", p.name());
+    for m in mentions {
+        assert!(f.detail.contains(m), "the message should mention {m:?}: {f}");
     }
     // The report keeps what happened up to the violation.
     assert!(r.virtual_ms > 0 && r.trace_hash != 0 && r.raft_msgs > 0, "a failed run's report lost its figures: {r:?}");
@@ -447,9 +451,9 @@ fn flooding(per_ms: usize) -> Customize {
 fn efficiency_bound_catches_a_raft_that_floods() {
     let spec = small(11, 3, Vec::new());
     let r = run(&spec, Some(flooding(1)));
-    let f = r.failure.as_deref().expect("a flooding Raft must fail the run");
-    assert_eq!(FailureClass::of(f), FailureClass::Inefficient, "{f}");
-    assert!(f.contains("committed entries") && f.contains("the bound for this mix"), "{f}");
+    let f = r.failure.as_ref().expect("a flooding Raft must fail the run");
+    assert_eq!(f.class.clone(), FailureClass::Inefficient, "{f}");
+    assert!(f.detail.contains("committed entries") && f.detail.contains("the bound for this mix"), "{f}");
     println!("{f}");
     // The same run without the flood stays well inside the bound.
     let ok = run(&spec, None);
@@ -468,9 +472,9 @@ fn message_budget_stops_a_run_that_floods() {
         o.budget = Some(kvraft::sim::network::Budget { base: 5_000, per_s: 5_000, ..Default::default() });
     });
     let r = run(&small(12, 3, Vec::new()), Some(customize));
-    let f = r.failure.as_deref().expect("the budget must stop the run");
-    assert_eq!(FailureClass::of(f), FailureClass::Budget, "{f}");
-    assert!(f.contains("messages sent in") && f.contains("the run was stopped"), "{f}");
+    let f = r.failure.as_ref().expect("the budget must stop the run");
+    assert_eq!(f.class.clone(), FailureClass::Budget, "{f}");
+    assert!(f.detail.contains("messages sent in") && f.detail.contains("the run was stopped"), "{f}");
     println!("{f}");
     // Bytes: a budget of 10 KB plus 10 KB a second stops even a correct
     // run (its three clerks and servers send more).
@@ -478,9 +482,9 @@ fn message_budget_stops_a_run_that_floods() {
         o.budget = Some(kvraft::sim::network::Budget { bytes_base: 10_000, bytes_per_s: 10_000, ..Default::default() });
     });
     let r = run(&small(12, 3, Vec::new()), Some(customize));
-    let f = r.failure.as_deref().expect("the bytes budget must stop the run");
-    assert_eq!(FailureClass::of(f), FailureClass::Budget, "{f}");
-    assert!(f.contains("bytes sent in") && f.contains("budget 10000 + 10000 per s"), "{f}");
+    let f = r.failure.as_ref().expect("the bytes budget must stop the run");
+    assert_eq!(f.class.clone(), FailureClass::Budget, "{f}");
+    assert!(f.detail.contains("bytes sent in") && f.detail.contains("budget 10000 + 10000 per s"), "{f}");
     println!("{f}");
 }
 
@@ -528,9 +532,9 @@ fn op_deadline_fails_a_run_whose_ops_never_complete() {
     let none: ApplyHook = Arc::new(|_, _raft, mut rx, _out| async move { while rx.recv().await.is_some() {} }.boxed());
     let spec = kvraft::campaign::catalog::spec_for("basic", 13, None).unwrap();
     let r = run(&spec, Some(wrap(Hooks { apply: Some(none), ..Default::default() })));
-    let f = r.failure.as_deref().expect("ops that never complete must fail the run");
-    assert_eq!(FailureClass::of(f), FailureClass::Liveness, "{f}");
-    assert!(f.contains("still pending 75 s later (virtual time)"), "{f}");
+    let f = r.failure.as_ref().expect("ops that never complete must fail the run");
+    assert_eq!(f.class.clone(), FailureClass::Liveness, "{f}");
+    assert!(f.detail.contains("still pending 75 s later (virtual time)"), "{f}");
     println!("{f}");
 }
 
@@ -581,15 +585,15 @@ fn wall_limit_fails_a_run_whose_step_never_returns() {
         });
     });
     let opts = RunOptions { time_limit: LIMIT, wall_limit: Some(Duration::from_secs(2)), customize: Some(customize), ..Default::default() };
-    let r = run_isolated_opts(&small(14, 3, Vec::new()), &opts);
-    let f = r.failure.as_deref().expect("a run stuck in a step must fail as hung");
-    assert_eq!(FailureClass::of(f), FailureClass::Hung, "{f}");
-    assert!(f.contains("did not finish in 2 s of wall time"), "{f}");
+    let r = exec::run(&small(14, 3, Vec::new()), &opts);
+    let f = r.failure.as_ref().expect("a run stuck in a step must fail as hung");
+    assert_eq!(f.class.clone(), FailureClass::Hung, "{f}");
+    assert!(f.detail.contains("did not finish in 2 s of wall time"), "{f}");
     assert!(r.reproduce.contains("--spec") || r.reproduce.contains("--seed 14"), "{}", r.reproduce);
     println!("{f}");
     // The same run, its steps all returning, passes inside the same limit.
     let opts = RunOptions { time_limit: LIMIT, wall_limit: Some(Duration::from_secs(2)), ..Default::default() };
-    let ok = run_isolated_opts(&small(14, 3, Vec::new()), &opts);
+    let ok = exec::run(&small(14, 3, Vec::new()), &opts);
     assert!(ok.passed, "{:?}", ok.failure);
 }
 
@@ -655,11 +659,11 @@ impl Consensus for Fixed {
 #[test]
 fn leader_completeness_binds_only_leaders_of_later_terms() {
     use kvraft::sim::monitor::Monitor;
-    let check = |leader_term: Term| -> Option<String> {
+    let check = |leader_term: Term| -> Option<Failure> {
         let mut rt = madsim::runtime::Runtime::with_seed_and_config(1, madsim::Config::default());
         rt.set_time_limit(Duration::from_secs(5));
         rt.block_on(async move {
-            let m = Monitor::new(3, "leader_completeness", 1, Arc::new(|c: &[u8]| format!("{c:?}")));
+            let m = Monitor::new(3, Arc::new(|c: &[u8]| format!("{c:?}")));
             // Server 0 leads term 2 and applies index 1 of term 2 in term 2.
             // (The monitor holds Rafts weakly: these live to the end.)
             let events0 = m.raft_events(0, 1);
@@ -688,10 +692,12 @@ fn leader_completeness_binds_only_leaders_of_later_terms() {
     // Term 2 is the committing term itself: server 0 leads it, so a second
     // leader there is an election safety matter, not this one. Term 3: caught.
     let v = std::thread::spawn(move || {
-        std::panic::catch_unwind(|| check(3)).err().and_then(|e| e.downcast_ref::<String>().cloned())
+        std::panic::catch_unwind(|| check(3)).err().and_then(|e| e.downcast_ref::<Failure>().cloned())
     })
     .join()
     .unwrap();
     let v = v.expect("a leader of term 3 without index 1 (committed in term 2) is a violation");
-    assert!(v.contains("safety violated: leader completeness:") && v.contains("became leader of term 3"), "{v}");
+    assert_eq!(v.class, FailureClass::Safety(Property::LeaderCompleteness), "{v}");
+    assert_eq!((v.servers.clone(), v.term, v.index), (vec![0, 2], Some(3), Some(1)), "{v}");
+    assert!(v.detail.contains("became leader of term 3"), "{v}");
 }

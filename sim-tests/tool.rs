@@ -9,15 +9,16 @@ use std::time::Duration;
 
 use kvraft::kv::Bug;
 use kvraft::campaign::catalog::{self, spec_for};
-use kvraft::campaign::exec::run_spec_isolated;
+use kvraft::campaign::{run, RunOptions};
 use kvraft::campaign::nemesis::{materialize, outage_ms, schedule, RECOVERY_MS};
 use kvraft::campaign::regressions::RegressionFile;
-use kvraft::campaign::report::{describe_mix, FailureClass};
+use kvraft::campaign::report::describe_mix;
+use kvraft::sim::failure::FailureClass;
 use kvraft::campaign::shrink::{shrink, ShrinkOptions};
 use kvraft::campaign::spec::{Action, Faults, NemesisEvent, PartitionStyle, RunSpec, Workload};
 use kvraft::campaign::swarm::{self, swarm_spec};
 use kvraft::campaign::workload::GenericSpec;
-use kvraft::sim::monitor::Property;
+use kvraft::sim::property::Property;
 
 const LIMIT: Option<Duration> = Some(Duration::from_secs(600));
 
@@ -110,7 +111,7 @@ fn cli_rejects_bad_input_with_exit_2() {
     assert!(err.contains("--seeds") && err.contains("0"), "{err}");
     let (code, _, err) = kvraft(&["fuzz", "--seeds", "2", "--shard", "3/4"]);
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("--shard 3/4 of 2 seeds selects none"), "{err}");
+    assert!(err.contains("fuzz: shard 3/4 of 2 seeds selects none"), "{err}");
     let (code, _, err) = kvraft(&["fuzz", "--start", &u64::MAX.to_string(), "--seeds", "2"]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("the last seed is past"), "{err}");
@@ -164,7 +165,7 @@ fn every_nemesis_action_fires_and_the_run_passes() {
             // Server 3 stays down: the liveness phase must restart it.
         ],
     );
-    let r = run_spec_isolated(&s, LIMIT, false);
+    let r = run(&s, &RunOptions::limit(LIMIT));
     assert!(r.passed, "{:?}", r.failure);
     assert_eq!(r.faults.partitions, 4, "partition, isolate, one-way, bridge");
     assert_eq!(r.faults.crashes, 2);
@@ -184,7 +185,7 @@ fn every_nemesis_action_fires_and_the_run_passes() {
         ],
     );
     let s = RunSpec { workload: Workload::Swarm { keys: 3, run_ms: 5000, ops_per_client: None }, ..s };
-    let r = run_spec_isolated(&s, LIMIT, false);
+    let r = run(&s, &RunOptions::limit(LIMIT));
     assert!(r.passed, "{:?}", r.failure);
     // Crash leader, after append, a minority of two with the leader, the
     // lagging server's restart; the leader's minority.
@@ -199,16 +200,16 @@ fn liveness_and_speed_checks_can_fail() {
     // No op can finish within 1 ms of the heal (a round trip takes longer).
     let mut s = small_swarm(3, Vec::new());
     s.liveness_ms = 1;
-    let r = run_spec_isolated(&s, LIMIT, false);
-    assert_eq!(r.failure.as_deref().map(FailureClass::of), Some(FailureClass::Liveness), "{:?}", r.failure);
-    assert!(r.failure.unwrap().contains("within 1 ms"));
+    let r = run(&s, &RunOptions::limit(LIMIT));
+    assert_eq!(r.failure.as_ref().map(|f| f.class.clone()), Some(FailureClass::Liveness), "{:?}", r.failure);
+    assert!(r.failure.unwrap().detail.contains("within 1 ms"));
     // The same run is slower than 1 ms/op.
     let mut s = small_swarm(3, Vec::new());
     s.bound_ms = 1.0;
-    let r = run_spec_isolated(&s, LIMIT, false);
-    assert_eq!(r.failure.as_deref().map(FailureClass::of), Some(FailureClass::TooSlow), "{:?}", r.failure);
+    let r = run(&s, &RunOptions::limit(LIMIT));
+    assert_eq!(r.failure.as_ref().map(|f| f.class.clone()), Some(FailureClass::TooSlow), "{:?}", r.failure);
     // A catalogue scenario gets the liveness phase too.
-    let r = run_spec_isolated(&spec_for("basic", 2, None).unwrap(), LIMIT, false);
+    let r = run(&spec_for("basic", 2, None).unwrap(), &RunOptions::limit(LIMIT));
     assert!(r.passed && r.liveness_ms.is_some(), "{:?}", r.failure);
 }
 
@@ -283,21 +284,21 @@ fn outages_count_a_disk_that_may_stop_a_server_and_join_short_recoveries() {
 #[test]
 fn determinism_check_passes_seeded_runs_and_catches_unseeded_randomness() {
     let s = small_swarm(4, Vec::new());
-    let r = run_spec_isolated(&s, LIMIT, true);
+    let r = run(&s, &RunOptions::limit(LIMIT).determinism(true));
     assert!(r.passed, "{:?}", r.failure);
     assert_ne!(r.trace_hash, 0);
     // The same spec by name and seed, and from its JSON, gives the same trace.
-    let a = run_spec_isolated(&spec_for("unreliable", 5, None).unwrap(), LIMIT, false);
+    let a = run(&spec_for("unreliable", 5, None).unwrap(), &RunOptions::limit(LIMIT));
     let json = spec_for("unreliable", 5, None).unwrap().to_json_pretty();
-    let b = run_spec_isolated(&RunSpec::from_json_str(&json, "t").unwrap(), LIMIT, false);
+    let b = run(&RunSpec::from_json_str(&json, "t").unwrap(), &RunOptions::limit(LIMIT));
     assert_eq!(a.trace_hash, b.trace_hash);
     // One delay drawn from rand's OS-seeded generator: the two runs differ.
     let mut bad = s.clone();
     bad.inject_nondeterminism = true;
-    let r = run_spec_isolated(&bad, LIMIT, true);
+    let r = run(&bad, &RunOptions::limit(LIMIT).determinism(true));
     let f = r.failure.expect("an unseeded delay must be caught");
-    assert!(f.starts_with("nondeterminism:"), "{f}");
-    assert_eq!(FailureClass::of(&f), FailureClass::Nondeterminism);
+    assert!(f.to_string().starts_with("nondeterminism: two runs of the same spec differ"), "{f}");
+    assert_eq!(f.class, FailureClass::Nondeterminism);
 }
 
 #[test]
@@ -305,8 +306,8 @@ fn swarm_finds_a_broken_server_and_shrink_reduces_it() {
     // Seeds 1-20 of the swarm with a server that answers Get locally.
     let failing: Vec<u64> = (1..=20)
         .filter(|seed| {
-            let r = run_spec_isolated(&spec_for(swarm::SWARM, *seed, Some(Bug::LocalGet)).unwrap(), LIMIT, false);
-            r.failure.as_deref().map(FailureClass::of) == Some(FailureClass::NotLinearizable)
+            let r = run(&spec_for(swarm::SWARM, *seed, Some(Bug::LocalGet)).unwrap(), &RunOptions::limit(LIMIT));
+            r.failure.as_ref().map(|f| f.class.clone()) == Some(FailureClass::NotLinearizable)
         })
         .collect();
     assert!(!failing.is_empty(), "no swarm seed in 1..=20 caught the local-get bug");
@@ -319,8 +320,8 @@ fn swarm_finds_a_broken_server_and_shrink_reduces_it() {
     assert!(!o.summary().is_empty());
     // The printed spec replays and fails the same way.
     let back = RunSpec::from_json_str(&o.shrunk.to_json_pretty(), "shrunk").unwrap();
-    let r = run_spec_isolated(&back, LIMIT, false);
-    assert_eq!(r.failure.as_deref().map(FailureClass::of), Some(FailureClass::NotLinearizable));
+    let r = run(&back, &RunOptions::limit(LIMIT));
+    assert_eq!(r.failure.as_ref().map(|f| f.class.clone()), Some(FailureClass::NotLinearizable));
     // A passing run has nothing to shrink.
     let ok = small_swarm(4, Vec::new());
     assert!(shrink(&ok, &ShrinkOptions { budget: 5, time_limit: LIMIT, jobs: 1, reseed: 0 }, &|_| {}).is_err());
@@ -339,7 +340,7 @@ fn fuzz_saves_failures_that_replay() {
     // A server without a duplicate table applies a retry twice: the monitor
     // stops the run there, or the history shows it.
     assert!(
-        saved.entries.iter().all(|e| ["safety: exactly once", "not linearizable"].contains(&e.expect.as_str()) && e.spec.nemesis.is_some()),
+        saved.entries.iter().all(|e| ["safety: exactly once", "not linearizable"].contains(&e.expect.name().as_str()) && e.spec.nemesis.is_some()),
         "{:?}",
         saved.entries.iter().map(|e| &e.expect).collect::<Vec<_>>()
     );
@@ -353,28 +354,21 @@ fn fuzz_saves_failures_that_replay() {
     std::fs::write(&spec_file, saved.entries[0].spec.to_json_pretty()).unwrap();
     let (code, out, _) = kvraft(&["run", "--spec", spec_file.to_str().unwrap()]);
     assert_eq!(code, 1);
-    let want = match saved.entries[0].expect.as_str() {
-        "safety: exactly once" => "FAILED: safety violated: exactly once:",
-        _ => "FAILED: not linearizable",
-    };
-    assert!(out.contains(want), "{out}");
+    let want = format!("FAILED: {}: ", saved.entries[0].expect.name());
+    assert!(out.contains(&want), "{out}");
     assert!(out.contains(&format!("run --spec {}", spec_file.display())), "{out}");
 }
 
 #[test]
-fn failure_classes_ignore_what_varies() {
-    let a = FailureClass::of("0 missing element x 0 92 y in Append result x 0 0 yx 0 1 y (at src/sim/scenario.rs:95)");
-    let b = FailureClass::of("0 missing element x 0 10 y in Append result x 0 0 yx 0 1 yx 0 2 y (at src/sim/scenario.rs:95)");
+fn panic_classes_ignore_what_varies() {
+    use kvraft::sim::failure::Failure;
+    let a = Failure::panic("0 missing element x 0 92 y in Append result x 0 0 yx 0 1 y (at src/sim/scenario.rs:95)").class;
+    let b = Failure::panic("0 missing element x 0 10 y in Append result x 0 0 yx 0 1 yx 0 2 y (at src/sim/scenario.rs:95)").class;
     assert_eq!(a, b);
-    assert_ne!(a, FailureClass::of("get wrong value, key 3 (at src/sim/scenario.rs:200)"));
-    assert_eq!(FailureClass::of("not linearizable (key \"k3\")"), FailureClass::NotLinearizable);
-    assert_eq!(FailureClass::of("liveness: 2 of 5 clerks completed no new op"), FailureClass::Liveness);
-    assert_eq!(FailureClass::of("too slow: 3.0 ms/op > 1 ms/op"), FailureClass::TooSlow);
-    let v = "safety violated: leader completeness: server 1 (boot 2) became leader of term 4 with ...; seed 9";
-    assert_eq!(FailureClass::of(v), FailureClass::Safety(Property::LeaderCompleteness));
-    assert_eq!(FailureClass::of(v).name(), "safety: leader completeness");
-    // Only a known property counts.
-    assert!(matches!(FailureClass::of("safety violated: nonsense: x"), FailureClass::Panic(_)));
+    assert_ne!(a, Failure::panic("get wrong value, key 3 (at src/sim/scenario.rs:200)").class);
+    // A panic's words never make it another class.
+    assert!(matches!(Failure::panic("not linearizable (key 3)").class, FailureClass::Panic(_)));
+    assert!(matches!(Failure::panic("safety: leader completeness: x").class, FailureClass::Panic(_)));
 }
 
 #[test]
@@ -404,7 +398,7 @@ fn default_campaign_reaches_every_situation() {
         }
         specs.push(swarm_spec(seed));
     }
-    let reports = kvraft::campaign::run::run_specs(&specs, 2, LIMIT, false, &|_| {});
+    let reports = kvraft::campaign::fuzz::run_all(&specs, 2, &RunOptions::limit(LIMIT), &|_| {});
     assert!(reports.iter().all(|r| r.passed), "{:?}", reports.iter().filter_map(|r| r.failure.clone()).collect::<Vec<_>>());
     let rows = kvraft::campaign::report::coverage(&reports);
     assert_eq!(rows.len(), kvraft::sim::monitor::Reached::all().len(), "every kind has a row");
@@ -415,26 +409,27 @@ fn default_campaign_reaches_every_situation() {
 #[test]
 fn failures_by_class_counts_each_class_with_its_first_run() {
     use kvraft::campaign::report::{failures_by_class, render_classes, RunReport};
+    use kvraft::sim::failure::Failure;
     let spec = swarm_spec(1);
-    let report = |seed: u64, failure: Option<&str>| {
+    let report = |seed: u64, failure: Option<Failure>| {
         let mut s = spec.clone();
         s.seed = seed;
         let mut r = RunReport::pending(&s, format!("repro {seed}"));
-        r.failure = failure.map(str::to_string);
         r.passed = failure.is_none();
+        r.failure = failure;
         r
     };
     let reports = vec![
         report(1, None),
-        report(2, Some("not linearizable (key \"k1\")")),
-        report(3, Some("liveness: 1 of 3 clerks completed no new op within 10000 ms")),
-        report(4, Some("not linearizable (key \"k9\")")),
-        report(5, Some("safety violated: exactly once: server 1 (boot 1) applied request #3 twice as new")),
-        report(6, Some("too slow: 30.0 ms/op > 1 ms/op")),
-        report(7, Some("inefficient: Raft sent 9 messages")),
-        report(8, Some("budget exceeded: 9 messages sent")),
-        report(9, Some("index out of bounds: the len is 3 but the index is 7 (at src/x.rs:1)")),
-        report(10, Some("safety violated: election safety: servers 0 (boot 1) and 2 (boot 1) both lead term 4")),
+        report(2, Some(Failure::not_linearizable(Some("k1")))),
+        report(3, Some(Failure::liveness("1 of 3 clerks completed no new op within 10000 ms"))),
+        report(4, Some(Failure::not_linearizable(Some("k9")))),
+        report(5, Some(Failure::safety(Property::ExactlyOnce, "server 1 (boot 1) applied request #3 twice as new"))),
+        report(6, Some(Failure::too_slow(30.0, 1.0))),
+        report(7, Some(Failure::inefficient("Raft sent 9 messages"))),
+        report(8, Some(Failure::budget("9 messages sent"))),
+        report(9, Some(Failure::panic("index out of bounds: the len is 3 but the index is 7 (at src/x.rs:1)"))),
+        report(10, Some(Failure::safety(Property::ElectionSafety, "servers 0 and 2 both lead term 4").servers([0, 2]))),
     ];
     let classes = failures_by_class(&reports);
     let got: Vec<(String, usize, u64)> = classes.iter().map(|c| (c.class.name(), c.count, c.first.seed)).collect();
@@ -447,7 +442,7 @@ fn failures_by_class_counts_each_class_with_its_first_run() {
             ("too slow".to_string(), 1, 6),
             ("inefficient".to_string(), 1, 7),
             ("budget exceeded".to_string(), 1, 8),
-            (FailureClass::of("index out of bounds: the len is 4 but the index is 9").name(), 1, 9),
+            (Failure::panic("index out of bounds: the len is 4 but the index is 9").class.name(), 1, 9),
             ("safety: election safety".to_string(), 1, 10),
         ]
     );
@@ -486,8 +481,8 @@ fn fuzz_summary_groups_failures_by_class_and_shrinks_one_per_class() {
     let path = PathBuf::from(shrunk.split(" (").next().unwrap());
     assert_eq!(path, dir.join("shrunk-not-linearizable.json"));
     let spec = RunSpec::load(&path).unwrap();
-    let r = run_spec_isolated(&spec, LIMIT, false);
-    assert_eq!(r.failure.as_deref().map(FailureClass::of), Some(FailureClass::NotLinearizable));
+    let r = run(&spec, &RunOptions::limit(LIMIT));
+    assert_eq!(r.failure.as_ref().map(|f| f.class.clone()), Some(FailureClass::NotLinearizable));
 }
 
 /// A run with every kind of world event and message fault, on a spec of
@@ -511,13 +506,12 @@ fn eventful(seed: u64) -> RunSpec {
 
 #[test]
 fn the_trace_is_written_parses_and_changes_nothing() {
-    use kvraft::campaign::exec::{run_isolated_opts, RunOptions};
     use kvraft::sim::trace::{load_trace, text_path, TraceWhat};
     let spec = eventful(21);
     let file = tmp("eventful.trace.jsonl");
     let _ = std::fs::remove_file(&file);
-    let plain = run_isolated_opts(&spec, &RunOptions::limit(LIMIT));
-    let traced = run_isolated_opts(&spec, &RunOptions { trace_out: Some(file.clone()), ..RunOptions::limit(LIMIT) });
+    let plain = run(&spec, &RunOptions::limit(LIMIT));
+    let traced = run(&spec, &RunOptions { trace_out: Some(file.clone()), ..RunOptions::limit(LIMIT) });
     assert!(plain.passed && traced.passed, "{:?} {:?}", plain.failure, traced.failure);
     // Recording changes nothing: the same messages, fates, times and ops.
     assert_eq!(plain.trace_hash, traced.trace_hash);
@@ -615,8 +609,8 @@ fn a_failing_run_writes_its_trace_and_shows_the_events_before_the_failure() {
     // The first swarm seed a server that reads locally fails.
     let seed = (1..=20)
         .find(|seed| {
-            let r = run_spec_isolated(&spec_for(swarm::SWARM, *seed, Some(Bug::LocalGet)).unwrap(), LIMIT, false);
-            r.failure.as_deref().map(FailureClass::of) == Some(FailureClass::NotLinearizable)
+            let r = run(&spec_for(swarm::SWARM, *seed, Some(Bug::LocalGet)).unwrap(), &RunOptions::limit(LIMIT));
+            r.failure.as_ref().map(|f| f.class.clone()) == Some(FailureClass::NotLinearizable)
         })
         .expect("a failing seed");
     let (code, out, err) = kvraft_env(&["run", "swarm", "--seed", &seed.to_string(), "--bug", "local-get"], &env);
@@ -641,15 +635,30 @@ fn a_failing_run_writes_its_trace_and_shows_the_events_before_the_failure() {
 }
 
 #[test]
-fn violations_name_their_servers() {
-    use kvraft::campaign::exec::servers_named;
-    assert_eq!(servers_named("safety violated: election safety: servers 0 (boot 1) and 2 (boot 3) both lead term 4; at 1.2 s; seed 9"), vec![0, 2]);
-    assert_eq!(
-        servers_named("safety violated: state machine safety: index 3: server 4 (boot 2) applied term 1 [x] but server 1 (boot 1) applied term 2 [y]"),
-        vec![1, 4]
-    );
-    assert_eq!(servers_named("... (first applied by server 3, boot 1)"), vec![3]);
-    assert!(servers_named("liveness: 2 of 5 clerks").is_empty());
+fn failure_classes_are_stored_by_name_and_read_back() {
+    use kvraft::sim::failure::{Failure, FailureClass};
+    use kvraft::sim::property::Property;
+    let mut all = FailureClass::expectable();
+    all.extend([FailureClass::Hung, FailureClass::Nondeterminism, FailureClass::Panic("N missing element".to_string())]);
+    assert_eq!(all.len(), Property::ALL.len() + 8);
+    for c in &all {
+        assert_eq!(FailureClass::from_name(&c.name()).as_ref(), Some(c), "{c}");
+        let json = serde_json::to_string(c).unwrap();
+        assert_eq!(&serde_json::from_str::<FailureClass>(&json).unwrap(), c, "{json}");
+    }
+    // Names are unique, so a stored class reads back as itself.
+    let names: std::collections::BTreeSet<String> = all.iter().map(|c| c.name()).collect();
+    assert_eq!(names.len(), all.len());
+    let err = serde_json::from_str::<FailureClass>("\"too slowly\"").unwrap_err().to_string();
+    assert!(err.contains("unknown failure class 'too slowly'") && err.contains("too slow"), "{err}");
+    // A failure keeps what it involves as data, and says its class first.
+    let f = Failure::safety(Property::ElectionSafety, "servers 2 and 0 both lead term 4").servers([2, 0, 2]).term(4);
+    assert_eq!((f.servers.clone(), f.term, f.index), (vec![0, 2], Some(4), None));
+    assert!(f.to_string().starts_with("safety: election safety: servers 2 and 0"), "{f}");
+    let back: Failure = serde_json::from_str(&serde_json::to_string(&f).unwrap()).unwrap();
+    assert_eq!(back, f);
+    // Any other panic is classed by its start, numbers blanked.
+    assert_eq!(Failure::panic("3 missing element x 1 2 (at src/a.rs:9)").class, FailureClass::Panic("N missing element x N N".to_string()));
 }
 
 #[test]

@@ -10,12 +10,11 @@ use futures::FutureExt;
 use serde::Serialize;
 
 use crate::campaign::catalog;
-use crate::campaign::exec::{run_spec, run_spec_isolated};
-use crate::campaign::report::FailureClass;
+use crate::campaign::exec::{self, RunOptions};
 use crate::campaign::spec::bug_to_str;
 use crate::campaign::swarm::swarm_spec;
 use crate::kv::Bug;
-use crate::campaign::run::run_specs;
+use crate::campaign::fuzz::run_all;
 use crate::campaign::workload::{run_generic, GenericSpec};
 use crate::check::history::{gen, History, OpKind};
 use crate::check::check_history;
@@ -155,7 +154,7 @@ pub fn simulate<T: Send + 'static, F: std::future::Future<Output = T> + 'static>
         rt.block_on(f())
     })
     .join()
-    .unwrap_or_else(|_| panic!("benchmark simulation failed: {}", context::take_panic().unwrap_or_default()))
+    .unwrap_or_else(|_| panic!("benchmark simulation failed: {}", context::take_panic().map(|f| f.to_string()).unwrap_or_default()))
 }
 
 const ECHO_SERVICE: u16 = 99;
@@ -277,7 +276,7 @@ fn persist_partition_unreliable(raft: RaftKind, dup: f64) -> f64 {
 pub fn sim_speedup() -> f64 {
     let spec = catalog::find("linearizable").expect("the linearizable scenario exists").spec(BENCH_SEED);
     let wall = Instant::now();
-    let r = std::thread::spawn(move || run_spec(&spec, None)).join().expect("run");
+    let r = exec::run(&spec, &RunOptions::limit(None));
     // Instant::now() outside a simulation is the real clock.
     let w = wall.elapsed().as_secs_f64();
     r.virtual_ms as f64 / 1000.0 / w
@@ -378,9 +377,9 @@ pub fn run(opts: &BenchOptions, progress: &dyn Fn(&str)) -> BenchReport {
         progress("campaign memory (200 seeds)");
         let sc = catalog::find("unreliable").expect("scenario");
         let runs = |from: u64, n: u64| -> Vec<_> { (from..from + n).map(|s| sc.spec(s)).collect() };
-        run_specs(&runs(1, 50), 2, None, false, &|_| {});
+        run_all(&runs(1, 50), 2, &RunOptions::limit(None), &|_| {});
         let after_50 = rss_mb().0;
-        run_specs(&runs(51, 150), 2, None, false, &|_| {});
+        run_all(&runs(51, 150), 2, &RunOptions::limit(None), &|_| {});
         let after_200 = rss_mb().0;
         Some(CampaignMemory {
             scenario: sc.name.to_string(),
@@ -483,7 +482,7 @@ fn throughput_rows(raft: RaftKind, clerks: &[usize], disk: DiskFaults, progress:
 pub fn swarm_seeds_per_min(raft: RaftKind, n: u64) -> f64 {
     let specs: Vec<_> = (1..=n).map(|s| swarm_spec(s).with_raft(raft)).collect();
     let t = Instant::now();
-    run_specs(&specs, 2, Some(Duration::from_secs(600)), false, &|_| {});
+    run_all(&specs, 2, &RunOptions::limit(Some(Duration::from_secs(600))), &|_| {});
     n as f64 * 60.0 / t.elapsed().as_secs_f64()
 }
 
@@ -501,9 +500,9 @@ pub fn first_failure(bug: Bug, starts: &[u64], window: u64) -> FirstFailure {
         let mut found = None;
         for k in 0..window {
             let spec = swarm_spec(start + k).with_bug(bug);
-            let r = run_spec_isolated(&spec, Some(Duration::from_secs(600)), false);
+            let r = exec::run(&spec, &RunOptions::limit(Some(Duration::from_secs(600))));
             if let Some(f) = &r.failure {
-                found = Some((k + 1, FailureClass::of(f).name()));
+                found = Some((k + 1, f.class.name()));
                 break;
             }
         }

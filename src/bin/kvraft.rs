@@ -8,18 +8,17 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use kvraft::kv::Bug;
 use kvraft::campaign::baseline::{self, Baseline};
-use kvraft::campaign::exec::{run_isolated_opts, run_spec_isolated, RunOptions};
-use kvraft::campaign::regressions::{Regression, RegressionFile};
-use kvraft::campaign::report::{self, FailureClass, RunReport};
+use kvraft::campaign::fuzz::{self, Campaign, Outcome, Seeds};
+use kvraft::campaign::report;
 use kvraft::campaign::shrink::{self, ShrinkOptions};
 use kvraft::campaign::spec::{self, RunSpec};
-use kvraft::campaign::{catalog, nemesis, run, swarm, verify};
+use kvraft::campaign::{catalog, nemesis, swarm, RunOptions};
 use kvraft::sim::trace;
 use kvraft::sim::rafts::RaftKind;
 
@@ -325,29 +324,15 @@ fn run(args: RunArgs) -> Result<bool, String> {
         println!("{}", nemesis::materialize(&spec).to_json_pretty());
         return Ok(true);
     }
-    let mut opts = RunOptions {
+    let opts = RunOptions {
         time_limit: args.target.limit(),
         check_determinism: args.check_determinism,
         trace_out: args.trace.clone(),
         ..Default::default()
     };
-    let mut r = run_isolated_opts(&spec, &opts);
-    if !r.passed && r.trace.is_none() {
-        // Replay the failing run with its trace recorded: recording changes
-        // nothing, so it is the same run (the trace hash says so).
-        opts.trace = true;
-        opts.check_determinism = false;
-        let traced = run_isolated_opts(&spec, &opts);
-        // A nondeterministic run differs from any replay: nothing to compare.
-        let nondeterministic = r.failure.as_deref().map(FailureClass::of) == Some(FailureClass::Nondeterminism);
-        if !nondeterministic && (traced.trace_hash, &traced.failure) != (r.trace_hash, &r.failure) {
-            eprintln!(
-                "kvraft: the traced replay differs from the run (trace hash {:016x} vs {:016x}; failure {:?})",
-                traced.trace_hash, r.trace_hash, traced.failure
-            );
-        }
-        (r.trace, r.trace_events, r.trace_focus, r.trace_slice) =
-            (traced.trace, traced.trace_events, traced.trace_focus, traced.trace_slice);
+    let (mut r, differs) = fuzz::run_traced_on_failure(&spec, &opts);
+    if let Some(d) = differs {
+        eprintln!("kvraft: {d}");
     }
     if let Some(path) = &args.target.spec {
         r.reproduce = format!("cargo run --release -- run --spec {}", path.display());
@@ -360,18 +345,38 @@ fn run(args: RunArgs) -> Result<bool, String> {
     Ok(r.passed)
 }
 
-fn fuzz(mut args: FuzzArgs) -> Result<bool, String> {
+/// The campaign `args` describe: a baseline's runs, or scenarios over seeds.
+fn plan(args: &FuzzArgs, base: Option<&Baseline>) -> Result<Campaign, String> {
+    let opts = RunOptions {
+        time_limit: Some(Duration::from_secs(args.time_limit)),
+        check_determinism: args.check_determinism,
+        trace: args.trace,
+        wall_limit: Some(Duration::from_secs(args.wall_limit.max(1))),
+        ..Default::default()
+    };
+    let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let campaign = Campaign::new(opts, jobs);
+    if let Some(b) = base {
+        return campaign.baseline(b);
+    }
+    let mut names: Vec<String> = args.scenarios.clone();
+    if args.swarm && !names.iter().any(|n| n == swarm::SWARM) {
+        names.push(swarm::SWARM.to_string());
+    }
+    if names.is_empty() {
+        names = Campaign::default_scenarios();
+    }
+    let seeds = Seeds { start: args.start, count: args.seeds, shard: args.shard };
+    campaign.scenarios(&names, &seeds, args.raft, args.bug).map_err(|e| format!("fuzz: {e}"))
+}
+
+fn fuzz(args: FuzzArgs) -> Result<bool, String> {
     let base = match &args.baseline {
         Some(path) => {
             let b = baseline::load(path)?;
             if b.raft != args.raft.name() {
                 return Err(format!("baseline {}: measured on Raft '{}', this campaign runs '{}' (--raft)", path.display(), b.raft, args.raft.name()));
             }
-            if let Some(bad) = b.scenarios.keys().find(|n| catalog::spec_for(n, 1, None).is_err()) {
-                return Err(format!("baseline {}: no scenario named '{bad}' (kvraft list)", path.display()));
-            }
-            args.scenarios = b.scenarios.keys().cloned().collect();
-            args.seeds = b.seeds;
             Some(b)
         }
         None => None,
@@ -382,45 +387,17 @@ fn fuzz(mut args: FuzzArgs) -> Result<bool, String> {
     if !(args.tolerance >= 0.0 && args.tolerance.is_finite()) {
         return Err(format!("--tolerance {}: needs a fraction >= 0", args.tolerance));
     }
-    let mut names: Vec<String> = args.scenarios.clone();
-    if args.swarm && !names.iter().any(|n| n == swarm::SWARM) {
-        names.push(swarm::SWARM.to_string());
-    }
-    if names.is_empty() {
-        names = catalog::catalog().into_iter().filter(|s| s.default).map(|s| s.name.to_string()).collect();
-        names.push(swarm::SWARM.to_string());
-    }
-    if args.start.checked_add(args.seeds - 1).is_none() {
-        return Err(format!("--start {} with --seeds {}: the last seed is past {}", args.start, args.seeds, u64::MAX));
-    }
-    let (shard_i, shard_n) = args.shard.unwrap_or((0, 1));
-    let seeds: Vec<u64> = (0..args.seeds).map(|k| args.start + k).filter(|s| (s - args.start) % shard_n == shard_i).collect();
-    if seeds.is_empty() {
-        return Err(format!("--shard {shard_i}/{shard_n} of {} seeds selects none of them", args.seeds));
-    }
-    let mut specs = Vec::new();
-    for seed in &seeds {
-        for name in &names {
-            specs.push(catalog::spec_for(name, *seed, args.bug)?.with_raft(args.raft));
-        }
-    }
-    let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let time_limit = Some(Duration::from_secs(args.time_limit));
-    let started = Instant::now();
-    let bar = if args.json { ProgressBar::hidden() } else { ProgressBar::new(specs.len() as u64) };
+    let campaign = plan(&args, base.as_ref()).map_err(|e| match &args.baseline {
+        Some(p) => format!("baseline {}: {e}", p.display()),
+        None => e,
+    })?;
+    let bar = if args.json { ProgressBar::hidden() } else { ProgressBar::new(campaign.planned().len() as u64) };
     bar.set_style(
         ProgressStyle::with_template("{elapsed_precise} [{bar:40}] {pos}/{len} runs {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let failures = AtomicUsize::new(0);
-    let opts = RunOptions {
-        time_limit,
-        check_determinism: args.check_determinism,
-        trace: args.trace,
-        wall_limit: Some(Duration::from_secs(args.wall_limit.max(1))),
-        ..Default::default()
-    };
-    let reports = run::run_specs_opts(&specs, jobs, &opts, &|r| {
+    let outcome = campaign.run(&|r| {
         if !r.passed {
             failures.fetch_add(1, Ordering::SeqCst);
         }
@@ -431,107 +408,51 @@ fn fuzz(mut args: FuzzArgs) -> Result<bool, String> {
         bar.inc(1);
     });
     bar.finish_and_clear();
-    let wall = started.elapsed().as_secs_f64();
-    let rows = report::summarize(&reports);
-    print!("{}", report::render_table(&rows));
-    println!();
-    print!("{}", report::render_coverage(&report::coverage(&reports), reports.len()));
-    println!();
-    println!(
-        "{} runs in {:.1} s wall ({:.0} seeds/min), {} jobs{}",
-        reports.len(),
-        wall,
-        reports.len() as f64 * 60.0 / wall.max(1e-9),
-        jobs,
-        if args.check_determinism { ", each run twice (--check-determinism)" } else { "" }
-    );
-    println!(
-        "liveness: after the final heal every clerk must complete a new op within {} ms of virtual time",
-        spec::LIVENESS_MS
-    );
-    let failed: Vec<&RunReport> = reports.iter().filter(|r| !r.passed).collect();
-    const LISTED: usize = 20;
-    for r in failed.iter().take(LISTED) {
-        println!("FAILED {} seed {}: {}", r.scenario, r.seed, r.failure.as_deref().unwrap_or(""));
-        println!("  mix: {}", r.mix);
-        println!("  reproduce: {}", r.reproduce);
-    }
-    if failed.len() > LISTED {
-        println!("... and {} more failed runs (--json prints every run)", failed.len() - LISTED);
-    }
-    if !failed.is_empty() {
-        let classes = report::failures_by_class(&reports);
-        let mut shrunk = std::collections::BTreeMap::new();
-        if args.shrink {
-            for c in &classes {
-                let line = shrink_class(&c.class, c.first, args.shrink_budget, jobs, time_limit);
-                shrunk.insert(c.class.name(), line);
-            }
-        }
+    print!("{}", outcome.summary());
+    let failed = outcome.failed().len();
+    if failed > 0 {
+        let shrunk = if args.shrink { outcome.shrink_classes(args.shrink_budget) } else { Default::default() };
         println!();
-        print!("{}", report::render_classes(&classes, &shrunk));
+        print!("{}", report::render_classes(&outcome.classes(), &shrunk));
     }
-    println!("{} passed, {} failed", reports.len() - failed.len(), failed.len());
-    let now = baseline::measure(&reports);
-    let mut slower = Vec::new();
-    if let Some(b) = &base {
-        println!();
-        for (name, f) in &now {
-            println!("{}", baseline::render_row(name, f, &b.scenarios[name]));
+    println!("{} passed, {failed} failed", outcome.reports.len() - failed);
+    let slower = match &base {
+        Some(b) => print_against(&outcome, b),
+        None => Vec::new(),
+    };
+    if let Some(path) = &args.save_baseline {
+        if failed > 0 {
+            println!("did not write {}: a baseline of failing runs would hold later versions to them", path.display());
+        } else {
+            let scenarios = baseline::measure(&outcome.reports);
+            let b = Baseline { raft: args.raft.name().to_string(), seeds: args.seeds, tolerance: args.tolerance, scenarios };
+            baseline::save(&b, path)?;
+            println!("wrote the performance baseline to {}", path.display());
         }
-        slower = baseline::regressions(b, &now);
-        for s in &slower {
-            println!("SLOWER {s}");
-        }
-        let own = if b.scenarios.values().any(|f| f.tolerance.is_some()) { ", or the scenario's own" } else { "" };
-        let verdict = if slower.is_empty() { "within the baseline" } else { "slower than the baseline" };
-        println!("performance: {verdict} (tolerance {:.0}%{own})", b.tolerance * 100.0);
-    }
-    if let Some(path) = args.save_baseline.as_ref().filter(|_| !failed.is_empty()) {
-        println!("did not write {}: a baseline of failing runs would hold later versions to them", path.display());
-    } else if let Some(path) = &args.save_baseline {
-        let b = Baseline { raft: args.raft.name().to_string(), seeds: args.seeds, tolerance: args.tolerance, scenarios: now };
-        baseline::save(&b, path)?;
-        println!("wrote the performance baseline to {}", path.display());
     }
     if let Some(path) = &args.save_failures {
-        if !failed.is_empty() {
-            let n = RegressionFile::append(path, failed.iter().map(|r| Regression::of_failure(r)).collect())?;
+        let n = outcome.save_failures(path)?;
+        if n > 0 {
             println!("saved {n} failing spec(s) to {}", path.display());
         }
     }
-    Ok(failed.is_empty() && slower.is_empty())
+    Ok(failed == 0 && slower.is_empty())
 }
 
-/// Shrinks the first failing run of a class and writes the shrunk spec to a
-/// file; returns a line saying where (or why not).
-fn shrink_class(class: &FailureClass, first: &RunReport, budget: usize, jobs: usize, time_limit: Option<Duration>) -> String {
-    if matches!(class, FailureClass::Nondeterminism) {
-        return "not shrunk (a nondeterministic run does not fail the same way twice)".to_string();
+/// Prints the campaign against baseline `b`; returns what got worse.
+fn print_against(outcome: &Outcome, b: &Baseline) -> Vec<String> {
+    let (rows, slower) = outcome.against(b);
+    println!();
+    for row in rows {
+        println!("{row}");
     }
-    let opts = ShrinkOptions { budget: budget.max(1), time_limit, jobs: jobs.max(1), reseed: 2 };
-    eprintln!("shrinking {} (first: {} seed {}), at most {budget} runs ...", class.name(), first.scenario, first.seed);
-    let o = match shrink::shrink(&first.spec, &opts, &|_| {}) {
-        Ok(o) => o,
-        Err(e) => return format!("not shrunk: {e}"),
-    };
-    if o.class != *class {
-        return format!("not shrunk: the run failed as {} when run again", o.class.name());
+    for s in &slower {
+        println!("SLOWER {s}");
     }
-    let Some(dir) = verify::history_dir(true) else { return "not shrunk: nowhere to write".to_string() };
-    let _ = std::fs::create_dir_all(&dir);
-    let path = dir.join(format!("shrunk-{}.json", class.slug()));
-    if let Err(e) = std::fs::write(&path, o.shrunk.to_json_pretty() + "\n") {
-        return format!("not written: {}: {e}", path.display());
-    }
-    let removed = o.summary();
-    format!(
-        "{} ({} runs; {}); replay: cargo run --release -- run --spec {}",
-        path.display(),
-        o.runs,
-        if removed.is_empty() { "nothing removed".to_string() } else { removed.join(", ") },
-        path.display()
-    )
+    let own = if b.scenarios.values().any(|f| f.tolerance.is_some()) { ", or the scenario's own" } else { "" };
+    let verdict = if slower.is_empty() { "within the baseline" } else { "slower than the baseline" };
+    println!("performance: {verdict} (tolerance {:.0}%{own})", b.tolerance * 100.0);
+    slower
 }
 
 fn trace_cmd(args: TraceArgs) -> Result<bool, String> {
@@ -581,8 +502,8 @@ fn shrink_cmd(args: ShrinkArgs) -> Result<bool, String> {
     let json = o.shrunk.to_json_pretty() + "\n";
     // The file must replay on its own: parse it back and run it once more.
     let reread = RunSpec::from_json_str(&json, "the shrunk spec")?;
-    let replay = run_spec_isolated(&reread, opts.time_limit, false);
-    let same = replay.failure.as_deref().map(FailureClass::of) == Some(o.class.clone());
+    let replay = kvraft::campaign::run(&reread, &RunOptions::limit(opts.time_limit));
+    let same = replay.failure.as_ref().map(|f| &f.class) == Some(&o.class);
     write_or_print(args.out.as_deref(), &json)?;
     say(&format!("failure class: {}", o.class.name()));
     say(&format!("runs: {} of a budget of {} (plus one replay of the result)", o.runs, o.budget));
@@ -591,7 +512,7 @@ fn shrink_cmd(args: ShrinkArgs) -> Result<bool, String> {
     for line in o.summary() {
         say(&format!("  {line}"));
     }
-    say(&format!("replay of the shrunk spec: {}", replay.failure.as_deref().unwrap_or("passed")));
+    say(&format!("replay of the shrunk spec: {}", replay.failure.as_ref().map_or("passed".to_string(), |f| f.to_string())));
     if let Some(p) = &args.out {
         say(&format!("spec written to {}; replay with: cargo run --release -- run --spec {}", p.display(), p.display()));
     }

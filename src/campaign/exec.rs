@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::catalog::reproduce_command;
-use super::report::{describe_mix, FailureClass, FaultCounts, RunReport, HUNG};
+use super::report::{describe_mix, FaultCounts, RunReport};
 use super::spec::{RunSpec, Workload};
 use super::verify::{self, CONVERGENCE_MS};
 use super::workload::{self, key_name, liveness_phase, GenericSpec, Liveness};
@@ -20,6 +20,7 @@ use super::nemesis;
 use crate::check::history::{kinds, History};
 use crate::check::Verdict;
 use crate::sim::context;
+use crate::sim::failure::{Failure, FailureClass};
 use crate::sim::kv_cluster::{KvCluster, KvOptions, RunFigures};
 use crate::sim::trace::{self, TraceLine};
 
@@ -31,9 +32,8 @@ pub const SLICE_EVENTS: usize = 20;
 pub struct RunOptions {
     /// A hung run becomes a failure after this much virtual time.
     pub time_limit: Option<Duration>,
-    /// A run on a thread of its own ([`run_isolated_opts`], and so every
-    /// campaign's) still going after this much wall time fails as hung (see
-    /// [`HUNG`]): the guard for a step that never returns, which stops
+    /// A run still going after this much wall time fails as hung (see
+    /// [`FailureClass::Hung`]): the guard for a step that never returns, which stops
     /// virtual time with it, so no virtual limit can. The run's thread is
     /// left behind (it cannot be stopped); the campaign goes on.
     pub wall_limit: Option<Duration>,
@@ -68,8 +68,24 @@ impl Default for RunOptions {
 }
 
 impl RunOptions {
+    /// The defaults with a virtual-time limit.
     pub fn limit(time_limit: Option<Duration>) -> RunOptions {
         RunOptions { time_limit, ..Default::default() }
+    }
+
+    /// With `check_determinism` set to `on`.
+    pub fn determinism(self, on: bool) -> RunOptions {
+        RunOptions { check_determinism: on, ..self }
+    }
+
+    /// On a cluster changed by `customize`.
+    pub fn customized(self, customize: Customize) -> RunOptions {
+        RunOptions { customize: Some(customize), ..self }
+    }
+
+    /// On a cluster changed by `customize`, if any.
+    pub fn customized_opt(self, customize: Option<Customize>) -> RunOptions {
+        RunOptions { customize, ..self }
     }
 
     fn tracing(&self) -> bool {
@@ -92,12 +108,12 @@ pub const WALL_LIMIT: Duration = Duration::from_secs(120);
 struct Outcome {
     /// The monitor's violation that ended the run at the step that found
     /// it (then nothing below was checked, and the history is partial).
-    violation: Option<String>,
+    violation: Option<Failure>,
     /// The history's check (None: a run ended by a violation).
     verdict: Option<Verdict>,
     figures: RunFigures,
     history: Option<PathBuf>,
-    liveness: Result<Liveness, String>,
+    liveness: Result<Liveness, Failure>,
     convergence_ms: u64,
     trace_hash: u64,
 }
@@ -127,7 +143,7 @@ async fn execute(spec: RunSpec, customize: Option<Customize>, trace: bool, seen:
             verdict: None,
             figures: cluster.figures(),
             history: None,
-            liveness: Err(String::new()),
+            liveness: Err(Failure::liveness("the run ended at a violation")),
             convergence_ms: 0,
             trace_hash: cluster.trace_hash(),
         },
@@ -190,20 +206,9 @@ async fn run_and_check(spec: &RunSpec, cluster: &KvCluster) -> Outcome {
 /// It is not part of the spec, so such a run replays only from its test.
 pub type Customize = Arc<dyn Fn(&mut KvOptions) + Send + Sync>;
 
-/// Runs `spec` in a fresh simulation on this thread (failures are caught
-/// and reported, not raised).
-pub fn run_spec(spec: &RunSpec, time_limit: Option<Duration>) -> RunReport {
-    run_spec_with(spec, time_limit, None)
-}
-
-/// As [`run_spec`], on a cluster changed by `customize`.
-pub fn run_spec_with(spec: &RunSpec, time_limit: Option<Duration>, customize: Option<Customize>) -> RunReport {
-    run_spec_opts(spec, &RunOptions { time_limit, customize, ..Default::default() })
-}
-
 /// Runs `spec` once, on this thread, as `opts` say (`check_determinism`
-/// is for [`run_isolated_opts`]).
-pub fn run_spec_opts(spec: &RunSpec, opts: &RunOptions) -> RunReport {
+/// and `wall_limit` are for [`run`]).
+fn run_here(spec: &RunSpec, opts: &RunOptions) -> RunReport {
     let reproduce = reproduce_command(spec);
     context::enter_quiet_run(reproduce.clone());
     context::set_no_files(opts.no_files);
@@ -258,7 +263,7 @@ pub fn run_spec_opts(spec: &RunSpec, opts: &RunOptions) -> RunReport {
             // A violation the monitor recorded comes first: a panic after
             // it (a step that went on) is its fallout.
             let violation = built.as_ref().and_then(|c| c.violation());
-            r.failure = Some(violation.or(panic).unwrap_or_else(|| "panicked".to_string()));
+            r.failure = Some(violation.or(panic).unwrap_or_else(|| Failure::panic("panicked")));
         }
     }
     if let (true, Some(cluster)) = (tracing, &built) {
@@ -300,13 +305,13 @@ fn reached(r: &mut RunReport, f: &RunFigures, trace_hash: u64) {
 /// The failure of a run that ran to its end, if any: safety first (a wrong
 /// answer matters more than a stuck or slow run), then liveness, speed and
 /// efficiency.
-fn judge(spec: &RunSpec, r: &RunReport, f: &RunFigures, v: &Verdict, liveness: Result<Liveness, String>) -> Option<String> {
+fn judge(spec: &RunSpec, r: &RunReport, f: &RunFigures, v: &Verdict, liveness: Result<Liveness, Failure>) -> Option<Failure> {
     if !v.linearizable {
-        Some(format!("not linearizable (key {:?})", v.failing_key.clone().unwrap_or_default()))
+        Some(Failure::not_linearizable(v.failing_key.as_deref()))
     } else if let Err(e) = liveness {
         Some(e)
     } else if f.mean_ms_per_op > spec.bound_ms {
-        Some(format!("too slow: {:.1} ms/op > {} ms/op", f.mean_ms_per_op, spec.bound_ms))
+        Some(Failure::too_slow(f.mean_ms_per_op, spec.bound_ms))
     } else {
         verify::efficiency(spec, r.raft_msgs, r.raft_bytes, r.committed, f.virtual_ms as f64 / 1000.0)
     }
@@ -344,9 +349,9 @@ fn write_trace(r: &mut RunReport, opts: &RunOptions, history: &History, verdict:
 /// end of the run.
 fn failure_focus(r: &RunReport, history: &History, verdict: Option<&Verdict>, lines: &[TraceLine]) -> (Vec<u64>, u64) {
     let end = lines.last().map_or(0, |l| l.at_ns);
-    let failure = r.failure.as_deref().unwrap_or("");
-    match FailureClass::of(failure) {
-        FailureClass::Safety(_) => (servers_named(failure), end),
+    let Some(failure) = &r.failure else { return (Vec::new(), end) };
+    match failure.class {
+        FailureClass::Safety(_) => (failure.servers.clone(), end),
         FailureClass::NotLinearizable => {
             let Some(d) = verdict.and_then(|v| v.detail.as_ref()) else { return (Vec::new(), end) };
             let Some(stuck) = d.stuck_op.and_then(|i| history.ops.get(i)) else { return (Vec::new(), end) };
@@ -364,26 +369,12 @@ fn failure_focus(r: &RunReport, history: &History, verdict: Option<&Verdict>, li
     }
 }
 
-/// Runs `spec` on a thread of its own (madsim keeps per-thread state);
-/// with `check_determinism`, twice, and a different trace is a failure.
-pub fn run_spec_isolated(spec: &RunSpec, time_limit: Option<Duration>, check_determinism: bool) -> RunReport {
-    run_isolated_with(spec, time_limit, check_determinism, None)
-}
-
-/// As [`run_spec_isolated`], on a cluster changed by `customize`.
-pub fn run_isolated_with(
-    spec: &RunSpec,
-    time_limit: Option<Duration>,
-    check_determinism: bool,
-    customize: Option<Customize>,
-) -> RunReport {
-    run_isolated_opts(spec, &RunOptions { time_limit, check_determinism, customize, ..Default::default() })
-}
-
-/// Runs `spec` on a thread of its own, as `opts` say.
-pub fn run_isolated_opts(spec: &RunSpec, opts: &RunOptions) -> RunReport {
+/// Runs `spec` in a fresh simulation, on a thread of its own (madsim keeps
+/// per-thread state), as `opts` say, and reports it: failures are caught
+/// and reported, not raised. The one way to run a spec.
+pub fn run(spec: &RunSpec, opts: &RunOptions) -> RunReport {
     let once = || match opts.wall_limit {
-        None => std::thread::scope(|s| s.spawn(|| run_spec_opts(spec, opts)).join()).unwrap_or_else(|_| thread_panicked(spec)),
+        None => std::thread::scope(|s| s.spawn(|| run_here(spec, opts)).join()).unwrap_or_else(|_| thread_panicked(spec)),
         Some(limit) => run_watched(spec, opts, limit),
     };
     let mut r = once();
@@ -391,10 +382,14 @@ pub fn run_isolated_opts(spec: &RunSpec, opts: &RunOptions) -> RunReport {
         let again = once();
         if (again.trace_hash, &again.failure) != (r.trace_hash, &r.failure) {
             r.passed = false;
-            r.failure = Some(format!(
-                "nondeterminism: two runs of the same spec differ: trace hash {:016x} then {:016x}; failure {:?} then {:?}",
-                r.trace_hash, again.trace_hash, r.failure, again.failure
-            ));
+            let show = |f: &Option<Failure>| f.as_ref().map_or("none".to_string(), |f| f.to_string());
+            r.failure = Some(Failure::nondeterminism(format!(
+                "two runs of the same spec differ: trace hash {:016x} then {:016x}; failure {} then {}",
+                r.trace_hash,
+                again.trace_hash,
+                show(&r.failure),
+                show(&again.failure)
+            )));
         }
     }
     r
@@ -407,11 +402,11 @@ fn run_watched(spec: &RunSpec, opts: &RunOptions, limit: Duration) -> RunReport 
     let (tx, rx) = std::sync::mpsc::channel();
     let (owned, owned_opts) = (spec.clone(), opts.clone());
     let spawned = std::thread::Builder::new().name(format!("run {} {}", spec.scenario, spec.seed)).spawn(move || {
-        let _ = tx.send(run_spec_opts(&owned, &owned_opts));
+        let _ = tx.send(run_here(&owned, &owned_opts));
     });
     if let Err(e) = spawned {
         let mut r = RunReport::pending(spec, reproduce_command(spec));
-        r.failure = Some(format!("could not start the run's thread: {e}"));
+        r.failure = Some(Failure::panic(format!("could not start the run's thread: {e}")));
         return r;
     }
     match rx.recv_timeout(limit) {
@@ -419,11 +414,11 @@ fn run_watched(spec: &RunSpec, opts: &RunOptions, limit: Duration) -> RunReport 
         Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => thread_panicked(spec),
         Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
             let mut r = RunReport::pending(spec, reproduce_command(spec));
-            r.failure = Some(format!(
-                "{HUNG}the run did not finish in {} s of wall time (a run takes seconds): a step that never returns stops \
+            r.failure = Some(Failure::hung(format!(
+                "the run did not finish in {} s of wall time (a run takes seconds): a step that never returns stops \
                  virtual time with it; the run's thread was left running",
                 limit.as_secs()
-            ));
+            )));
             r
         }
     }
@@ -431,35 +426,6 @@ fn run_watched(spec: &RunSpec, opts: &RunOptions, limit: Duration) -> RunReport 
 
 fn thread_panicked(spec: &RunSpec) -> RunReport {
     let mut r = RunReport::pending(spec, reproduce_command(spec));
-    r.failure = Some("the run's thread panicked".to_string());
+    r.failure = Some(Failure::panic("the run's thread panicked"));
     r
-}
-
-/// The servers a violation message names ("server 1 (boot 2) ...",
-/// "servers 0 (boot 1) and 2 (boot 1) ..."), sorted, once each.
-pub fn servers_named(msg: &str) -> Vec<u64> {
-    let mut out = Vec::new();
-    let (mut naming, mut boot_next) = (false, false);
-    for w in msg.split(|c: char| c.is_whitespace() || matches!(c, ',' | ';' | ':')) {
-        if w == "server" || w == "servers" {
-            naming = true;
-            continue;
-        }
-        let w = w.trim_matches(|c| c == '(' || c == ')');
-        if !naming || w.is_empty() || w == "and" {
-            continue;
-        }
-        if w == "boot" {
-            boot_next = true;
-        } else if let Ok(n) = w.parse::<u64>() {
-            if !std::mem::take(&mut boot_next) {
-                out.push(n);
-            }
-        } else {
-            naming = false;
-        }
-    }
-    out.sort_unstable();
-    out.dedup();
-    out
 }

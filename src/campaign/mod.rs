@@ -2,19 +2,22 @@
 //! the swarm generator ([`swarm`]) makes a run spec ([`spec`]); the executor
 //! ([`exec`]) runs it (the workload of [`workload`], the faults of
 //! [`nemesis`], the checks of [`verify`]) and returns a report ([`report`]);
-//! a campaign ([`run`]) summarises many, [`shrink`] searches for a smaller
+//! a campaign ([`fuzz`]: [`Campaign`]) runs many and summarises them, [`shrink`] searches for a smaller
 //! run that fails the same way, [`regressions`] keeps failing runs, and
 //! [`baseline`] holds a campaign to the efficiency of an earlier one.
 
 pub mod baseline;
 pub mod catalog;
 pub mod exec;
+pub mod fuzz;
 pub mod nemesis;
 pub mod regressions;
 pub mod report;
-pub mod run;
 pub mod shrink;
 pub mod spec;
 pub mod swarm;
 pub mod verify;
 pub mod workload;
+
+pub use exec::{run, RunOptions};
+pub use fuzz::{Campaign, Outcome, Seeds};

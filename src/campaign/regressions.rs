@@ -3,13 +3,13 @@
 
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::nemesis;
-use super::report::{FailureClass, RunReport};
+use super::report::RunReport;
 use super::spec::{json_error, RunSpec};
 use crate::kv::Bug;
-use crate::sim::monitor::Property;
+use crate::sim::failure::FailureClass;
 
 /// The regressions file (`sim-tests/regressions.json`): runs that once
 /// failed, replayed by `cargo test --release --test suite -- regressions::`.
@@ -30,30 +30,73 @@ pub struct Regression {
     /// Why it is here: the bug it found, or why the run is worth keeping.
     pub why: String,
     /// "pass" (the bug was fixed), or the failure class a deliberately
-    /// broken server must keep producing (see [`expectations`]).
-    #[serde(default = "default_expect")]
-    pub expect: String,
+    /// broken server must keep producing (stored by its name).
+    #[serde(default)]
+    pub expect: Expect,
     pub spec: RunSpec,
+}
+
+/// What a regression's run must do now.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Expect {
+    /// Pass: the bug it found was fixed.
+    #[default]
+    Pass,
+    /// Fail this way: a deliberately broken server keeps producing its
+    /// failure (one of [`FailureClass::expectable`]).
+    Fail(FailureClass),
+}
+
+impl Expect {
+    /// How a file spells it: `pass`, or the class's name.
+    pub fn name(&self) -> String {
+        match self {
+            Expect::Pass => "pass".to_string(),
+            Expect::Fail(c) => c.name(),
+        }
+    }
+
+    /// Whether a run with this failure (None: it passed) did what was expected.
+    pub fn met_by(&self, failure: Option<&FailureClass>) -> bool {
+        match self {
+            Expect::Pass => failure.is_none(),
+            Expect::Fail(c) => failure == Some(c),
+        }
+    }
+}
+
+impl Serialize for Expect {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for Expect {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        if name == "pass" {
+            return Ok(Expect::Pass);
+        }
+        match FailureClass::from_name(&name).filter(|c| FailureClass::expectable().contains(c)) {
+            Some(c) => Ok(Expect::Fail(c)),
+            None => {
+                let known: Vec<String> = FailureClass::expectable().iter().map(FailureClass::name).collect();
+                Err(serde::de::Error::custom(format!("expect is '{name}'; use one of: pass, {}", known.join(", "))))
+            }
+        }
+    }
 }
 
 impl Regression {
     /// The entry of a failing run: expected to pass once the bug is fixed;
     /// with a deliberate bug, expected to keep failing the same way.
     pub fn of_failure(r: &RunReport) -> Regression {
-        let failure = r.failure.clone().unwrap_or_default();
-        let expect = match FailureClass::of(&failure) {
-            c @ (FailureClass::Safety(_)
-            | FailureClass::NotLinearizable
-            | FailureClass::Liveness
-            | FailureClass::TooSlow
-            | FailureClass::Inefficient
-            | FailureClass::Budget)
-                if r.spec.bug != Bug::None =>
-            {
-                c.name()
-            }
-            _ => "pass".to_string(),
+        let class = r.failure.as_ref().map(|f| f.class.clone());
+        let expect = match class {
+            Some(c) if r.spec.bug != Bug::None && FailureClass::expectable().contains(&c) => Expect::Fail(c),
+            _ => Expect::Pass,
         };
+        let failure = r.failure.as_ref().map(|f| f.to_string()).unwrap_or_default();
         Regression {
             name: format!("{}-{}", r.scenario, r.seed),
             why: format!("found by kvraft fuzz ({}): {failure}. Say what the bug was once it is fixed.", r.mix),
@@ -61,22 +104,6 @@ impl Regression {
             spec: nemesis::materialize(&r.spec),
         }
     }
-}
-
-/// What an entry may expect: "pass", or a failure class a deliberately
-/// broken server keeps producing.
-pub fn expectations() -> Vec<String> {
-    let mut v = vec!["pass".to_string()];
-    v.extend(Property::ALL.into_iter().map(|p| FailureClass::Safety(p).name()));
-    v.extend(
-        [FailureClass::NotLinearizable, FailureClass::Liveness, FailureClass::TooSlow, FailureClass::Inefficient, FailureClass::Budget]
-            .map(|c| c.name()),
-    );
-    v
-}
-
-fn default_expect() -> String {
-    "pass".to_string()
 }
 
 pub const REGRESSIONS_ABOUT: &str = "Regressions: runs that once failed (or are worth keeping), \
@@ -101,15 +128,6 @@ impl RegressionFile {
             r.spec.validate().map_err(|e| format!("{origin}: entry {i} ({}): invalid spec: {e}", r.name))?;
             if f.entries[..i].iter().any(|o| o.name == r.name) {
                 return Err(format!("{origin}: entry {i}: the name '{}' is used twice", r.name));
-            }
-            let known = expectations();
-            if !known.contains(&r.expect) {
-                return Err(format!(
-                    "{origin}: entry {i} ({}): expect is '{}'; use one of: {}",
-                    r.name,
-                    r.expect,
-                    known.join(", ")
-                ));
             }
         }
         Ok(f)

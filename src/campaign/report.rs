@@ -9,7 +9,8 @@ use serde::Serialize;
 use super::nemesis;
 use super::spec::{self, PartitionStyle, RunSpec, Workload};
 use crate::kv::Bug;
-use crate::sim::monitor::{MonitorReport, Property};
+use crate::sim::failure::{Failure, FailureClass};
+use crate::sim::monitor::MonitorReport;
 
 /// Faults that fired in a run.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -74,7 +75,7 @@ pub struct RunReport {
     pub scenario: String,
     pub seed: u64,
     pub passed: bool,
-    pub failure: Option<String>,
+    pub failure: Option<Failure>,
     pub ops: usize,
     pub ms_per_op: f64,
     pub virtual_ms: u64,
@@ -173,83 +174,6 @@ impl RunReport {
     }
 }
 
-/// How a run stopped by its wall-time limit fails (see
-/// [`super::exec::RunOptions::wall_limit`]).
-pub const HUNG: &str = "hung: ";
-
-/// How a run failed, for "fails the same way".
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum FailureClass {
-    /// The monitor found a safety property broken (or no convergence).
-    Safety(Property),
-    NotLinearizable,
-    Liveness,
-    TooSlow,
-    /// Raft used more messages or bytes than the run's efficiency bound.
-    Inefficient,
-    /// The run sent more messages than its budget and was stopped.
-    Budget,
-    /// The run did not finish within its wall-time limit (a step that
-    /// never returns).
-    Hung,
-    Nondeterminism,
-    /// A panic (an assertion in the workload, a time limit), by the start
-    /// of its message.
-    Panic(String),
-}
-
-impl FailureClass {
-    /// Classifies a report's failure message.
-    pub fn of(failure: &str) -> FailureClass {
-        if let Some(p) = Property::of_failure(failure) {
-            FailureClass::Safety(p)
-        } else if failure.starts_with("not linearizable") {
-            FailureClass::NotLinearizable
-        } else if failure.starts_with("liveness:") {
-            FailureClass::Liveness
-        } else if failure.starts_with("too slow:") {
-            FailureClass::TooSlow
-        } else if failure.starts_with(crate::campaign::verify::INEFFICIENT) {
-            FailureClass::Inefficient
-        } else if failure.starts_with(crate::sim::network::BUDGET_EXCEEDED) {
-            FailureClass::Budget
-        } else if failure.starts_with(HUNG) {
-            FailureClass::Hung
-        } else if failure.starts_with("nondeterminism:") {
-            FailureClass::Nondeterminism
-        } else {
-            FailureClass::Panic(panic_prefix(failure))
-        }
-    }
-
-    pub fn name(&self) -> String {
-        match self {
-            FailureClass::Safety(p) => format!("safety: {}", p.name()),
-            FailureClass::NotLinearizable => "not linearizable".to_string(),
-            FailureClass::Liveness => "liveness".to_string(),
-            FailureClass::TooSlow => "too slow".to_string(),
-            FailureClass::Inefficient => "inefficient".to_string(),
-            FailureClass::Budget => "budget exceeded".to_string(),
-            FailureClass::Hung => "hung".to_string(),
-            FailureClass::Nondeterminism => "nondeterminism".to_string(),
-            FailureClass::Panic(p) => format!("panic: {p}"),
-        }
-    }
-
-    /// The class as a file name part, e.g. `safety-exactly-once`.
-    pub fn slug(&self) -> String {
-        let mut out = String::new();
-        for c in self.name().chars() {
-            if c.is_ascii_alphanumeric() {
-                out.push(c.to_ascii_lowercase());
-            } else if !out.ends_with('-') {
-                out.push('-');
-            }
-        }
-        out.trim_matches('-').chars().take(60).collect()
-    }
-}
-
 /// The runs of a campaign that failed one way.
 #[derive(Clone, Debug)]
 pub struct ClassSummary<'a> {
@@ -264,7 +188,7 @@ pub struct ClassSummary<'a> {
 pub fn failures_by_class(reports: &[RunReport]) -> Vec<ClassSummary<'_>> {
     let mut out: Vec<ClassSummary> = Vec::new();
     for r in reports.iter().filter(|r| !r.passed) {
-        let class = FailureClass::of(r.failure.as_deref().unwrap_or(""));
+        let Some(class) = r.failure.as_ref().map(|f| f.class.clone()) else { continue };
         match out.iter_mut().find(|c| c.class == class) {
             Some(c) => c.count += 1,
             None => out.push(ClassSummary { class, count: 1, first: r }),
@@ -282,7 +206,7 @@ pub fn render_classes(classes: &[ClassSummary], shrunk: &BTreeMap<String, String
         let name = c.class.name();
         let runs = if c.count == 1 { "run" } else { "runs" };
         out += &format!("  {name}: {} {runs}; first: {} seed {}\n", c.count, c.first.scenario, c.first.seed);
-        let failure: String = c.first.failure.as_deref().unwrap_or("").chars().take(160).collect();
+        let failure: String = c.first.failure.as_ref().map(|f| f.to_string()).unwrap_or_default().chars().take(160).collect();
         out += &format!("    failure:   {failure}\n");
         out += &format!("    reproduce: {}\n", c.first.reproduce);
         if let Some(t) = &c.first.trace {
@@ -293,30 +217,6 @@ pub fn render_classes(classes: &[ClassSummary], shrunk: &BTreeMap<String, String
         }
     }
     out
-}
-
-/// The start of a panic message with what varies between runs blanked: the
-/// source location dropped, every number replaced by `N`, at most 48
-/// characters (e.g. `N missing element x N N y in Append result x N N`).
-pub fn panic_prefix(msg: &str) -> String {
-    let msg = msg.split(" (at ").next().unwrap_or(msg);
-    let mut out = String::new();
-    let mut in_number = false;
-    for c in msg.chars() {
-        if c.is_ascii_digit() {
-            if !in_number {
-                out.push('N');
-            }
-            in_number = true;
-        } else {
-            in_number = false;
-            out.push(c);
-        }
-        if out.chars().count() >= 48 {
-            break;
-        }
-    }
-    out.trim_end().to_string()
 }
 
 /// One short line naming the mix, e.g.
@@ -476,7 +376,7 @@ pub fn render_report(r: &RunReport) -> String {
     line("scenario", r.scenario.clone());
     line("seed", r.seed.to_string());
     line("mix", r.mix.clone());
-    line("result", if r.passed { "passed".to_string() } else { format!("FAILED: {}", r.failure.as_deref().unwrap_or("")) });
+    line("result", if r.passed { "passed".to_string() } else { format!("FAILED: {}", r.failure.as_ref().map(|f| f.to_string()).unwrap_or_default()) });
     line("ops", r.ops.to_string());
     line("ms/op", format!("{:.2} (virtual; bound {} ms/op)", r.ms_per_op, r.bound_ms));
     line("virtual time", format!("{} ms", r.virtual_ms));

@@ -6,9 +6,10 @@
 
 use std::time::Duration;
 
-use super::report::{FailureClass, RunReport};
+use super::report::RunReport;
+use crate::sim::failure::FailureClass;
 use super::exec::RunOptions;
-use super::run::{run_specs, run_specs_opts};
+use super::fuzz::run_all;
 use super::spec::{Action, NemesisEvent, PartitionStyle, RunSpec, Workload};
 use super::nemesis;
 
@@ -105,15 +106,15 @@ impl Search<'_> {
             // The candidates share the original's name: they write no
             // files, which would overwrite the original failure's.
             let quiet = RunOptions { no_files: true, ..RunOptions::limit(self.opts.time_limit) };
-            let reports = run_specs_opts(&batch, n, &quiet, &|_| {});
+            let reports = run_all(&batch, n, &quiet, &|_| {});
             for (k, r) in reports.into_iter().enumerate() {
                 // Charged as if run one at a time, so that the budget runs
                 // out at the same candidate whatever `jobs` is.
                 self.runs += 1;
-                let same = r.failure.as_deref().map(FailureClass::of) == Some(self.class.clone());
+                let same = r.failure.as_ref().map(|f| &f.class) == Some(&self.class);
                 if same {
                     let what = cands[i + k].0.clone();
-                    let failure: String = r.failure.as_deref().unwrap_or("").chars().take(100).collect();
+                    let failure: String = r.failure.as_ref().map(|f| f.to_string()).unwrap_or_default().chars().take(100).collect();
                     (self.progress)(&format!("  kept: {what} (run {}, {failure})", self.runs));
                     self.steps.push(what);
                     self.cur = cands[i + k].1.clone();
@@ -425,15 +426,15 @@ pub fn shrink(spec: &RunSpec, opts: &ShrinkOptions, progress: &dyn Fn(&str)) -> 
     // The explicit schedule behaves exactly as the generated one, and its
     // events can be removed one by one.
     let original = nemesis::materialize(spec);
-    let first = run_specs(std::slice::from_ref(&original), 1, opts.time_limit, false, &|_| {}).remove(0);
+    let first = run_all(std::slice::from_ref(&original), 1, &RunOptions::limit(opts.time_limit), &|_| {}).remove(0);
     let Some(failure) = first.failure.clone() else {
         return Err(format!(
             "{} seed {} passes ({}); there is no failure to shrink",
             spec.scenario, spec.seed, first.mix
         ));
     };
-    let class = FailureClass::of(&failure);
-    progress(&format!("original: {} -> {} ({} ops)", first.mix, failure.chars().take(100).collect::<String>(), first.ops));
+    let class = failure.class.clone();
+    progress(&format!("original: {} -> {} ({} ops)", first.mix, failure.to_string().chars().take(100).collect::<String>(), first.ops));
     let mut search = Search {
         opts,
         class: class.clone(),

@@ -12,6 +12,7 @@ use super::spec::RunSpec;
 use crate::check::timeline::write_timeline_html;
 use crate::check::{check_history, Verdict};
 use crate::sim::context;
+use crate::sim::failure::Failure;
 use crate::sim::kv_cluster::KvCluster;
 
 /// Virtual time within which every replica must reach the same applied
@@ -73,16 +74,15 @@ pub async fn check(cluster: &KvCluster, bound_ms: f64) {
     ));
     let (verdict, path) = linearizability(cluster);
     if !verdict.linearizable {
-        panic!(
-            "not linearizable (key {:?}); history: {}; reproduce with: {}",
-            verdict.failing_key,
-            path.map(|p| p.display().to_string()).unwrap_or_default(),
-            context::reproduce_command(cluster.name(), cluster.seed())
-        );
+        if let Some(p) = path {
+            context::say(format!("  history: {}", p.display()));
+        }
+        Failure::not_linearizable(verdict.failing_key.as_deref()).raise();
     }
     context::say("  history is linearizable");
-    // The same spellings as a campaign run's failures (see `FailureClass::of`).
-    assert!(f.mean_ms_per_op <= bound_ms, "too slow: {:.2} ms/op > {bound_ms} ms/op (virtual)", f.mean_ms_per_op);
+    if f.mean_ms_per_op > bound_ms {
+        Failure::too_slow(f.mean_ms_per_op, bound_ms).raise();
+    }
 }
 
 /// Where histories go: `KVRAFT_HISTORY_DIR` if set; for a failed check,
@@ -132,16 +132,13 @@ pub fn efficiency_bound(spec: &RunSpec, committed: u64, secs: f64) -> (u64, u64)
     )
 }
 
-/// How an inefficient run fails.
-pub const INEFFICIENT: &str = "inefficient: ";
-
 /// The efficiency check: None, or the failure of a run whose Raft used more
 /// messages or bytes than [`efficiency_bound`] allows.
-pub fn efficiency(spec: &RunSpec, msgs: u64, bytes: u64, committed: u64, secs: f64) -> Option<String> {
+pub fn efficiency(spec: &RunSpec, msgs: u64, bytes: u64, committed: u64, secs: f64) -> Option<Failure> {
     let (max_msgs, max_bytes) = efficiency_bound(spec, committed, secs);
     (msgs > max_msgs || bytes > max_bytes).then(|| {
-        format!(
-            "{INEFFICIENT}Raft sent {msgs} messages ({bytes} bytes) for {committed} committed entries in {secs:.1} s of virtual time; the bound for this mix is {max_msgs} messages and {max_bytes} bytes"
-        )
+        Failure::inefficient(format!(
+            "Raft sent {msgs} messages ({bytes} bytes) for {committed} committed entries in {secs:.1} s of virtual time; the bound for this mix is {max_msgs} messages and {max_bytes} bytes"
+        ))
     })
 }

@@ -14,6 +14,7 @@ use super::spec::{PartitionStyle, RunSpec, Workload};
 use super::{nemesis, verify};
 use crate::kv::Bug;
 use crate::sim::kv_cluster::{KvCluster, KvOptions, TestClerk};
+use crate::sim::failure::Failure;
 use crate::sim::network::FaultConfig;
 use crate::sim::raft_cluster::rand_u64;
 use crate::sim::rafts::RaftKind;
@@ -298,7 +299,7 @@ pub async fn liveness_phase(
     clerks: Vec<tokio::task::JoinHandle<TestClerk>>,
     key_of: impl Fn(usize) -> String,
     window: Duration,
-) -> Result<Liveness, String> {
+) -> Result<Liveness, Failure> {
     cluster.note(
         crate::check::history::kinds::PHASE,
         format!("liveness: every fault healed; each clerk must complete a new op within {} ms", window.as_millis()),
@@ -327,11 +328,11 @@ pub async fn liveness_phase(
     if ok {
         Ok(Liveness { ms: Some(healed.elapsed().as_millis() as u64), clerks: total, completed })
     } else {
-        Err(format!(
-            "liveness: {} of {total} clerks completed no new op within {} ms (virtual) after every fault was healed",
+        Err(Failure::liveness(format!(
+            "{} of {total} clerks completed no new op within {} ms (virtual) after every fault was healed",
             total - completed,
             window.as_millis()
-        ))
+        )))
     }
 }
 

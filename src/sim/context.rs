@@ -1,9 +1,13 @@
 //! What a running simulation says about itself: its seed at the start, the
 //! one command that reproduces a failure bit for bit, and (quietly, inside
-//! campaigns) its first panic message, kept for the report.
+//! campaigns) its first failure, kept for the report: a [`Failure`] raised
+//! as a panic's payload as it is, any other panic as a
+//! [`FailureClass::Panic`](super::failure::FailureClass::Panic).
 
 use std::cell::RefCell;
 use std::sync::Once;
+
+use super::failure::Failure;
 
 #[derive(Default)]
 struct RunContext {
@@ -13,7 +17,7 @@ struct RunContext {
     quiet: bool,
     /// Write no history, timeline or trace files for this run.
     no_files: bool,
-    last_panic: Option<String>,
+    last_panic: Option<Failure>,
     /// When the first panic happened, in the simulation's (virtual) time.
     last_panic_at: Option<std::time::Instant>,
 }
@@ -49,33 +53,48 @@ pub fn init_logging() {
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
 }
 
+/// A panic's payload as a failure: a [`Failure`] raised as it is; any
+/// other panic by its message, where it happened and when.
+fn failure_of(info: &std::panic::PanicHookInfo<'_>) -> Failure {
+    if let Some(f) = info.payload().downcast_ref::<Failure>() {
+        return f.clone();
+    }
+    let msg = if let Some(s) = info.payload().downcast_ref::<&str>() {
+        s.to_string()
+    } else if let Some(s) = info.payload().downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panic".to_string()
+    };
+    let at = info.location().map(|l| format!(" (at {}:{})", l.file(), l.line())).unwrap_or_default();
+    Failure::panic(format!("{msg}{at}"))
+}
+
 fn install_hook() {
     HOOK.call_once(|| {
         let prev = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            let quiet = CONTEXT.with(|c| c.borrow().quiet);
-            if quiet {
-                let msg = if let Some(s) = info.payload().downcast_ref::<&str>() {
-                    s.to_string()
-                } else if let Some(s) = info.payload().downcast_ref::<String>() {
-                    s.clone()
-                } else {
-                    "panic".to_string()
-                };
-                let at = info.location().map(|l| format!(" (at {}:{})", l.file(), l.line())).unwrap_or_default();
+            if CONTEXT.with(|c| c.borrow().quiet) {
+                let failure = failure_of(info);
                 let time = madsim::time::TimeHandle::try_current();
-                let when = time.as_ref().map(|t| format!("; at {:.3} s virtual", t.elapsed().as_secs_f64())).unwrap_or_default();
                 CONTEXT.with(|c| {
                     let mut c = c.borrow_mut();
                     // The first panic is the cause; later ones are fallout.
                     if c.last_panic.is_none() {
-                        c.last_panic = Some(format!("{msg}{at}{when}"));
+                        c.last_panic = Some(failure);
                         c.last_panic_at = time.map(|t| t.now_instant());
                     }
                 });
                 return;
             }
-            prev(info);
+            match info.payload().downcast_ref::<Failure>() {
+                // The default hook cannot show a typed payload.
+                Some(f) => {
+                    let at = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
+                    eprintln!("run failed{at}: {f}");
+                }
+                None => prev(info),
+            }
             CONTEXT.with(|c| {
                 if let Some(cmd) = c.borrow().reproduce.as_ref() {
                     eprintln!("reproduce with: {cmd}");
@@ -122,8 +141,8 @@ pub fn writes_files() -> bool {
     CONTEXT.with(|c| !c.borrow().no_files)
 }
 
-/// The first panic message of this thread's quiet run.
-pub fn take_panic() -> Option<String> {
+/// The first failure (or other panic) of this thread's quiet run.
+pub fn take_panic() -> Option<Failure> {
     CONTEXT.with(|c| c.borrow_mut().last_panic.take())
 }
 

@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 use tokio::time::sleep;
 
 use super::context;
+use super::failure::Failure;
 use super::fleet::{DiskFaults, DiskStats, Fleet, Service};
 use super::monitor::{Monitor, MonitorReport, Reached};
 use super::network::{Budget, FaultConfig, NetStats, SimNetwork};
@@ -363,7 +364,7 @@ impl KvCluster {
         let n = opts.servers;
         let peers: Vec<SocketAddr> = (0..n).map(server_addr).collect();
         let ips: Vec<IpAddr> = peers.iter().map(|a| a.ip()).collect();
-        let monitor = Monitor::new(n, test_name, seed, Arc::new(show_command));
+        let monitor = Monitor::new(n, Arc::new(show_command));
         monitor.set_log(log.clone());
         let trap = Arc::new(AppendTrap {
             armed: AtomicBool::new(false),
@@ -909,7 +910,7 @@ impl KvCluster {
     }
 
     /// The first safety violation, if any (the run has failed with it).
-    pub fn violation(&self) -> Option<String> {
+    pub fn violation(&self) -> Option<Failure> {
         self.0.monitor.violation()
     }
 
@@ -962,7 +963,7 @@ impl KvCluster {
                     applied.len(),
                     self.0.n,
                     self.0.n - expected
-                ));
+                ), Vec::new());
                 // In a campaign run the violation is data: the run ends now.
                 return start.elapsed().as_millis() as u64;
             }
@@ -975,7 +976,7 @@ impl KvCluster {
         let Some((first, (index, (data0, sessions0)))) = states.first() else { return took };
         for (j, (_, (data, sessions))) in &states[1..] {
             if let Some(what) = first_difference(data0, data) {
-                self.0.monitor.diverged(format!("at applied index {index}, servers {first} and {j} hold different data: {what}"));
+                self.0.monitor.diverged(format!("at applied index {index}, servers {first} and {j} hold different data: {what}"), vec![*first as u64, *j as u64]);
                 return took;
             }
             if sessions0 != sessions {
@@ -987,7 +988,7 @@ impl KvCluster {
                     "at applied index {index}, servers {first} and {j} hold different duplicate tables: entry {k} is {} on one and {} on the other",
                     show(sessions0),
                     show(sessions)
-                ));
+                ), vec![*first as u64, *j as u64]);
                 return took;
             }
         }
@@ -1077,11 +1078,12 @@ impl TestClerk {
             None => answer.await,
             Some(d) => match tokio::time::timeout(d, answer).await {
                 Ok(a) => a,
-                Err(_) => panic!(
-                    "liveness: clerk {index}'s {kind:?} of key {key:?}, called at {:.3} s, still pending {} s later (virtual time), the most an op may take in this run",
+                Err(_) => Failure::liveness(format!(
+                    "clerk {index}'s {kind:?} of key {key:?}, called at {:.3} s, still pending {} s later (virtual time), the most an op may take in this run",
                     called as f64 / 1e9,
                     d.as_secs_f64()
-                ),
+                ))
+                .raise(),
             },
         };
         let returned = self.now_ns();

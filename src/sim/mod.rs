@@ -4,7 +4,8 @@
 //! KV servers with recorded clerks ([`kv_cluster`], its KV tester), and what
 //! a running simulation says about itself ([`context`]); the [`monitor`]
 //! checks Raft's safety properties inside every run and counts the rare
-//! situations it reached; [`rafts`] names the Rafts it can run; [`trace`]
+//! situations it reached, by [`property`]; a run's [`failure`] is typed
+//! data from where it is found to the report; [`rafts`] names the Rafts it can run; [`trace`]
 //! records what happened around the clients (faults, crashes, leaders) and,
 //! when asked, a per-server trace. It runs things and hands results up;
 //! checking and reporting them is the campaign's job.
@@ -13,10 +14,12 @@
 //! [`crate::raft::persister::Persister`] (whose crashes it simulates).
 
 pub mod context;
+pub mod failure;
 pub mod fleet;
 pub mod kv_cluster;
 pub mod monitor;
 pub mod network;
+pub mod property;
 pub mod raft_cluster;
 pub mod rafts;
 pub mod trace;

@@ -8,10 +8,10 @@
 //! said so, and what it does report is held against what it answers (the
 //! checks rest on it).
 //!
-//! A violation fails the run at once: the monitor panics, in the task that
-//! took the step, with a message that starts `safety violated: <property>:`
-//! and names the servers, boots, terms and index, shows the commands, the
-//! virtual time, the seed and the command that reproduces the run.
+//! A violation fails the run at once, as a typed
+//! [`Failure`](super::failure::Failure) of class `Safety(property)` that
+//! names the servers, term and index it involves, and says in words what
+//! each server did (boots, terms, the commands) and when.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, Weak};
@@ -19,153 +19,14 @@ use std::sync::{Arc, Mutex, Weak};
 use serde::Serialize;
 
 use super::context;
+use super::failure::Failure;
+use super::property::Property;
 use super::trace::RunLog;
 use crate::kv::{KvEvent, KvEventSink};
 use crate::raft::{ApplyMsg, Consensus, EventSink, Index, PeerId, RaftEvent, Role, Situation, Term};
 
-/// The properties the monitor checks. Each doc says what the property is
-/// (for Raft's, in the words of the Raft paper, Ongaro and Ousterhout 2014,
-/// Figure 3 and the section cited), what the monitor takes as a violation,
-/// and what is legal however surprising it looks; `monitor::` tests break
-/// each on purpose, and run the legal cases through it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-pub enum Property {
-    /// *State Machine Safety* (section 5.4.3): if a server has applied a log
-    /// entry at a given index to its state machine, no other server will
-    /// ever apply a different log entry for the same index.
-    ///
-    /// Violation: two applies at one index, by any servers in any boots,
-    /// whose entries differ in term or command. Also, within one boot, an
-    /// apply out of order: Figure 2 applies `log[lastApplied]` after
-    /// incrementing `lastApplied`, so with no snapshots a boot applies 1, 2,
-    /// 3, ... with no gap and no repeat.
-    ///
-    /// Legal: a restarted server applying the same entries again from index
-    /// 1 (its state machine is rebuilt by replaying the log); servers
-    /// applying at different times.
-    StateMachineSafety,
-    /// *Election Safety* (section 5.2): at most one leader can be elected in
-    /// a given term.
-    ///
-    /// Violation: two servers report (or are polled) leading one term. Also
-    /// one server leading one term in two boots: `currentTerm` and
-    /// `votedFor` are persistent (Figure 2), so a restarted server is a
-    /// follower of its old term and can lead only after a new election in a
-    /// later term; leading the old term again means its term or vote was
-    /// lost, and the two leaderships may append different entries at one
-    /// index and term.
-    ///
-    /// Legal: leaders of different terms at once (a deposed leader that has
-    /// not heard of the new term yet); a leader elected by votes whose
-    /// replies arrived late, even after later terms began.
-    ElectionSafety,
-    /// *Leader Completeness* (section 5.4): if a log entry is committed in
-    /// a given term, then that entry will be present in the logs of the
-    /// leaders for all higher-numbered terms.
-    ///
-    /// Violation: a server becomes leader of term T (as reported, or
-    /// polled) and its log (`Consensus::log_terms`) lacks, or holds another
-    /// term at, an index applied before it became leader whose entry is
-    /// known to have been committed in a term below T. The committing term
-    /// is bounded from outside by the lowest term any server was in when it
-    /// applied the index (`Committed::committed_by`), and an entry is
-    /// committed no later than any entry after it.
-    ///
-    /// Legal: a leader of a term *lower* than the one that committed an
-    /// entry lacking it (a vote for term 1, granted before term 2 committed
-    /// index 1 and delivered after, makes a leader of term 1 with an empty
-    /// log: swarm seed 10010381); a leader of the committing term itself
-    /// (that is election safety's business); entries committed after the
-    /// election in time (a Raft cannot list what it will hold later).
-    /// Skipped, and counted, for a Raft whose `log_terms` answers None.
-    LeaderCompleteness,
-    /// The harness's end-of-run check, not a property of the paper (which
-    /// promises availability only while a majority is up and can talk, and
-    /// no time bound): once every fault is healed and each clerk has done a
-    /// new op, every replica reaches the same applied index within
-    /// `CONVERGENCE_MS` of virtual time and then holds the same data and
-    /// duplicate table (which follows from state machine safety and the
-    /// state machine being deterministic).
-    ///
-    /// Violation: the applied indexes still differ after the bound, or two
-    /// replicas at the same index hold different data or tables.
-    ///
-    /// Legal: replicas that differ while faults run; a server stopped for a
-    /// corrupt disk (it is not counted).
-    Convergence,
-    /// The service's exactly-once semantics (section 8 of the paper: each
-    /// command carries its client's serial number, and the state machine
-    /// does not execute a number it has already executed).
-    ///
-    /// Violation: a replica applies the same (clerk, request number) as
-    /// new twice in one boot, or two clerks share an id.
-    ///
-    /// Legal: the same request committed at several indexes (a clerk's
-    /// retry to another server), applied as new once and as a repeat after;
-    /// a restarted replica applying it as new again while it replays its
-    /// log into an empty state machine.
-    ExactlyOnce,
-    /// The contract of a Raft that reports events (`Consensus::
-    /// reports_events`), which election safety, leader completeness and
-    /// coverage rest on; each clause is a rule of Figure 2 or section 5
-    /// seen from outside.
-    ///
-    /// Violation: it applies an index beyond the commit index it last
-    /// reported (Figure 2: apply only up to `commitIndex`); at an apply,
-    /// `state()` answers a role or term other than the last reported;
-    /// within a boot a reported term or commit index goes back (both
-    /// increase monotonically, Figure 2) or a report repeats the last one
-    /// unchanged; a situation is reported in a role it cannot happen in; a
-    /// situation's claim does not show: a leader reporting uncommitted
-    /// entries of earlier terms, or an old term's entries committed beneath
-    /// its own (section 5.4.2), applies just beyond its commit index an
-    /// entry of its own term; a vote reported refused for the candidate's
-    /// log (section 5.4.1) is then granted, or was for a request of another
-    /// term than the voter's (a request of an earlier term is refused for
-    /// its term, whatever the log; one of a later term makes the voter adopt
-    /// it first, section 5.1); a step down on a reply's higher term (section
-    /// 5.1) is not followed by becoming a follower of a later term.
-    ///
-    /// Legal: a commit index that starts again from what a boot recovered;
-    /// a refusal reported without a situation (refused for its term); a
-    /// late reply that makes a follower adopt a higher term (reported as a
-    /// role change, not as a step down).
-    ReportedState,
-}
-
-impl Property {
-    pub const ALL: [Property; 6] = [
-        Property::StateMachineSafety,
-        Property::ElectionSafety,
-        Property::LeaderCompleteness,
-        Property::Convergence,
-        Property::ExactlyOnce,
-        Property::ReportedState,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Property::StateMachineSafety => "state machine safety",
-            Property::ElectionSafety => "election safety",
-            Property::LeaderCompleteness => "leader completeness",
-            Property::Convergence => "convergence",
-            Property::ExactlyOnce => "exactly once",
-            Property::ReportedState => "reported state",
-        }
-    }
-
-    /// The property a failure message names (see [`VIOLATION`]), if any.
-    pub fn of_failure(msg: &str) -> Option<Property> {
-        let rest = msg.strip_prefix(VIOLATION)?;
-        Property::ALL.into_iter().find(|p| rest.starts_with(p.name()) && rest[p.name().len()..].starts_with(':'))
-    }
-}
-
 /// How often [`Monitor::start_polling`] polls.
 pub const POLL: std::time::Duration = std::time::Duration::from_millis(10);
-
-/// How every violation message starts.
-pub const VIOLATION: &str = "safety violated: ";
 
 /// Situations a run can reach, counted per run (see [`Monitor::coverage`]).
 /// Raft-internal ones come only from a Raft that reports them.
@@ -288,8 +149,6 @@ impl ServerView {
 }
 
 struct State {
-    name: String,
-    seed: u64,
     show: ShowCommand,
     servers: Vec<ServerView>,
     committed: Vec<Committed>,
@@ -299,7 +158,7 @@ struct State {
     completeness_skipped: u64,
     /// The committed prefix length as of the previous polling round.
     committed_at_last_poll: usize,
-    violation: Option<String>,
+    violation: Option<Failure>,
     /// Where role changes and the rest of what Rafts report are recorded.
     log: Option<RunLog>,
 }
@@ -323,18 +182,10 @@ pub struct MonitorReport {
 #[derive(Clone)]
 pub struct Monitor(Arc<Mutex<State>>, Arc<tokio::sync::Notify>);
 
-/// Virtual seconds since the simulation started.
-fn now_s() -> f64 {
-    madsim::time::TimeHandle::try_current().map_or(0.0, |t| t.elapsed().as_secs_f64())
-}
-
 impl Monitor {
-    /// A monitor for `n` servers of the run `name` with `seed`; `show`
-    /// renders commands in messages.
-    pub fn new(n: usize, name: &str, seed: u64, show: ShowCommand) -> Monitor {
+    /// A monitor for `n` servers; `show` renders commands in messages.
+    pub fn new(n: usize, show: ShowCommand) -> Monitor {
         Monitor(Arc::new(Mutex::new(State {
-            name: name.to_string(),
-            seed,
             show,
             servers: (0..n).map(|_| ServerView::new(0)).collect(),
             committed: Vec::new(),
@@ -364,24 +215,17 @@ impl Monitor {
     /// (quiet), as data: the first violation is kept and [`stopped`]
     /// (Self::stopped) wakes the executor, which ends the run at once with
     /// what it reached; the step that found it returns. Elsewhere (a test
-    /// of its own), by a panic in the task that took the step.
-    fn violated(&self, mut s: std::sync::MutexGuard<'_, State>, p: Property, what: String) {
-        let msg = format!(
-            "{VIOLATION}{}: {what}; at {:.3} s virtual; seed {}; reproduce: {}",
-            p.name(),
-            now_s(),
-            s.seed,
-            context::reproduce_command(&s.name, s.seed)
-        );
+    /// of its own), by raising it in the task that took the step.
+    fn violated(&self, mut s: std::sync::MutexGuard<'_, State>, failure: Failure) {
         if s.violation.is_none() {
-            s.violation = Some(msg.clone());
+            s.violation = Some(failure.clone());
         }
         drop(s);
         if context::is_quiet() {
             self.1.notify_one();
             return;
         }
-        panic!("{msg}");
+        failure.raise()
     }
 
     /// Completes once a violation was recorded in a campaign run (see
@@ -391,7 +235,7 @@ impl Monitor {
     }
 
     /// The first violation, if any (the run has already failed with it).
-    pub fn violation(&self) -> Option<String> {
+    pub fn violation(&self) -> Option<Failure> {
         self.lock().violation.clone()
     }
 
@@ -463,20 +307,20 @@ impl Monitor {
         let v = &mut s.servers[server];
         if let Some((was, was_role)) = v.role.filter(|(t, _)| *t > term) {
             let what = format!("server {server} (boot {boot}) reported becoming {role:?} in term {term} after being {was_role:?} in term {was}: terms never go back");
-            return self.violated(s, Property::ReportedState, what);
+            return self.violated(s, Failure::safety(Property::ReportedState, what).servers([server as u64]).term(term));
         }
         if v.role == Some((term, role)) {
             let what = format!(
                 "server {server} (boot {boot}) reported becoming {role:?} in term {term}, which it already was: a report says what changed"
             );
-            return self.violated(s, Property::ReportedState, what);
+            return self.violated(s, Failure::safety(Property::ReportedState, what).servers([server as u64]));
         }
         if let Some(from) = v.step_down_from.take().filter(|&from| term <= from || role != Role::Follower) {
             let what = format!(
                 "server {server} (boot {boot}) reported {} in term {from}, then became {role:?} in term {term}: it steps down to follower of the higher term the reply carried",
                 Situation::SteppedDownOnReply.name()
             );
-            return self.violated(s, Property::ReportedState, what);
+            return self.violated(s, Failure::safety(Property::ReportedState, what).servers([server as u64]));
         }
         v.role = Some((term, role));
         v.claims.clear();
@@ -502,7 +346,7 @@ impl Monitor {
                 x.name(),
                 allowed.iter().map(|r| format!("{r:?}")).collect::<Vec<_>>().join(" or ")
             );
-            return self.violated(s, Property::ReportedState, what);
+            return self.violated(s, Failure::safety(Property::ReportedState, what).servers([server as u64]));
         }
         let v = &mut s.servers[server];
         match x {
@@ -530,7 +374,7 @@ impl Monitor {
                 "server {server} (boot {boot}) reported {} and then granted its vote in term {term} to server {candidate}",
                 Situation::VoteRefusedLogBehind.name()
             );
-            return self.violated(s, Property::ReportedState, what);
+            return self.violated(s, Failure::safety(Property::ReportedState, what).servers([server as u64]));
         }
         // A request of an earlier term is refused for its term, whatever
         // the log (one of a later term makes the voter adopt it first).
@@ -539,7 +383,7 @@ impl Monitor {
                 "server {server} (boot {boot}) reported {} for a request of term {term} while in term {own}: only a request of its own term is refused for the log",
                 Situation::VoteRefusedLogBehind.name()
             );
-            return self.violated(s, Property::ReportedState, what);
+            return self.violated(s, Failure::safety(Property::ReportedState, what).servers([server as u64]));
         }
     }
 
@@ -550,7 +394,7 @@ impl Monitor {
         let v = &mut s.servers[server];
         if index <= v.commit {
             let what = format!("server {server} (boot {boot}) reported its commit index advancing to {index} after reporting {}: it only grows", v.commit);
-            return self.violated(s, Property::ReportedState, what);
+            return self.violated(s, Failure::safety(Property::ReportedState, what).servers([server as u64]));
         }
         v.commit = index;
     }
@@ -566,7 +410,7 @@ impl Monitor {
         let v = &s.servers[server];
         if index > v.commit {
             let what = format!("server {server} (boot {boot}) applied index {index}, beyond the commit index it last reported ({})", v.commit);
-            return self.violated(s, Property::ReportedState, what);
+            return self.violated(s, Failure::safety(Property::ReportedState, what).servers([server as u64]));
         }
         let reported = v.role;
         let agrees = match reported {
@@ -577,7 +421,7 @@ impl Monitor {
             let said = reported.map_or("nothing yet".to_string(), |(t, r)| format!("{r:?} in term {t}"));
             let is = if leader { "leader" } else { "not leader" };
             let what = format!("server {server} (boot {boot}) answers state() = term {term}, {is}, but its last reported role was {said}");
-            return self.violated(s, Property::ReportedState, what);
+            return self.violated(s, Failure::safety(Property::ReportedState, what).servers([server as u64]));
         }
     }
 
@@ -607,7 +451,7 @@ impl Monitor {
                         show(&s, first),
                         show(&s, index)
                     );
-                    return self.violated(s, Property::ExactlyOnce, what);
+                    return self.violated(s, Failure::safety(Property::ExactlyOnce, what).servers([server as u64]).index(index));
                 }
             }
         }
@@ -640,7 +484,7 @@ impl Monitor {
                 m.term,
                 (s.show)(&m.command)
             );
-            return self.violated(s, Property::StateMachineSafety, what);
+            return self.violated(s, Failure::safety(Property::StateMachineSafety, what).servers([server as u64]).index(m.index));
         }
         v.next += 1;
         if let Some((before, x)) = v.claims.remove(&m.index).filter(|(t, _)| m.term >= *t) {
@@ -652,7 +496,7 @@ impl Monitor {
                 m.term,
                 (s.show)(&m.command)
             );
-            return self.violated(s, Property::ReportedState, what);
+            return self.violated(s, Failure::safety(Property::ReportedState, what).servers([server as u64]));
         }
         let i = m.index as usize - 1;
         if let Some(c) = s.committed.get_mut(i) {
@@ -669,7 +513,8 @@ impl Monitor {
                     m.term,
                     (s.show)(&m.command)
                 );
-                return self.violated(s, Property::StateMachineSafety, what);
+                let servers = [c.server as u64, server as u64];
+                return self.violated(s, Failure::safety(Property::StateMachineSafety, what).servers(servers).index(m.index));
             }
         } else {
             debug_assert_eq!(i, s.committed.len());
@@ -731,7 +576,8 @@ impl Monitor {
         match s.leaders.get(&term) {
             Some(&(other, other_boot)) if other != server => {
                 let what = format!("servers {other} (boot {other_boot}) and {server} (boot {boot}) both lead term {term}");
-                return self.violated(s, Property::ElectionSafety, what);
+                let servers = [other as u64, server as u64];
+                return self.violated(s, Failure::safety(Property::ElectionSafety, what).servers(servers).term(term));
             }
             // Leading again after a reboot needs a new election, in a new
             // term: the same term twice means a vote or term was forgotten
@@ -739,7 +585,7 @@ impl Monitor {
             // append different entries at the same index and term.
             Some(&(_, other_boot)) if other_boot != boot => {
                 let what = format!("server {server} leads term {term} in boot {other_boot} and again in boot {boot}");
-                return self.violated(s, Property::ElectionSafety, what);
+                return self.violated(s, Failure::safety(Property::ElectionSafety, what).servers([server as u64]).term(term));
             }
             Some(_) => return,
             None => {
@@ -789,7 +635,8 @@ impl Monitor {
                 c.server,
                 c.boot
             );
-            return self.violated(s, Property::LeaderCompleteness, what);
+            let failure = Failure::safety(Property::LeaderCompleteness, what).servers([server as u64, c.server as u64]);
+            return self.violated(s, failure.term(term).index(i as u64 + 1));
         }
     }
 
@@ -798,14 +645,14 @@ impl Monitor {
     pub fn clerks_share_id(&self, a: usize, b: usize, id: u64) {
         let s = self.lock();
         let what = format!("clerks {a} and {b} both have id {id:x}: the duplicate table cannot tell their requests apart");
-        self.violated(s, Property::ExactlyOnce, what)
+        self.violated(s, Failure::safety(Property::ExactlyOnce, what))
     }
 
     /// Fails the run with a convergence violation (the KV cluster compares
     /// the replicas).
-    pub fn diverged(&self, what: String) {
+    pub fn diverged(&self, what: String, servers: Vec<u64>) {
         let s = self.lock();
-        self.violated(s, Property::Convergence, what)
+        self.violated(s, Failure::safety(Property::Convergence, what).servers(servers))
     }
 
     /// What the monitor saw.

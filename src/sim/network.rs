@@ -11,6 +11,7 @@ use std::time::Duration;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
+use super::failure::Failure;
 use super::trace::{MsgFate, RunLog};
 use crate::net::{Fate, FaultHook, FrameKind};
 
@@ -119,9 +120,6 @@ impl Default for Budget {
         Budget { base: 200_000, per_s: 50_000, bytes_base: 20_000_000, bytes_per_s: 20_000_000 }
     }
 }
-
-/// How a run stopped by its [`Budget`] fails.
-pub const BUDGET_EXCEEDED: &str = "budget exceeded: ";
 
 #[derive(Default)]
 struct State {
@@ -365,7 +363,7 @@ impl SimNetwork {
                 // Once: the panic ends the run; later sends are fallout.
                 s.budget = None;
                 drop(s);
-                panic!("{BUDGET_EXCEEDED}{over}; the run was stopped");
+                Failure::budget(format!("{over}; the run was stopped")).raise();
             }
         }
         if !s.link_open(src.ip(), dst.ip()) {

@@ -106,7 +106,7 @@ impl RaftCluster {
         }));
         let peers: Vec<SocketAddr> = (0..n).map(server_addr).collect();
         let ips: Vec<IpAddr> = peers.iter().map(|a| a.ip()).collect();
-        let monitor = Monitor::new(n, test_name, seed, Arc::new(show));
+        let monitor = Monitor::new(n, Arc::new(show));
         let (st, nt, mon) = (state.clone(), net.clone(), monitor.clone());
         let fleet = Fleet::start(&ips, DiskFaults::default(), move |i, boot_no, persister| {
             boot(i, boot_no, st.clone(), nt.clone(), peers.clone(), make.clone(), persister, mon.clone())
