@@ -144,7 +144,7 @@ fn swarm_mixes_are_per_seed_and_cover_every_knob() {
     for k in ["partition", "isolate_leader", "cut_one_way", "bridge", "heal", "crash", "restart"] {
         assert!(kinds.contains(k), "no {k} event in 200 schedules");
     }
-    let mixes: std::collections::BTreeSet<String> = specs.iter().map(describe_mix).collect();
+    let mixes: std::collections::BTreeSet<String> = specs.iter().map(|s| describe_mix(s, kvraft::campaign::nemesis::within_run(s).len())).collect();
     assert!(mixes.len() > 190, "only {} distinct mixes in 200 seeds", mixes.len());
 }
 
@@ -414,7 +414,7 @@ fn failures_by_class_counts_each_class_with_its_first_run() {
     let report = |seed: u64, failure: Option<Failure>| {
         let mut s = spec.clone();
         s.seed = seed;
-        let mut r = RunReport::pending(&s, format!("repro {seed}"));
+        let mut r = RunReport::pending(&s, format!("repro {seed}"), String::new());
         r.passed = failure.is_none();
         r.failure = failure;
         r
@@ -714,7 +714,7 @@ fn baseline_flags_slower_figures_and_bad_files() {
     assert!(baseline::regressions(&wide, &now).is_empty());
     assert_eq!(baseline::regressions(&base, &now).len(), 4);
     // Measured from reports: op-weighted ms/op, messages over entries.
-    let mut r1 = kvraft::campaign::report::RunReport::pending(&swarm_spec(1), String::new());
+    let mut r1 = kvraft::campaign::report::RunReport::pending(&swarm_spec(1), String::new(), String::new());
     (r1.scenario, r1.ops, r1.ms_per_op, r1.raft_msgs, r1.committed) = ("x".into(), 10, 10.0, 30, 10);
     let mut r2 = r1.clone();
     (r2.ops, r2.ms_per_op, r2.raft_msgs, r2.committed) = (30, 30.0, 70, 30);

@@ -353,7 +353,7 @@ pub fn spec_for(name: &str, seed: u64, bug: Option<Bug>) -> Result<RunSpec, Stri
 
 /// The shortest command that replays `spec`: by name and seed when the name
 /// and seed generate exactly this spec, else from a spec file.
-pub fn reproduce_command(spec: &RunSpec) -> String {
+pub fn replay_command(spec: &RunSpec) -> String {
     let bug = if spec.bug == Bug::None { None } else { Some(spec.bug) };
     match spec_for(&spec.scenario, spec.seed, bug).map(|s| s.with_raft(spec.raft)) {
         Ok(s) if s == *spec || (s.nemesis.is_none() && nemesis::materialize(&s) == *spec) => {

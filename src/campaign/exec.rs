@@ -11,12 +11,13 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::catalog::reproduce_command;
+use super::catalog::replay_command;
 use super::report::{describe_mix, FaultCounts, RunReport};
 use super::spec::{RunSpec, Workload};
 use super::verify::{self, CONVERGENCE_MS};
 use super::workload::{self, key_name, liveness_phase, GenericSpec, Liveness};
 use super::nemesis;
+use super::spec::NemesisEvent;
 use crate::check::history::{kinds, History};
 use crate::check::Verdict;
 use crate::sim::context;
@@ -118,11 +119,37 @@ struct Outcome {
     trace_hash: u64,
 }
 
+/// A spec made ready to run, once, before its simulation starts: what
+/// the run needs from the spec is derived here and handed down, and
+/// nothing below derives it again.
+struct Prepared {
+    /// The spec with its schedule written out (the history keeps it).
+    spec: RunSpec,
+    /// The nemesis events that fire (drawn from the seed for a swarm run).
+    schedule: Vec<NemesisEvent>,
+    /// The run's mix in one line (see [`describe_mix`]).
+    mix: String,
+}
+
+impl Prepared {
+    fn new(spec: &RunSpec) -> Prepared {
+        let schedule = nemesis::within_run(spec);
+        let mix = describe_mix(spec, schedule.len());
+        Prepared { spec: nemesis::written_out(spec, schedule.clone()), schedule, mix }
+    }
+
+    /// A report of the run before it runs.
+    fn pending(&self, reproduce: String) -> RunReport {
+        RunReport::pending(&self.spec, reproduce, self.mix.clone())
+    }
+}
+
 /// The whole run inside the simulation: workload, liveness phase,
 /// convergence, history check, ended early by a violation the monitor
 /// records. The cluster goes into `seen` as soon as it exists, so a run
 /// that fails midway (a panic) still reports what it reached.
-async fn execute(spec: RunSpec, customize: Option<Customize>, trace: bool, seen: Arc<Mutex<Option<KvCluster>>>) -> Outcome {
+async fn execute(run: Arc<Prepared>, customize: Option<Customize>, trace: bool, seen: Arc<Mutex<Option<KvCluster>>>) -> Outcome {
+    let spec = &run.spec;
     let mut opts = KvOptions::new(spec.servers, false).raft(spec.raft);
     opts.bug = spec.bug;
     opts.faults = Some(spec.faults.to_config());
@@ -136,7 +163,7 @@ async fn execute(spec: RunSpec, customize: Option<Customize>, trace: bool, seen:
     let cluster = KvCluster::with_options(opts, &spec.scenario).await;
     *seen.lock().unwrap() = Some(cluster.clone());
     tokio::select! {
-        o = run_and_check(&spec, &cluster) => o,
+        o = run_and_check(&run, &cluster) => o,
         // The run ends at the violation, with the figures it reached.
         () = cluster.stopped() => Outcome {
             violation: cluster.violation(),
@@ -152,12 +179,12 @@ async fn execute(spec: RunSpec, customize: Option<Customize>, trace: bool, seen:
 
 /// The workload (the nemesis alongside), the liveness phase, convergence
 /// and the history's check.
-async fn run_and_check(spec: &RunSpec, cluster: &KvCluster) -> Outcome {
+async fn run_and_check(run: &Prepared, cluster: &KvCluster) -> Outcome {
+    let spec = &run.spec;
     let window = Duration::from_millis(spec.liveness_ms);
-    let spec = spec.clone();
     let cluster = cluster.clone();
     // The history says what produced it: the spec, its schedule written out.
-    if let Ok(v) = serde_json::to_value(nemesis::materialize(&spec)) {
+    if let Ok(v) = serde_json::to_value(spec) {
         cluster.set_spec(v);
     }
     if spec.inject_nondeterminism {
@@ -165,7 +192,7 @@ async fn run_and_check(spec: &RunSpec, cluster: &KvCluster) -> Outcome {
     }
     let (clerks, key_of): (_, Box<dyn Fn(usize) -> String>) = match &spec.workload {
         Workload::Generic { .. } => {
-            let g = GenericSpec::from_run(&spec).expect("a generic workload");
+            let g = GenericSpec::from_run(spec).expect("a generic workload");
             let clerks = workload::generic(&cluster, &g).await;
             // Handles for uniformity with swarm clerks, which may be mid-op.
             let clerks = clerks.into_iter().map(|ck| tokio::spawn(async move { ck })).collect();
@@ -174,8 +201,8 @@ async fn run_and_check(spec: &RunSpec, cluster: &KvCluster) -> Outcome {
         }
         Workload::Swarm { keys, .. } => {
             let keys = *keys;
-            cluster.begin(&format!("Test: swarm {}", describe_mix(&spec)));
-            (workload::random_ops(&cluster, &spec).await, Box::new(move |k| key_name(k % keys)))
+            cluster.begin(&format!("Test: swarm {}", run.mix));
+            (workload::random_ops(&cluster, spec, run.schedule.clone()).await, Box::new(move |k| key_name(k % keys)))
         }
     };
     let liveness = liveness_phase(&cluster, clerks, key_of, window).await;
@@ -209,19 +236,19 @@ pub type Customize = Arc<dyn Fn(&mut KvOptions) + Send + Sync>;
 /// Runs `spec` once, on this thread, as `opts` say (`check_determinism`
 /// and `wall_limit` are for [`run`]).
 fn run_here(spec: &RunSpec, opts: &RunOptions) -> RunReport {
-    let reproduce = reproduce_command(spec);
+    let reproduce = replay_command(spec);
+    let run = Arc::new(Prepared::new(spec));
     context::enter_quiet_run(reproduce.clone());
     context::set_no_files(opts.no_files);
     let mut rt = madsim::runtime::Runtime::with_seed_and_config(spec.seed, madsim::Config::default());
     if let Some(limit) = opts.time_limit {
         rt.set_time_limit(limit);
     }
-    let owned = spec.clone();
     let seen = Arc::new(Mutex::new(None));
     let (customize, tracing) = (opts.customize.clone(), opts.tracing());
-    let outcome = catch_unwind(AssertUnwindSafe(|| rt.block_on(execute(owned, customize, tracing, seen.clone()))));
+    let outcome = catch_unwind(AssertUnwindSafe(|| rt.block_on(execute(run.clone(), customize, tracing, seen.clone()))));
     let panic = context::take_panic();
-    let mut r = RunReport::pending(spec, reproduce);
+    let mut r = run.pending(reproduce);
     let built = seen.lock().unwrap().take();
     if let Some(cluster) = &built {
         // What a run that stopped midway reached (no clock needed).
@@ -405,7 +432,7 @@ fn run_watched(spec: &RunSpec, opts: &RunOptions, limit: Duration) -> RunReport 
         let _ = tx.send(run_here(&owned, &owned_opts));
     });
     if let Err(e) = spawned {
-        let mut r = RunReport::pending(spec, reproduce_command(spec));
+        let mut r = not_run(spec);
         r.failure = Some(Failure::panic(format!("could not start the run's thread: {e}")));
         return r;
     }
@@ -413,7 +440,7 @@ fn run_watched(spec: &RunSpec, opts: &RunOptions, limit: Duration) -> RunReport 
         Ok(r) => r,
         Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => thread_panicked(spec),
         Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-            let mut r = RunReport::pending(spec, reproduce_command(spec));
+            let mut r = not_run(spec);
             r.failure = Some(Failure::hung(format!(
                 "the run did not finish in {} s of wall time (a run takes seconds): a step that never returns stops \
                  virtual time with it; the run's thread was left running",
@@ -424,8 +451,14 @@ fn run_watched(spec: &RunSpec, opts: &RunOptions, limit: Duration) -> RunReport 
     }
 }
 
+/// The report of a run that made none itself (it hung, or its thread could
+/// not start or panicked).
+fn not_run(spec: &RunSpec) -> RunReport {
+    RunReport::pending(spec, replay_command(spec), describe_mix(spec, nemesis::within_run(spec).len()))
+}
+
 fn thread_panicked(spec: &RunSpec) -> RunReport {
-    let mut r = RunReport::pending(spec, reproduce_command(spec));
+    let mut r = not_run(spec);
     r.failure = Some(Failure::panic("the run's thread panicked"));
     r
 }

@@ -350,10 +350,24 @@ pub fn outage_ms(spec: &RunSpec) -> (u64, u64) {
 
 /// The spec with its schedule written out (so events can be removed).
 pub fn materialize(spec: &RunSpec) -> RunSpec {
+    written_out(spec, within_run(spec))
+}
+
+/// The events of `spec`'s schedule that fire: those before the end of its
+/// run (the executor draws them once, here, and hands them down).
+pub fn within_run(spec: &RunSpec) -> Vec<NemesisEvent> {
+    match spec.workload {
+        Workload::Swarm { run_ms, .. } => schedule(spec).into_iter().filter(|e| e.at_ms < run_ms).collect(),
+        Workload::Generic { .. } => Vec::new(),
+    }
+}
+
+/// `spec` with `events` (its [`within_run`]) as its explicit schedule; a
+/// generic workload's spec as it is (its faults come from its rounds).
+pub fn written_out(spec: &RunSpec, events: Vec<NemesisEvent>) -> RunSpec {
     let mut s = spec.clone();
-    if let Workload::Swarm { run_ms, .. } = s.workload {
-        // Events at or after the end of the run never fire: leave them out.
-        s.nemesis = Some(schedule(spec).into_iter().filter(|e| e.at_ms < run_ms).collect());
+    if let Workload::Swarm { .. } = s.workload {
+        s.nemesis = Some(events);
     }
     s
 }
@@ -362,7 +376,8 @@ pub fn materialize(spec: &RunSpec) -> RunSpec {
 /// (restarting the servers it crashed) runs as a task, returned.
 pub async fn apply(cluster: &KvCluster, action: &Action) -> Option<JoinHandle<()>> {
     let n = cluster.n();
-    cluster.note(kinds::NEMESIS, describe(action));
+    let what = describe(action);
+    cluster.note(kinds::NEMESIS, what);
     match action {
         Action::Partition { a, b } => {
             cluster.connect_all();

@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::nemesis;
 use super::spec::{self, PartitionStyle, RunSpec, Workload};
 use crate::kv::Bug;
 use crate::sim::failure::{Failure, FailureClass};
@@ -138,8 +137,9 @@ fn is_zero_usize(x: &usize) -> bool {
 }
 
 impl RunReport {
-    /// A report for `spec` before (or without) running it: nothing passed yet.
-    pub fn pending(spec: &RunSpec, reproduce: String) -> RunReport {
+    /// A report for `spec` before (or without) running it: nothing passed
+    /// yet; `mix` describes it (see [`describe_mix`]).
+    pub fn pending(spec: &RunSpec, reproduce: String, mix: String) -> RunReport {
         RunReport {
             scenario: spec.scenario.clone(),
             seed: spec.seed,
@@ -151,7 +151,7 @@ impl RunReport {
             linearizable: false,
             faults: FaultCounts::default(),
             history: None,
-            mix: describe_mix(spec),
+            mix,
             bound_ms: spec.bound_ms,
             liveness_ms: None,
             liveness_window_ms: spec.liveness_ms,
@@ -219,9 +219,10 @@ pub fn render_classes(classes: &[ClassSummary], shrunk: &BTreeMap<String, String
     out
 }
 
-/// One short line naming the mix, e.g.
+/// One short line naming the mix of `spec`, whose nemesis fires `events`
+/// events (see [`nemesis::within_run`](super::nemesis::within_run)), e.g.
 /// `s5 c7 k23 loss 12/5% dup 30% delay 2-40ms lr part bridge crash 0.2/s 14 ev`.
-pub fn describe_mix(spec: &RunSpec) -> String {
+pub fn describe_mix(spec: &RunSpec, events: usize) -> String {
     let f = &spec.faults;
     let pct = |x: f64| (x * 100.0).round() as u64;
     let mut s = format!("s{} c{}", spec.servers, spec.clients);
@@ -255,7 +256,7 @@ pub fn describe_mix(spec: &RunSpec) -> String {
                 s += &format!(" targeted {}/s", spec.targeted_rate);
             }
             if matches!(spec.workload, Workload::Swarm { .. }) {
-                s += &format!(" {} ev", nemesis::schedule(spec).len());
+                s += &format!(" {events} ev");
             }
         }
         Some(ev) => s += &format!(" {} ev (explicit)", ev.len()),

@@ -10,7 +10,7 @@ use tokio::time::sleep;
 
 use tokio::task::JoinHandle;
 
-use super::spec::{PartitionStyle, RunSpec, Workload};
+use super::spec::{NemesisEvent, PartitionStyle, RunSpec, Workload};
 use super::{nemesis, verify};
 use crate::kv::Bug;
 use crate::sim::kv_cluster::{KvCluster, KvOptions, TestClerk};
@@ -343,14 +343,13 @@ pub fn key_name(k: usize) -> String {
 
 /// The random-ops workload of a swarm spec on `cluster`, up to the end of its
 /// run time: clerks do random Get/Put/Append on the spec's keys while the
-/// nemesis applies the schedule. Returns the clerks (each handed back when
+/// nemesis applies `events` (the spec's schedule, drawn by the executor;
+/// see [`nemesis::within_run`]). Returns the clerks (each handed back when
 /// its current op finishes).
-pub async fn random_ops(cluster: &KvCluster, spec: &RunSpec) -> Vec<JoinHandle<TestClerk>> {
+pub async fn random_ops(cluster: &KvCluster, spec: &RunSpec, events: Vec<NemesisEvent>) -> Vec<JoinHandle<TestClerk>> {
     let Workload::Swarm { keys, run_ms, ops_per_client } = spec.workload else {
         panic!("random_ops needs a swarm workload");
     };
-    // Events at or after the end of the run would never fire.
-    let events: Vec<_> = nemesis::schedule(spec).into_iter().filter(|e| e.at_ms < run_ms).collect();
     // Start once a first leader is elected (or after 10 s without one), so
     // the first election does not count as the workload's latency: the
     // clerks run closed loops, and in short runs that one second would
