@@ -5,7 +5,7 @@
 //! at the end. The checks a run's history and figures get (linearizability,
 //! the ms/op and efficiency bounds) are in `campaign::verify`.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -13,12 +13,12 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio::time::sleep;
 
+use super::addr::{clerk_addr, host_name, server_addr};
 use super::context;
 use super::fleet::{DiskFaults, DiskStats, Fleet, Service};
 use super::monitor::{Monitor, MonitorReport, Reached};
 use super::network::{Budget, FaultConfig, NetStats, SimNetwork};
 use super::rafts::RaftKind;
-use super::raft_cluster::server_addr;
 use super::trace::{Cmd, RunLog, TraceLine};
 use crate::check::history::{kinds, Event, History, OpKind, Recorder};
 use crate::kv::{Answer, Bug, Clerk, ClerkConfig, KvOp, KvRequest, KvServer, ServerConfig, Tamper};
@@ -26,24 +26,6 @@ use crate::net::{FaultHook, Transport};
 use crate::raft::persister::Damage;
 use crate::raft::{self, ApplyMsg, Consensus, Index, MakeArgs, MakeRaft, Persister, Term};
 use rand::Rng;
-
-/// Address of the `k`-th clerk's node.
-pub fn clerk_addr(k: usize) -> SocketAddr {
-    SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 1 + (k / 250) as u8, 0, (k % 250) as u8 + 1)), 9000)
-}
-
-/// A host's name in traces: `s2` for server 2 (see [`server_addr`]), `c4`
-/// for clerk 4 (see [`clerk_addr`]), else its address.
-pub fn host_name(ip: IpAddr) -> String {
-    match ip {
-        IpAddr::V4(v4) => match v4.octets() {
-            [10, 0, 0, d] if d > 0 => format!("s{}", d - 1),
-            [10, c, 0, d] if c >= 1 && d > 0 => format!("c{}", (c as usize - 1) * 250 + d as usize - 1),
-            _ => ip.to_string(),
-        },
-        _ => ip.to_string(),
-    }
-}
 
 /// How a KV cluster is built.
 #[derive(Clone)]

@@ -1,4 +1,5 @@
-//! The simulated world: the network and its fault model ([`network`]), the
+//! The simulated world: its hosts' addresses ([`addr`]), the network and
+//! its fault model ([`network`]), the
 //! servers' nodes with their one crash and restart path ([`fleet`]), a
 //! cluster of Raft servers ([`raft_cluster`], 6.5840's Raft tester) and of
 //! KV servers with recorded clerks ([`kv_cluster`], its KV tester), and what
@@ -12,6 +13,7 @@
 //! [`crate::raft::MakeRaft`], and the disk it hands every Raft, the
 //! [`crate::raft::persister::Persister`] (whose crashes it simulates).
 
+pub mod addr;
 pub mod context;
 pub mod fleet;
 pub mod kv_cluster;
