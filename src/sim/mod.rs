@@ -21,4 +21,5 @@ pub mod monitor;
 pub mod network;
 pub mod raft_cluster;
 pub mod rafts;
+pub mod test_clerk;
 pub mod trace;
