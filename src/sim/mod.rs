@@ -23,3 +23,4 @@ pub mod raft_cluster;
 pub mod rafts;
 pub mod test_clerk;
 pub mod trace;
+pub mod traps;
