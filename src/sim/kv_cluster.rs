@@ -1,9 +1,15 @@
-//! A cluster of KV servers (each Raft + KV on one madsim node) and clerks
-//! (each on a node of its own), with the controls of 6.5840's kvraft tester
-//! (config.go), a recorded history of every clerk op, the monitor watching
-//! every server, the protocol-moment traps the nemeses arm, and convergence
-//! at the end. The checks a run's history and figures get (linearizability,
-//! the ms/op and efficiency bounds) are in `campaign::verify`.
+//! The KV tester (6.5840's kvraft config.go): a cluster of KV servers,
+//! each Raft + KV on one madsim node. It holds how a cluster is built
+//! ([`KvOptions`]); the cluster ([`KvCluster`]) and its controls: clerks
+//! (each a [`TestClerk`] on a node of its own, every op recorded in the
+//! run's history), crashes, restarts, pauses, partitions, disk stalls and
+//! network faults; a server's boot, which wires its Raft to the monitor
+//! and to the protocol-moment traps (the traps themselves, and how a
+//! nemesis arms one, are in [`super::traps`]; [`KvCluster::trap`] finds
+//! one); and the run's results: its history, figures, the monitor's
+//! verdict and convergence at the end. The checks a run's history and
+//! figures get (linearizability, the ms/op and efficiency bounds) are in
+//! `campaign::verify`; addresses are in [`super::addr`].
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
