@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use kvraft::kv::Bug;
 use kvraft::sim::kv_cluster::{KvCluster, KvOptions};
+use kvraft::sim::traps::AppendTrap;
 use kvraft::sim::rafts::RaftKind;
 use kvraft::campaign::catalog;
 use kvraft::campaign::{run, RunOptions};
@@ -41,6 +42,7 @@ async fn leader_crash_after_start_4a(raft: RaftKind) {
     cluster.begin("Test: leader crashed right after start (new)");
     let mut ck = cluster.make_client(&cluster.all()).await;
     ck.put("k", "").await;
+    let trap = cluster.trap::<AppendTrap>().expect("every cluster has the append trap");
     let mut crashes = 0;
     for n in 0..ROUNDS {
         let mut myck = cluster.make_client(&cluster.all()).await;
@@ -48,7 +50,7 @@ async fn leader_crash_after_start_4a(raft: RaftKind) {
         // Cut off and crash the leader the moment it has handed the op to
         // Raft: the op may or may not survive, but it must apply at most
         // once, and the clerk must get an answer from the new leader.
-        let victim = cluster.catch_leader_append(Duration::from_secs(1)).await;
+        let victim = trap.catch_leader(Duration::from_secs(1)).await;
         if let Some(v) = victim {
             cluster.shutdown_server(v);
             crashes += 1;

@@ -366,7 +366,7 @@ async fn bad_messages_are_dropped() {
         forged.term = 1_000_000;
         let forged = forged.write_to_bytes().expect("encode");
         for i in 0..servers {
-            let dst = kvraft::sim::raft_cluster::server_addr(i);
+            let dst = kvraft::sim::addr::server_addr(i);
             forged_to(&t, dst, i as u64 + 1, &forged).await;
             t.notify(dst, raft_rs::RAFT_RS_SERVICE, vec![0xff; 7]).await;
             t.notify(dst, raft_rs::RAFT_RS_SERVICE, Vec::new()).await;

@@ -15,6 +15,7 @@ use tokio::task::JoinHandle;
 use super::spec::{Action, NemesisEvent, PartitionStyle, RunSpec, Workload};
 use crate::check::history::kinds;
 use crate::sim::kv_cluster::KvCluster;
+use crate::sim::traps::{AppendTrap, CommitTrap, RewriteTrap};
 
 // The schedule's own streams (see the swarm generator's mix stream): the
 // targeted events draw from one of their own, so that adding them left the
@@ -416,9 +417,10 @@ pub async fn apply(cluster: &KvCluster, action: &Action) -> Option<JoinHandle<()
             return Some(tokio::spawn(restart_after(cluster.clone(), vec![l], *down_ms)));
         }
         Action::CrashLeaderAfterAppend { down_ms } => {
+            let trap = cluster.trap::<AppendTrap>()?;
             let (cluster, down_ms) = (cluster.clone(), *down_ms);
             return Some(tokio::spawn(async move {
-                if let Some(l) = cluster.catch_leader_append(Duration::from_secs(1)).await {
+                if let Some(l) = trap.catch_leader(Duration::from_secs(1)).await {
                     // Cut off, it syncs the entry nobody else got; then it
                     // crashes, and the entry survives on its disk alone.
                     tokio::time::sleep(cluster.longest_sync() + Duration::from_millis(1)).await;
@@ -428,13 +430,14 @@ pub async fn apply(cluster: &KvCluster, action: &Action) -> Option<JoinHandle<()
             }));
         }
         Action::CrashLeaderOnCommit { down_ms } => {
+            let trap = cluster.trap::<CommitTrap>()?;
             let l = cluster.leader()?;
             let (holders, cut) = bare_majority(cluster, l, &[]);
             // Its disk stalls: the followers' copies are durable first.
             cluster.stall_disk(l, COMMIT_STALL);
             let (cluster, down_ms) = (cluster.clone(), *down_ms);
             return Some(tokio::spawn(async move {
-                if cluster.catch_leader_commit(l, Duration::from_secs(1)).await {
+                if trap.catch_leader(l, Duration::from_secs(1)).await {
                     crash_caught(&cluster, l, holders, cut, down_ms).await;
                 } else {
                     cluster.connect_all();
@@ -442,10 +445,11 @@ pub async fn apply(cluster: &KvCluster, action: &Action) -> Option<JoinHandle<()
             }));
         }
         Action::CrashRewrittenOnCommit { down_ms } => {
+            let (append, rewrite) = (cluster.trap::<AppendTrap>()?, cluster.trap::<RewriteTrap>()?);
             let (cluster, down_ms) = (cluster.clone(), *down_ms);
             return Some(tokio::spawn(async move {
                 // An entry nobody else has ends the log of a leader cut off.
-                let Some(victim) = cluster.catch_leader_append(Duration::from_secs(1)).await else { return };
+                let Some(victim) = append.catch_leader(Duration::from_secs(1)).await else { return };
                 // It rejoins the moment the others have a leader, most
                 // often before that leader's first entry, which then
                 // replaces the victim's last alone.
@@ -453,15 +457,15 @@ pub async fn apply(cluster: &KvCluster, action: &Action) -> Option<JoinHandle<()
                 while cluster.leader().is_none_or(|l| l == victim) && start.elapsed() < REWRITE_WAIT {
                     tokio::time::sleep(Duration::from_millis(1)).await;
                 }
-                cluster.watch_rewrite(victim);
+                rewrite.watch(victim);
                 cluster.connect_server(victim);
-                let Some(rewriter) = cluster.rewritten(REWRITE_WAIT).await else {
-                    cluster.stop_rewrite();
+                let Some(rewriter) = rewrite.rewritten(REWRITE_WAIT, || cluster.leader()).await else {
+                    rewrite.stop();
                     cluster.connect_all();
                     return;
                 };
                 let (holders, cut) = bare_majority(&cluster, victim, &[rewriter]);
-                if cluster.catch_rewritten_commit(REWRITE_WAIT).await {
+                if rewrite.catch_commit(REWRITE_WAIT).await {
                     crash_caught(&cluster, victim, holders, cut, down_ms).await;
                 } else {
                     cluster.connect_all();

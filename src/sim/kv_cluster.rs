@@ -1,50 +1,39 @@
-//! A cluster of KV servers (each Raft + KV on one madsim node) and clerks
-//! (each on a node of its own), with the controls of 6.5840's kvraft tester
-//! (config.go), a recorded history of every clerk op, the monitor watching
-//! every server, the protocol-moment traps the nemeses arm, and convergence
-//! at the end. The checks a run's history and figures get (linearizability,
-//! the ms/op and efficiency bounds) are in `campaign::verify`.
+//! The KV tester (6.5840's kvraft config.go): a cluster of KV servers,
+//! each Raft + KV on one madsim node. It holds how a cluster is built
+//! ([`KvOptions`]); the cluster ([`KvCluster`]) and its controls: clerks
+//! (each a [`TestClerk`] on a node of its own, every op recorded in the
+//! run's history), crashes, restarts, pauses, partitions, disk stalls and
+//! network faults; a server's boot, which wires its Raft to the monitor
+//! and to the protocol-moment traps (the traps themselves, and how a
+//! nemesis arms one, are in [`super::traps`]; [`KvCluster::trap`] finds
+//! one); and the run's results: its history, figures, the monitor's
+//! verdict and convergence at the end. The checks a run's history and
+//! figures get (linearizability, the ms/op and efficiency bounds) are in
+//! `campaign::verify`; addresses are in [`super::addr`].
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 use tokio::time::sleep;
 
+use super::addr::{clerk_addr, host_name, server_addr};
 use super::context;
 use super::failure::Failure;
+use super::test_clerk::TestClerk;
 use super::fleet::{DiskFaults, DiskStats, Fleet, Service};
 use super::monitor::{Monitor, MonitorReport, Reached};
 use super::network::{Budget, FaultConfig, NetStats, SimNetwork};
 use super::rafts::RaftKind;
-use super::raft_cluster::server_addr;
 use super::trace::{Cmd, RunLog, TraceLine};
-use crate::check::history::{kinds, Event, History, OpKind, Recorder};
-use crate::kv::{Answer, Bug, Clerk, ClerkConfig, KvOp, KvRequest, KvServer, ServerConfig, Tamper};
+use super::traps::{self, Kit, Trap, Traps};
+use crate::check::history::{kinds, Event, History, Recorder};
+use crate::kv::{Bug, Clerk, ClerkConfig, KvOp, KvRequest, KvServer, ServerConfig, Tamper};
 use crate::net::{FaultHook, Transport};
 use crate::raft::persister::Damage;
-use crate::raft::{self, ApplyMsg, Consensus, Index, MakeArgs, MakeRaft, Persister, Term};
+use crate::raft::{self, ApplyMsg, Consensus, MakeArgs, MakeRaft, Persister};
 use rand::Rng;
-
-/// Address of the `k`-th clerk's node.
-pub fn clerk_addr(k: usize) -> SocketAddr {
-    SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 1 + (k / 250) as u8, 0, (k % 250) as u8 + 1)), 9000)
-}
-
-/// A host's name in traces: `s2` for server 2 (see [`server_addr`]), `c4`
-/// for clerk 4 (see [`clerk_addr`]), else its address.
-pub fn host_name(ip: IpAddr) -> String {
-    match ip {
-        IpAddr::V4(v4) => match v4.octets() {
-            [10, 0, 0, d] if d > 0 => format!("s{}", d - 1),
-            [10, c, 0, d] if c >= 1 && d > 0 => format!("c{}", (c as usize - 1) * 250 + d as usize - 1),
-            _ => ip.to_string(),
-        },
-        _ => ip.to_string(),
-    }
-}
 
 /// How a KV cluster is built.
 #[derive(Clone)]
@@ -124,6 +113,7 @@ impl Service for KvNode {
     }
 }
 
+#[derive(Default)]
 struct State {
     clerks: usize,
     clerk_nodes: Vec<madsim::task::NodeId>,
@@ -137,166 +127,6 @@ struct State {
     spec: Option<serde_json::Value>,
 }
 
-/// Catches the leader the moment it appends an entry: cuts it off before
-/// the entry reaches anyone (see [`KvCluster::catch_leader_append`]).
-struct AppendTrap {
-    armed: AtomicBool,
-    sprung: Mutex<Option<usize>>,
-    /// Held by the one [`KvCluster::catch_leader_append`] using the trap:
-    /// overlapping ones take turns rather than disarm each other.
-    busy: tokio::sync::Mutex<()>,
-    net: Arc<SimNetwork>,
-    log: RunLog,
-    /// The last index `start` gave out, by server.
-    started: Mutex<Vec<Index>>,
-}
-
-/// Catches a leader the moment it applies an entry beyond a given index
-/// (one it has just committed): cuts it off from everyone in the same step,
-/// before it can tell anyone (see [`KvCluster::catch_leader_commit`]).
-struct CommitTrap {
-    /// The server watched, and the index it must apply beyond.
-    armed: Mutex<Option<(usize, Index)>>,
-    sprung: tokio::sync::Notify,
-    net: Arc<SimNetwork>,
-    log: RunLog,
-}
-
-impl CommitTrap {
-    /// Server `server` applies `index` (called on its apply path).
-    fn on_apply(&self, server: usize, index: Index) {
-        let mut armed = self.armed.lock().unwrap();
-        if armed.is_some_and(|(s, after)| s == server && index > after) {
-            *armed = None;
-            self.net.disconnect(server_addr(server).ip());
-            self.log.event(Event::new(0, kinds::DISCONNECT).server(server as u64).detail(format!("caught the moment it applied index {index}")));
-            self.sprung.notify_one();
-        }
-    }
-}
-
-/// Walks a server whose log a new leader has just rewritten into leading
-/// on a slow disk and committing its first entry (see
-/// [`KvCluster::watch_rewrite`]): a server that counts a rewritten entry,
-/// or the one after it, as durable before it is counts its own first entry
-/// as leader towards a commit it cannot back.
-struct RewriteTrap {
-    phase: Mutex<Rewrite>,
-    /// Rung at each step forward.
-    moved: tokio::sync::Notify,
-    net: Arc<SimNetwork>,
-    log: RunLog,
-    commit_trap: Arc<CommitTrap>,
-}
-
-/// Where a [`RewriteTrap`] is.
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Rewrite {
-    Off,
-    /// Waiting for a leader's AppendEntries to replace entries of
-    /// `victim`'s log.
-    Watch { victim: usize },
-    /// They were, in the step under way; the entries appended then name
-    /// the leader (a Raft that reports no appends leaves it to
-    /// [`KvCluster::rewritten`] to cut off whoever leads).
-    Replaced { victim: usize },
-    /// `rewriter`, the leader that did, was cut off from everyone in that
-    /// step; waiting for `victim` to lead.
-    Cut { victim: usize, rewriter: usize },
-    /// `victim` leads and its disk stalls; waiting for its first entry.
-    Leads { victim: usize },
-    /// Its first entry went in at `index`, and the commit trap waits for it.
-    Armed { victim: usize, index: Index },
-}
-
-/// How long the disk of a rewritten server stalls once it leads.
-const REWRITE_STALL: Duration = Duration::from_millis(300);
-
-impl RewriteTrap {
-    /// Server `server` reported `e` (called on its event path, before the
-    /// monitor sees it); `persister` is its disk.
-    fn on_event(&self, server: usize, e: &raft::RaftEvent, persister: &Persister) {
-        use raft::{RaftEvent, Role, Situation};
-        let mut phase = self.phase.lock().unwrap();
-        match (*phase, e) {
-            (Rewrite::Watch { victim }, RaftEvent::Situation(Situation::ConflictTruncated)) if victim == server => {
-                *phase = Rewrite::Replaced { victim };
-                self.moved.notify_one();
-            }
-            (Rewrite::Replaced { victim }, RaftEvent::Appended { leader, from, to, .. }) if victim == server => {
-                *phase = self.cut(victim, *leader, &format!("its entries {from}..={to}"));
-            }
-            (Rewrite::Cut { victim, .. }, RaftEvent::Role { role: Role::Leader, .. }) if victim == server => {
-                persister.stall(REWRITE_STALL);
-                let what = format!("{} ms, as it leads with a rewritten log", REWRITE_STALL.as_millis());
-                self.log.event(Event::new(0, kinds::DISK_STALL).server(victim as u64).detail(what));
-                *phase = Rewrite::Leads { victim };
-                self.moved.notify_one();
-            }
-            _ => {}
-        }
-    }
-
-    /// Cuts `rewriter` off from everyone, for replacing entries of
-    /// `victim`'s log with `what`; the phase that follows.
-    fn cut(&self, victim: usize, rewriter: usize, what: &str) -> Rewrite {
-        self.net.disconnect(server_addr(rewriter).ip());
-        let detail = format!("caught the moment {what} replaced the end of server {victim}'s log");
-        self.log.event(Event::new(0, kinds::DISCONNECT).server(rewriter as u64).detail(detail));
-        self.moved.notify_one();
-        Rewrite::Cut { victim, rewriter }
-    }
-
-    /// `start` on server `server` gave out `index`.
-    fn started(&self, server: usize, index: Index) {
-        let mut phase = self.phase.lock().unwrap();
-        if *phase == (Rewrite::Leads { victim: server }) {
-            *self.commit_trap.armed.lock().unwrap() = Some((server, index - 1));
-            *phase = Rewrite::Armed { victim: server, index };
-            self.moved.notify_one();
-        }
-    }
-}
-
-/// A Raft seen through the trap; everything else passes through.
-struct Trapped {
-    inner: Arc<dyn Consensus>,
-    me: usize,
-    trap: Arc<AppendTrap>,
-    rewrite: Arc<RewriteTrap>,
-}
-
-impl Consensus for Trapped {
-    fn start(&self, command: Vec<u8>) -> Option<(Index, Term)> {
-        let r = self.inner.start(command);
-        if let Some((index, _)) = r {
-            let mut started = self.trap.started.lock().unwrap();
-            started[self.me] = started[self.me].max(index);
-            self.rewrite.started(self.me, index);
-        }
-        if r.is_some() && self.trap.armed.swap(false, Ordering::SeqCst) {
-            // In the same step as the append: nothing has been sent yet.
-            self.trap.net.disconnect(server_addr(self.me).ip());
-            let e = Event::new(0, kinds::DISCONNECT).server(self.me as u64).detail("caught the moment it appended");
-            self.trap.log.event(e);
-            *self.trap.sprung.lock().unwrap() = Some(self.me);
-        }
-        r
-    }
-    fn state(&self) -> (Term, bool) {
-        self.inner.state()
-    }
-    fn kill(&self) {
-        self.inner.kill()
-    }
-    fn reports_events(&self) -> bool {
-        self.inner.reports_events()
-    }
-    fn log_terms(&self, upto: Index) -> Option<Vec<Term>> {
-        self.inner.log_terms(upto)
-    }
-}
-
 struct Shared {
     name: String,
     seed: u64,
@@ -306,9 +136,7 @@ struct Shared {
     state: Mutex<State>,
     recorder: Recorder,
     monitor: Monitor,
-    trap: Arc<AppendTrap>,
-    commit_trap: Arc<CommitTrap>,
-    rewrite_trap: Arc<RewriteTrap>,
+    traps: Traps,
     /// Each server's clock rate.
     rates: Vec<f64>,
     disk: DiskFaults,
@@ -346,61 +174,19 @@ impl KvCluster {
         Self::with_options(KvOptions::new(servers, unreliable), test_name).await
     }
 
+    /// A cluster as `opts` says, its servers booted, for the test or run
+    /// `test_name`.
     pub async fn with_options(opts: KvOptions, test_name: &str) -> Self {
         let seed = context::announce(test_name);
         let log = RunLog::new(opts.trace);
-        let net = Arc::new(SimNetwork::new());
-        net.set_tracer(log.clone());
-        if let Some(f) = opts.faults.clone() {
-            net.set_faults(f);
-        } else if opts.unreliable {
-            net.set_faults(FaultConfig::unreliable());
-        }
-        let faults = net.faults().describe();
-        if !faults.is_empty() {
-            log.event(Event::new(0, kinds::FAULTS).detail(faults));
-        }
-        net.set_budget(opts.budget);
+        let net = Self::new_network(&opts, &log);
         let n = opts.servers;
-        let peers: Vec<SocketAddr> = (0..n).map(server_addr).collect();
-        let ips: Vec<IpAddr> = peers.iter().map(|a| a.ip()).collect();
         let monitor = Monitor::new(n, Arc::new(show_command));
         monitor.set_log(log.clone());
-        let trap = Arc::new(AppendTrap {
-            armed: AtomicBool::new(false),
-            sprung: Mutex::new(None),
-            busy: tokio::sync::Mutex::new(()),
-            net: net.clone(),
-            log: log.clone(),
-            started: Mutex::new(vec![0; opts.servers]),
-        });
-        let commit_trap =
-            Arc::new(CommitTrap { armed: Mutex::new(None), sprung: tokio::sync::Notify::new(), net: net.clone(), log: log.clone() });
-        let rewrite_trap = Arc::new(RewriteTrap {
-            phase: Mutex::new(Rewrite::Off),
-            moved: tokio::sync::Notify::new(),
-            net: net.clone(),
-            log: log.clone(),
-            commit_trap: commit_trap.clone(),
-        });
-        let make = {
-            let (base, trap, rewrite) = (opts.make_raft.clone(), trap.clone(), rewrite_trap.clone());
-            let make: MakeRaft = Arc::new(move |a: MakeArgs| {
-                let me = a.me;
-                let inner = base(a)?;
-                Ok(Arc::new(Trapped { inner, me, trap: trap.clone(), rewrite: rewrite.clone() }) as Arc<dyn Consensus>)
-            });
-            make
-        };
-        let (nt, mon, lg, ct, rt) = (net.clone(), monitor.clone(), log.clone(), commit_trap.clone(), rewrite_trap.clone());
-        let tampers: Vec<_> = (0..n).map(|i| opts.tamper(i)).collect();
+        let kit = Kit { net: net.clone(), log: log.clone(), monitor: monitor.clone(), servers: n };
+        let traps = traps::standard(&kit);
         let rates = clock_rates(n, opts.clock_drift);
-        let rs = rates.clone();
-        let fleet = Fleet::start(&ips, opts.disk, move |i, boot_no, persister| {
-            let world = World { net: nt.clone(), monitor: mon.clone(), log: lg.clone(), commit_trap: ct.clone(), rewrite_trap: rt.clone() };
-            boot(i, boot_no, world, peers.clone(), make.clone(), tampers[i].clone(), persister, rs[i])
-        })
-        .await;
+        let fleet = Self::start_fleet(&opts, kit, &traps, &rates).await;
         if fleet.up().iter().any(|(_, node)| !node.raft.reports_events()) {
             monitor.start_polling();
         }
@@ -413,20 +199,10 @@ impl KvCluster {
             n,
             fleet,
             net,
-            state: Mutex::new(State {
-                clerks: 0,
-                clerk_nodes: Vec::new(),
-                clerk_ids: std::collections::BTreeMap::new(),
-                partitions: 0,
-                pauses: 0,
-                restricted_clerks: Default::default(),
-                spec: None,
-            }),
+            state: Mutex::new(State::default()),
             recorder: Recorder::new(),
             monitor,
-            trap,
-            commit_trap,
-            rewrite_trap,
+            traps,
             rates,
             disk: opts.disk,
             log,
@@ -435,6 +211,43 @@ impl KvCluster {
             t0,
             begin: Mutex::new(Instant::now()),
         }))
+    }
+
+    /// The cluster's network, with the faults `opts` asks for from the
+    /// start (said in `log`) and its message budget.
+    fn new_network(opts: &KvOptions, log: &RunLog) -> Arc<SimNetwork> {
+        let net = Arc::new(SimNetwork::new());
+        net.set_tracer(log.clone());
+        if let Some(f) = opts.faults.clone() {
+            net.set_faults(f);
+        } else if opts.unreliable {
+            net.set_faults(FaultConfig::unreliable());
+        }
+        let faults = net.faults().describe();
+        if !faults.is_empty() {
+            log.event(Event::new(0, kinds::FAULTS).detail(faults));
+        }
+        net.set_budget(opts.budget);
+        net
+    }
+
+    /// Boots the servers (see [`boot`]) in the world of `kit`, each Raft
+    /// seen through `traps`, server i's clock at `rates[i]`.
+    async fn start_fleet(opts: &KvOptions, kit: Kit, traps: &Traps, rates: &[f64]) -> Fleet<KvNode> {
+        let n = opts.servers;
+        let peers: Vec<SocketAddr> = (0..n).map(server_addr).collect();
+        let ips: Vec<IpAddr> = peers.iter().map(|a| a.ip()).collect();
+        let world = Arc::new(World {
+            net: kit.net,
+            monitor: kit.monitor,
+            log: kit.log,
+            traps: traps.clone(),
+            peers,
+            make: traps.wrap(opts.make_raft.clone()),
+            tampers: (0..n).map(|i| opts.tamper(i)).collect(),
+            rates: rates.to_vec(),
+        });
+        Fleet::start(&ips, opts.disk, move |i, boot_no, persister| boot(world.clone(), i, boot_no, persister)).await
     }
 
     pub fn n(&self) -> usize {
@@ -751,24 +564,10 @@ impl KvCluster {
         self.0.fleet.get(i).map(|node| node.kv.last_applied())
     }
 
-    /// Waits up to `within` for the leader to append an entry, and cuts it
-    /// off from everyone in the same step, before the entry reaches anyone.
-    /// Returns that leader. One at a time: a second call waits for the
-    /// first to finish, then waits its own `within`.
-    pub async fn catch_leader_append(&self, within: Duration) -> Option<usize> {
-        let trap = &self.0.trap;
-        let _turn = trap.busy.lock().await;
-        *trap.sprung.lock().unwrap() = None;
-        trap.armed.store(true, Ordering::SeqCst);
-        let start = Instant::now();
-        while start.elapsed() < within {
-            if let Some(l) = trap.sprung.lock().unwrap().take() {
-                return Some(l);
-            }
-            sleep(Duration::from_millis(1)).await;
-        }
-        trap.armed.store(false, Ordering::SeqCst);
-        trap.sprung.lock().unwrap().take()
+    /// The cluster's trap of type `T` (see [`super::traps`]), to arm it
+    /// and wait for it; None if no such trap is registered.
+    pub fn trap<T: Trap>(&self) -> Option<Arc<T>> {
+        self.0.traps.get::<T>()
     }
 
     /// Server i's disk stalls for `d`: no sync it starts meanwhile ends
@@ -776,87 +575,6 @@ impl KvCluster {
     pub fn stall_disk(&self, i: usize, d: Duration) {
         self.0.fleet.persister(i).stall(d);
         self.0.log.event(Event::new(0, kinds::DISK_STALL).server(i as u64).detail(format!("{} ms", d.as_millis())));
-    }
-
-    /// Waits up to `within` for server `leader` to apply an entry beyond
-    /// every entry it had taken from a clerk so far (so one it appended
-    /// after this call), and cuts it off from everyone in the same step,
-    /// before it can pass the commit on. Whether it was caught.
-    pub async fn catch_leader_commit(&self, leader: usize, within: Duration) -> bool {
-        let after = self.0.trap.started.lock().unwrap()[leader];
-        let trap = &self.0.commit_trap;
-        *trap.armed.lock().unwrap() = Some((leader, after));
-        let caught = tokio::time::timeout(within, trap.sprung.notified()).await.is_ok();
-        *trap.armed.lock().unwrap() = None;
-        caught
-    }
-
-    /// Starts watching server `victim` for a leader's AppendEntries that
-    /// replaces entries of its log. In the step it does, that leader is cut
-    /// off from everyone; when `victim` then leads, its disk stalls for
-    /// 300 ms in the step it becomes leader, and the first entry it takes
-    /// from a clerk arms the commit trap (see [`KvCluster::catch_leader_commit`]).
-    /// [`KvCluster::rewritten`] and [`KvCluster::catch_rewritten_commit`]
-    /// wait for the steps; [`KvCluster::stop_rewrite`] ends the watch. (A
-    /// Raft that reports no conflict truncations is never caught.)
-    pub fn watch_rewrite(&self, victim: usize) {
-        *self.0.rewrite_trap.phase.lock().unwrap() = Rewrite::Watch { victim };
-    }
-
-    /// Ends the watch of [`KvCluster::watch_rewrite`] wherever it is.
-    pub fn stop_rewrite(&self) {
-        *self.0.rewrite_trap.phase.lock().unwrap() = Rewrite::Off;
-    }
-
-    /// Waits up to `within` for the watch to reach a phase `done` accepts.
-    async fn rewrite_phase(&self, within: Duration, done: impl Fn(Rewrite) -> bool) -> Option<Rewrite> {
-        let trap = &self.0.rewrite_trap;
-        let deadline = Instant::now() + within;
-        loop {
-            let phase = *trap.phase.lock().unwrap();
-            if done(phase) {
-                return Some(phase);
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if phase == Rewrite::Off || tokio::time::timeout(left, trap.moved.notified()).await.is_err() {
-                return None;
-            }
-        }
-    }
-
-    /// Waits up to `within` for the watched server's log to be rewritten;
-    /// the leader that did it (now cut off from everyone).
-    pub async fn rewritten(&self, within: Duration) -> Option<usize> {
-        match self.rewrite_phase(within, |p| matches!(p, Rewrite::Replaced { .. } | Rewrite::Cut { .. })).await? {
-            Rewrite::Cut { rewriter, .. } => Some(rewriter),
-            Rewrite::Replaced { victim } => {
-                // No append named the leader (that step is over): whoever
-                // leads now did it.
-                let trap = &self.0.rewrite_trap;
-                let rewriter = self.leader().filter(|l| *l != victim)?;
-                *trap.phase.lock().unwrap() = trap.cut(victim, rewriter, "entries of its leader");
-                Some(rewriter)
-            }
-            _ => None,
-        }
-    }
-
-    /// Waits up to `within` for the rewritten server to lead and apply its
-    /// first entry, which cuts it off from everyone in that step. Whether
-    /// it was caught; the watch ends either way.
-    pub async fn catch_rewritten_commit(&self, within: Duration) -> bool {
-        let start = Instant::now();
-        let armed = self.rewrite_phase(within, |p| matches!(p, Rewrite::Armed { .. })).await.is_some();
-        let caught = armed && {
-            let left = within.saturating_sub(start.elapsed());
-            tokio::time::timeout(left, self.0.commit_trap.sprung.notified()).await.is_ok()
-        };
-        if caught {
-            self.0.monitor.note(Reached::RewrittenLeaderCaught);
-        }
-        *self.0.rewrite_trap.phase.lock().unwrap() = Rewrite::Off;
-        *self.0.commit_trap.armed.lock().unwrap() = None;
-        caught
     }
 
     /// A majority containing the current leader (if any), and the rest.
@@ -1039,125 +757,31 @@ impl KvCluster {
     }
 }
 
-/// One clerk in this many (the last of each group: clerks 3, 7, 11, ...)
-/// makes its ops through the clerk's public calls (`get`, `put`, `append`),
-/// as an application would, so that every run with four clerks or more
-/// exercises them; the others use [`Clerk::call_answer`], which also says
-/// who answered and where the op was applied.
-pub const PUBLIC_CALLS_EVERY: usize = 4;
-
-/// A clerk whose every op is recorded in the cluster's history, with the
-/// server that answered it and where in the log it was applied (except for
-/// the clerks that use the public calls: see [`PUBLIC_CALLS_EVERY`]).
-pub struct TestClerk {
-    clerk: Clerk,
-    index: usize,
-    recorder: Recorder,
-    t0: Instant,
-    /// Server addresses by server id.
-    servers: Vec<SocketAddr>,
-    /// See [`KvOptions::op_deadline`].
-    deadline: Option<Duration>,
-}
-
-impl TestClerk {
-    fn now_ns(&self) -> u64 {
-        self.t0.elapsed().as_nanos() as u64
-    }
-
-    pub fn index(&self) -> usize {
-        self.index
-    }
-
-    async fn op(&mut self, kind: OpKind, op: KvOp, key: &str, value: &str) -> Option<String> {
-        let called = self.now_ns();
-        let id = self.recorder.call(self.index as u64, kind, key.to_string(), value.to_string(), called);
-        let (index, deadline) = (self.index, self.deadline);
-        let answer = self.answer(op);
-        let (value, server, at) = match deadline {
-            None => answer.await,
-            Some(d) => match tokio::time::timeout(d, answer).await {
-                Ok(a) => a,
-                Err(_) => Failure::liveness(format!(
-                    "clerk {index}'s {kind:?} of key {key:?}, called at {:.3} s, still pending {} s later (virtual time), the most an op may take in this run",
-                    called as f64 / 1e9,
-                    d.as_secs_f64()
-                ))
-                .raise(),
-            },
-        };
-        let returned = self.now_ns();
-        // Every answer comes from a server, over the network: an op that
-        // took no virtual time was answered by no one (and a workload whose
-        // ops take no time never lets time move on).
-        assert!(returned > called, "clerk {index}'s {kind:?} of key {key:?} returned at {:.3} s in no virtual time: no server can have answered it", called as f64 / 1e9);
-        self.recorder.ret_from(id, value.clone(), returned, server, at);
-        value
-    }
-
-    /// Carries out `op`: its result, and (but for the clerks that use the
-    /// public calls) the server that answered and where it was applied.
-    async fn answer(&mut self, op: KvOp) -> (Option<String>, Option<u64>, Option<(Term, Index)>) {
-        if self.index % PUBLIC_CALLS_EVERY == PUBLIC_CALLS_EVERY - 1 {
-            // As an application calls a clerk: no word of who answered.
-            let value = match op {
-                KvOp::Get { key } => Some(self.clerk.get(&key).await),
-                KvOp::Put { key, value } => {
-                    self.clerk.put(&key, &value).await;
-                    None
-                }
-                KvOp::Append { key, value } => {
-                    self.clerk.append(&key, &value).await;
-                    None
-                }
-            };
-            return (value, None, None);
-        }
-        let Answer { value, server, at } = self.clerk.call_answer(op).await;
-        let server = self.servers.iter().position(|a| *a == server).map(|i| i as u64);
-        (value, server, at.map(|p| (p.term, p.index)))
-    }
-
-    pub async fn get(&mut self, key: &str) -> String {
-        self.op(OpKind::Get, KvOp::Get { key: key.to_string() }, key, "").await.unwrap_or_default()
-    }
-
-    pub async fn put(&mut self, key: &str, value: &str) {
-        self.op(OpKind::Put, KvOp::Put { key: key.to_string(), value: value.to_string() }, key, value).await;
-    }
-
-    pub async fn append(&mut self, key: &str, value: &str) {
-        self.op(OpKind::Append, KvOp::Append { key: key.to_string(), value: value.to_string() }, key, value).await;
-    }
-}
-
-/// What of the simulated world a server's boot is wired to.
+/// What every boot of a server is wired to: the simulated world, and the
+/// make-up of the cluster's servers.
 struct World {
     net: Arc<SimNetwork>,
     monitor: Monitor,
     log: RunLog,
-    commit_trap: Arc<CommitTrap>,
-    rewrite_trap: Arc<RewriteTrap>,
+    traps: Traps,
+    /// The servers' addresses, by server id.
+    peers: Vec<SocketAddr>,
+    /// Makes a server's Raft, seen through the traps.
+    make: MakeRaft,
+    /// Each server's deviation, if any.
+    tampers: Vec<Option<Arc<dyn Tamper>>>,
+    /// Each server's clock rate.
+    rates: Vec<f64>,
 }
 
 /// One boot of KV server `i` (its boot number `boot_no`) on its node. The
-/// monitor sees what its Raft reports and every entry it applies, on the way
-/// to the KV server.
-#[allow(clippy::too_many_arguments)]
-async fn boot(
-    i: usize,
-    boot_no: u64,
-    world: World,
-    peers: Vec<SocketAddr>,
-    make: MakeRaft,
-    tamper: Option<Arc<dyn Tamper>>,
-    persister: Persister,
-    clock_rate: f64,
-) -> Result<KvNode, String> {
-    let World { net, monitor, log, commit_trap, rewrite_trap } = world;
-    let hook: Arc<dyn FaultHook> = net;
+/// traps, then the monitor, see what its Raft reports; every entry it
+/// applies goes through [`tap`] on the way to the KV server.
+async fn boot(world: Arc<World>, i: usize, boot_no: u64, persister: Persister) -> Result<KvNode, String> {
+    let (peers, monitor) = (world.peers.clone(), &world.monitor);
+    let hook: Arc<dyn FaultHook> = world.net.clone();
     let transport = Transport::bind(peers[i], hook).await.unwrap_or_else(|e| panic!("server {i}: bind {}: {e}", peers[i]));
-    let (apply_tx, mut tap_rx) = mpsc::unbounded_channel::<ApplyMsg>();
+    let (apply_tx, tap_rx) = mpsc::unbounded_channel::<ApplyMsg>();
     let (tap_tx, apply_rx) = mpsc::unbounded_channel::<ApplyMsg>();
     let had_log = persister.log_len() > 0;
     match persister.damage() {
@@ -1166,46 +790,58 @@ async fn boot(
         None => {}
     }
     let events = {
-        let (seen, disk) = (monitor.raft_events(i, boot_no), persister.clone());
+        let (seen, disk, traps) = (monitor.raft_events(i, boot_no), persister.clone(), world.traps.clone());
         let events: raft::EventSink = Arc::new(move |e| {
-            rewrite_trap.on_event(i, &e, &disk);
+            traps.event(i, &disk, &e);
             seen(e)
         });
         events
     };
-    let raft = make(MakeArgs { transport: transport.clone(), peers, me: i, persister, apply_tx, events, clock_rate })?;
+    let disk = persister.clone();
+    let clock_rate = world.rates[i];
+    let raft = (world.make)(MakeArgs { transport: transport.clone(), peers, me: i, persister, apply_tx, events, clock_rate })?;
     monitor.boot(i, boot_no, raft.clone(), had_log);
     let kv_events = monitor.kv_events(i, boot_no);
-    let tracing = log.tracing();
-    tokio::spawn(async move {
-        while let Some(m) = tap_rx.recv().await {
-            // Traced first, so that an apply the monitor finds wrong is in
-            // the trace.
-            if tracing {
-                // A request starts with its clerk id and number (see
-                // `KvRequest`): read just those, without decoding the op.
-                let (cmd, req) = if m.command.is_empty() {
-                    (Cmd::Noop, (0, 0))
-                } else {
-                    match crate::net::decode::<(u64, u64)>(&m.command, "kv command") {
-                        Ok(r) => (Cmd::Request, r),
-                        Err(_) => (Cmd::Undecodable, (0, 0)),
-                    }
-                };
-                log.apply(i, m.index, m.term, cmd, req);
-            }
-            monitor.apply(i, boot_no, &m);
-            commit_trap.on_apply(i, m.index);
-            if tap_tx.send(m).is_err() {
-                return;
-            }
-        }
-    });
-    let cfg = ServerConfig { tamper, events: Some(kv_events), ..Default::default() };
+    tokio::spawn(tap(world.clone(), i, boot_no, disk, tap_rx, tap_tx));
+    let cfg = ServerConfig { tamper: world.tampers[i].clone(), events: Some(kv_events), ..Default::default() };
     let kv = KvServer::start(&transport, raft.clone(), apply_rx, cfg);
     Ok(KvNode { kv, raft })
 }
 
+/// Passes what server `i`'s Raft applies (from `from`) on to its KV server
+/// (`to`): traced, checked by the monitor, and seen by the traps first.
+async fn tap(
+    world: Arc<World>,
+    i: usize,
+    boot_no: u64,
+    disk: Persister,
+    mut from: mpsc::UnboundedReceiver<ApplyMsg>,
+    to: mpsc::UnboundedSender<ApplyMsg>,
+) {
+    let tracing = world.log.tracing();
+    while let Some(m) = from.recv().await {
+        // Traced first, so that an apply the monitor finds wrong is in
+        // the trace.
+        if tracing {
+            // A request starts with its clerk id and number (see
+            // `KvRequest`): read just those, without decoding the op.
+            let (cmd, req) = if m.command.is_empty() {
+                (Cmd::Noop, (0, 0))
+            } else {
+                match crate::net::decode::<(u64, u64)>(&m.command, "kv command") {
+                    Ok(r) => (Cmd::Request, r),
+                    Err(_) => (Cmd::Undecodable, (0, 0)),
+                }
+            };
+            world.log.apply(i, m.index, m.term, cmd, req);
+        }
+        world.monitor.apply(i, boot_no, &m);
+        world.traps.applied(i, &disk, &m);
+        if to.send(m).is_err() {
+            return;
+        }
+    }
+}
 
 /// Each server's clock rate: 1 without drift, else drawn (seeded) from
 /// [1/sqrt(drift), sqrt(drift)].

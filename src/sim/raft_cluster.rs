@@ -3,7 +3,7 @@
 //! networks, one leader per term, and agreement of every applied command.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -11,20 +11,13 @@ use rand::Rng;
 use tokio::sync::mpsc;
 use tokio::time::sleep;
 
+use super::addr::server_addr;
 use super::context;
 use super::fleet::{DiskFaults, Fleet};
 use super::monitor::{Monitor, MonitorReport};
 use super::network::{FaultConfig, SimNetwork};
 use crate::net::{FaultHook, Transport};
 use crate::raft::{self, ApplyMsg, Consensus, MakeArgs, MakeRaft, Persister, RAFT_SERVICE};
-
-/// The port every server listens on.
-pub const SERVER_PORT: u16 = 7000;
-
-/// Address of server `i`.
-pub fn server_addr(i: usize) -> SocketAddr {
-    SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, i as u8 + 1)), SERVER_PORT)
-}
 
 /// A command made of an integer (what most 6.5840 tests submit).
 pub fn cmd_int(x: u64) -> Vec<u8> {
