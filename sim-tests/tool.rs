@@ -398,7 +398,7 @@ fn default_campaign_reaches_every_situation() {
         }
         specs.push(swarm_spec(seed));
     }
-    let reports = kvraft::campaign::fuzz::run_all(&specs, 2, &RunOptions::limit(LIMIT), &|_| {});
+    let reports = kvraft::campaign::exec::run_all(&specs, 2, &RunOptions::limit(LIMIT), &|_| {});
     assert!(reports.iter().all(|r| r.passed), "{:?}", reports.iter().filter_map(|r| r.failure.clone()).collect::<Vec<_>>());
     let rows = kvraft::campaign::report::coverage(&reports);
     assert_eq!(rows.len(), kvraft::sim::monitor::Reached::all().len(), "every kind has a row");

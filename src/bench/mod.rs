@@ -14,7 +14,7 @@ use crate::campaign::exec::{self, RunOptions};
 use crate::campaign::spec::bug_to_str;
 use crate::campaign::swarm::swarm_spec;
 use crate::kv::Bug;
-use crate::campaign::fuzz::run_all;
+use crate::campaign::exec::run_all;
 use crate::campaign::workload::{run_generic, GenericSpec};
 use crate::check::history::{gen, History, OpKind};
 use crate::check::check_history;

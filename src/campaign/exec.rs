@@ -8,17 +8,18 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::catalog::replay_command;
-use super::report::{describe_mix, FaultCounts, RunReport};
-use super::spec::{RunSpec, Workload};
-use super::verify::{self, CONVERGENCE_MS};
-use super::workload::{self, key_name, liveness_phase, GenericSpec, Liveness};
+use super::report::{describe_mix, RunReport};
+use super::spec::RunSpec;
+use super::verify;
+use super::workload::{self, Liveness};
 use super::nemesis;
 use super::spec::NemesisEvent;
-use crate::check::history::{kinds, History};
+use crate::check::history::History;
 use crate::check::Verdict;
 use crate::sim::context;
 use crate::sim::failure::{Failure, FailureClass};
@@ -181,7 +182,6 @@ async fn execute(run: Arc<Prepared>, customize: Option<Customize>, trace: bool, 
 /// and the history's check.
 async fn run_and_check(run: &Prepared, cluster: &KvCluster) -> Outcome {
     let spec = &run.spec;
-    let window = Duration::from_millis(spec.liveness_ms);
     let cluster = cluster.clone();
     // The history says what produced it: the spec, its schedule written out.
     if let Ok(v) = serde_json::to_value(spec) {
@@ -190,38 +190,15 @@ async fn run_and_check(run: &Prepared, cluster: &KvCluster) -> Outcome {
     if spec.inject_nondeterminism {
         cluster.network().inject_unseeded_delay();
     }
-    let (clerks, key_of): (_, Box<dyn Fn(usize) -> String>) = match &spec.workload {
-        Workload::Generic { .. } => {
-            let g = GenericSpec::from_run(spec).expect("a generic workload");
-            let clerks = workload::generic(&cluster, &g).await;
-            // Handles for uniformity with swarm clerks, which may be mid-op.
-            let clerks = clerks.into_iter().map(|ck| tokio::spawn(async move { ck })).collect();
-            let n = spec.clients;
-            (clerks, Box::new(move |k| (k % n).to_string()))
-        }
-        Workload::Swarm { keys, .. } => {
-            let keys = *keys;
-            cluster.begin(&format!("Test: swarm {}", run.mix));
-            (workload::random_ops(&cluster, spec, run.schedule.clone()).await, Box::new(move |k| key_name(k % keys)))
-        }
-    };
-    let liveness = liveness_phase(&cluster, clerks, key_of, window).await;
-    // A stuck cluster cannot converge: report the liveness failure instead.
-    let convergence_ms = match liveness {
-        Ok(_) => {
-            cluster.note(kinds::PHASE, "convergence: every replica must apply up to the same index");
-            cluster.converge(Duration::from_millis(CONVERGENCE_MS)).await
-        }
-        Err(_) => 0,
-    };
+    let ran = workload::run(&cluster, spec, run.schedule.clone(), &run.mix).await;
     let (verdict, path) = verify::linearizability(&cluster);
     let outcome = Outcome {
         violation: None,
         verdict: Some(verdict),
         figures: cluster.figures(),
         history: path,
-        liveness,
-        convergence_ms,
+        liveness: ran.liveness,
+        convergence_ms: ran.convergence_ms,
         trace_hash: cluster.trace_hash(),
     };
     cluster.shutdown().await;
@@ -248,51 +225,8 @@ fn run_here(spec: &RunSpec, opts: &RunOptions) -> RunReport {
     let (customize, tracing) = (opts.customize.clone(), opts.tracing());
     let outcome = catch_unwind(AssertUnwindSafe(|| rt.block_on(execute(run.clone(), customize, tracing, seen.clone()))));
     let panic = context::take_panic();
-    let mut r = run.pending(reproduce);
     let built = seen.lock().unwrap().take();
-    if let Some(cluster) = &built {
-        // What a run that stopped midway reached (no clock needed).
-        r.ops = cluster.history().ops.iter().filter(|o| !o.is_pending()).count();
-        let m = cluster.monitor_report();
-        r.coverage = m.coverage.clone();
-        r.committed = m.committed;
-        r.monitor = Some(m);
-        let stats = cluster.network().stats();
-        (r.raft_msgs, r.raft_bytes) = stats.frames_except(crate::kv::KV_SERVICE);
-        r.kv_msgs = stats.frames_of(crate::kv::KV_SERVICE).0;
-    }
-    let mut verdict = None;
-    match outcome {
-        Ok(o) => {
-            let f = &o.figures;
-            reached(&mut r, f, o.trace_hash);
-            r.history = o.history.map(|p| p.display().to_string());
-            if let Some(v) = o.violation {
-                // Ended at the step that broke a property: nothing else was checked.
-                r.failure = Some(v);
-            } else {
-                let v = o.verdict.expect("a run that ran to its end checked its history");
-                r.linearizable = v.linearizable;
-                r.liveness_ms = o.liveness.as_ref().ok().and_then(|l| l.ms);
-                r.convergence_ms = Some(o.convergence_ms);
-                r.failure = judge(spec, &r, f, &v, o.liveness);
-                r.passed = r.failure.is_none();
-                verdict = Some(v);
-            }
-        }
-        Err(_) => {
-            if let Some(cluster) = &built {
-                // What it reached up to the panic (the simulation is gone:
-                // its clock stopped at the panic).
-                let f = cluster.figures_until(context::take_panic_at().unwrap_or(std::time::Instant::now()));
-                reached(&mut r, &f, cluster.trace_hash());
-            }
-            // A violation the monitor recorded comes first: a panic after
-            // it (a step that went on) is its fallout.
-            let violation = built.as_ref().and_then(|c| c.violation());
-            r.failure = Some(violation.or(panic).unwrap_or_else(|| Failure::panic("panicked")));
-        }
-    }
+    let (mut r, verdict) = conclude(&run, reproduce, outcome.ok(), panic, built.as_ref());
     if let (true, Some(cluster)) = (tracing, &built) {
         r.trace_events = cluster.run_log().trace_len();
         // Lines (names, text) are made only for a trace that is written.
@@ -306,42 +240,52 @@ fn run_here(spec: &RunSpec, opts: &RunOptions) -> RunReport {
     r
 }
 
-/// Puts what a run reached (its figures up to its end or its failure, and
-/// its trace hash) into its report.
-fn reached(r: &mut RunReport, f: &RunFigures, trace_hash: u64) {
-    r.raft_bound = verify::efficiency_bound(&r.spec, r.committed, f.virtual_ms as f64 / 1000.0);
-    r.ops = f.ops;
-    r.ms_per_op = f.mean_ms_per_op;
-    r.virtual_ms = f.virtual_ms;
-    r.trace_hash = trace_hash;
-    r.faults = FaultCounts {
-        requests_dropped: f.net.requests_dropped,
-        replies_dropped: f.net.replies_dropped,
-        duplicated: f.net.duplicated,
-        delayed: f.net.delayed + f.net.long_delayed,
-        partitions: f.partitions,
-        crashes: f.crashes,
-        writes_lost: f.disk.writes_lost,
-        torn_writes: f.disk.torn_writes,
-        corrupt_found: f.disk.corrupt_found,
-        pauses: f.pauses,
-        drift: f.drift,
-    };
-}
-
-/// The failure of a run that ran to its end, if any: safety first (a wrong
-/// answer matters more than a stuck or slow run), then liveness, speed and
-/// efficiency.
-fn judge(spec: &RunSpec, r: &RunReport, f: &RunFigures, v: &Verdict, liveness: Result<Liveness, Failure>) -> Option<Failure> {
-    if !v.linearizable {
-        Some(Failure::not_linearizable(v.failing_key.as_deref()))
-    } else if let Err(e) = liveness {
-        Some(e)
-    } else if f.mean_ms_per_op > spec.bound_ms {
-        Some(Failure::too_slow(f.mean_ms_per_op, spec.bound_ms))
-    } else {
-        verify::efficiency(spec, r.raft_msgs, r.raft_bytes, r.committed, f.virtual_ms as f64 / 1000.0)
+/// The report of a run: what it reached (its figures up to its end or its
+/// failure) and how it failed, if it did: at a violation or a panic that
+/// ended it (`outcome` None: a panic), or by the checks of a run that ran
+/// to its end. Also the history's verdict, if it was checked.
+fn conclude(
+    run: &Prepared,
+    reproduce: String,
+    outcome: Option<Outcome>,
+    panic: Option<Failure>,
+    built: Option<&KvCluster>,
+) -> (RunReport, Option<Verdict>) {
+    let mut r = run.pending(reproduce);
+    if let Some(cluster) = built {
+        r.observed(cluster);
     }
+    // Its figures up to its end, or up to the panic that ended it (the
+    // simulation is gone: its clock stopped at the panic).
+    let figures = match (&outcome, built) {
+        (Some(o), _) => Some((o.figures.clone(), o.trace_hash)),
+        (None, Some(c)) => Some((c.figures_until(context::take_panic_at().unwrap_or(std::time::Instant::now())), c.trace_hash())),
+        (None, None) => None,
+    };
+    if let Some((f, trace_hash)) = &figures {
+        r.reached(f, *trace_hash);
+        r.raft_bound = verify::efficiency_bound(&run.spec, r.committed, f.virtual_ms as f64 / 1000.0);
+    }
+    let Some(o) = outcome else {
+        // A violation the monitor recorded comes first: a panic after it (a
+        // step that went on) is its fallout.
+        r.failure = Some(built.and_then(|c| c.violation()).or(panic).unwrap_or_else(|| Failure::panic("panicked")));
+        return (r, None);
+    };
+    let f = &o.figures;
+    r.history = o.history.map(|p| p.display().to_string());
+    if let Some(v) = o.violation {
+        // Ended at the step that broke a property: nothing else was checked.
+        r.failure = Some(v);
+        return (r, None);
+    }
+    let v = o.verdict.expect("a run that ran to its end checked its history");
+    r.linearizable = v.linearizable;
+    r.liveness_ms = o.liveness.as_ref().ok().and_then(|l| l.ms);
+    r.convergence_ms = Some(o.convergence_ms);
+    r.failure = verify::judge(&run.spec, &r, f, &v, o.liveness.err());
+    r.passed = r.failure.is_none();
+    (r, Some(v))
 }
 
 /// Writes a traced run's trace where `opts` and the outcome say, and puts
@@ -421,6 +365,28 @@ pub fn run(spec: &RunSpec, opts: &RunOptions) -> RunReport {
     }
     r
 }
+
+/// Runs every spec on `jobs` threads, each as [`run`] does (on a fresh
+/// thread, failing as hung after `opts.wall_limit` of wall time; with
+/// `opts.check_determinism`, twice), calling `progress` with each report as
+/// it comes. Results come back in the order of `specs`.
+pub fn run_all(specs: &[RunSpec], jobs: usize, opts: &RunOptions, progress: &(dyn Fn(&RunReport) + Sync)) -> Vec<RunReport> {
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<RunReport>>> = Mutex::new(vec![None; specs.len()]);
+    std::thread::scope(|s| {
+        for _ in 0..jobs.max(1) {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                let Some(spec) = specs.get(i) else { return };
+                let r = run(spec, opts);
+                progress(&r);
+                results.lock().unwrap()[i] = Some(r);
+            });
+        }
+    });
+    results.into_inner().unwrap().into_iter().map(|r| r.expect("every run reports")).collect()
+}
+
 
 /// Runs `spec` on a thread of its own and waits at most `limit` of wall
 /// time for it: a run still going then is reported as hung, and its

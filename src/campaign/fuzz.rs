@@ -8,12 +8,10 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
 use std::time::Duration;
 
 use super::baseline::{self, Baseline};
-use super::exec::{run, RunOptions};
+use super::exec::{run, run_all, RunOptions};
 use super::regressions::{Regression, RegressionFile};
 use super::report::{self, ClassSummary, RunReport};
 use super::shrink::{self, ShrinkOptions};
@@ -22,28 +20,6 @@ use super::{catalog, swarm, verify};
 use crate::kv::Bug;
 use crate::sim::failure::FailureClass;
 use crate::sim::rafts::RaftKind;
-
-/// Runs every spec on `jobs` threads, each as [`run`] does (on a fresh
-/// thread, failing as hung after `opts.wall_limit` of wall time; with
-/// `opts.check_determinism`, twice), calling `progress` with each report as
-/// it comes. Results come back in the order of `specs`.
-pub fn run_all(specs: &[RunSpec], jobs: usize, opts: &RunOptions, progress: &(dyn Fn(&RunReport) + Sync)) -> Vec<RunReport> {
-    let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<RunReport>>> = Mutex::new(vec![None; specs.len()]);
-    std::thread::scope(|s| {
-        for _ in 0..jobs.max(1) {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::SeqCst);
-                let Some(spec) = specs.get(i) else { return };
-                let r = run(spec, opts);
-                progress(&r);
-                results.lock().unwrap()[i] = Some(r);
-            });
-        }
-    });
-    results.into_inner().unwrap().into_iter().map(|r| r.expect("every run reports")).collect()
-}
-
 
 /// Which seeds a campaign runs: `count` seeds from `start`, or of those
 /// only shard `i` of `n` (seeds start+i, start+i+n, ...).

@@ -9,6 +9,7 @@ use serde::Serialize;
 use super::spec::{self, PartitionStyle, RunSpec, Workload};
 use crate::kv::Bug;
 use crate::sim::failure::{Failure, FailureClass};
+use crate::sim::kv_cluster::{KvCluster, RunFigures};
 use crate::sim::monitor::MonitorReport;
 
 /// Faults that fired in a run.
@@ -171,6 +172,42 @@ impl RunReport {
             reproduce,
             spec: spec.clone(),
         }
+    }
+
+    /// Takes in what `cluster` counted up to now (ops completed, the
+    /// monitor's report and coverage, the network's messages): what even a
+    /// run that stopped midway reached, no clock needed.
+    pub fn observed(&mut self, cluster: &KvCluster) {
+        self.ops = cluster.history().ops.iter().filter(|o| !o.is_pending()).count();
+        let m = cluster.monitor_report();
+        self.coverage = m.coverage.clone();
+        self.committed = m.committed;
+        self.monitor = Some(m);
+        let stats = cluster.network().stats();
+        (self.raft_msgs, self.raft_bytes) = stats.frames_except(crate::kv::KV_SERVICE);
+        self.kv_msgs = stats.frames_of(crate::kv::KV_SERVICE).0;
+    }
+
+    /// Takes in the run's figures up to its end or its failure, and its
+    /// trace hash.
+    pub fn reached(&mut self, f: &RunFigures, trace_hash: u64) {
+        self.ops = f.ops;
+        self.ms_per_op = f.mean_ms_per_op;
+        self.virtual_ms = f.virtual_ms;
+        self.trace_hash = trace_hash;
+        self.faults = FaultCounts {
+            requests_dropped: f.net.requests_dropped,
+            replies_dropped: f.net.replies_dropped,
+            duplicated: f.net.duplicated,
+            delayed: f.net.delayed + f.net.long_delayed,
+            partitions: f.partitions,
+            crashes: f.crashes,
+            writes_lost: f.disk.writes_lost,
+            torn_writes: f.disk.torn_writes,
+            corrupt_found: f.disk.corrupt_found,
+            pauses: f.pauses,
+            drift: f.drift,
+        };
     }
 }
 

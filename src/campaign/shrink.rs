@@ -9,7 +9,7 @@ use std::time::Duration;
 use super::report::RunReport;
 use crate::sim::failure::FailureClass;
 use super::exec::RunOptions;
-use super::fuzz::run_all;
+use super::exec::run_all;
 use super::spec::{Action, NemesisEvent, PartitionStyle, RunSpec, Workload};
 use super::nemesis;
 

@@ -7,13 +7,13 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-
+use super::report::RunReport;
 use super::spec::RunSpec;
 use crate::check::timeline::write_timeline_html;
 use crate::check::{check_history, Verdict};
 use crate::sim::context;
 use crate::sim::failure::Failure;
-use crate::sim::kv_cluster::KvCluster;
+use crate::sim::kv_cluster::{KvCluster, RunFigures};
 
 /// Virtual time within which every replica must reach the same applied
 /// index once a run's faults are healed and it has done its last ops.
@@ -130,6 +130,21 @@ pub fn efficiency_bound(spec: &RunSpec, committed: u64, secs: f64) -> (u64, u64)
         (peers * k * (MSGS_PER_ENTRY * c + MSGS_PER_SECOND * secs)).ceil() as u64,
         (peers * k * (BYTES_PER_ENTRY * c + BYTES_PER_SECOND * secs)).ceil() as u64,
     )
+}
+
+/// The failure of a run that ran to its end, if any: safety first (a wrong
+/// answer matters more than a stuck or slow run), then liveness, speed and
+/// efficiency. `liveness`: the liveness phase's failure, if it failed.
+pub fn judge(spec: &RunSpec, r: &RunReport, f: &RunFigures, v: &Verdict, liveness: Option<Failure>) -> Option<Failure> {
+    if !v.linearizable {
+        Some(Failure::not_linearizable(v.failing_key.as_deref()))
+    } else if let Some(e) = liveness {
+        Some(e)
+    } else if f.mean_ms_per_op > spec.bound_ms {
+        Some(Failure::too_slow(f.mean_ms_per_op, spec.bound_ms))
+    } else {
+        efficiency(spec, r.raft_msgs, r.raft_bytes, r.committed, f.virtual_ms as f64 / 1000.0)
+    }
 }
 
 /// The efficiency check: None, or the failure of a run whose Raft used more

@@ -342,15 +342,53 @@ pub fn key_name(k: usize) -> String {
     format!("k{k}")
 }
 
+/// What a run's workload came to: its liveness phase, and how long the
+/// replicas took to converge after it (0: not tried, the cluster was stuck).
+pub struct Ran {
+    pub liveness: Result<Liveness, Failure>,
+    pub convergence_ms: u64,
+}
+
+/// The workload of `spec` on `cluster` (a generic one's rounds, or a
+/// swarm's random ops while the nemesis applies `schedule`, the run
+/// described as `mix`), then the liveness phase and convergence.
+pub async fn run(cluster: &KvCluster, spec: &RunSpec, schedule: Vec<NemesisEvent>, mix: &str) -> Ran {
+    let (clerks, key_of): (_, Box<dyn Fn(usize) -> String>) = match &spec.workload {
+        Workload::Generic { .. } => {
+            let g = GenericSpec::from_run(spec).expect("a generic workload");
+            let clerks = generic(cluster, &g).await;
+            // Handles for uniformity with swarm clerks, which may be mid-op.
+            let clerks = clerks.into_iter().map(|ck| tokio::spawn(async move { ck })).collect();
+            let n = spec.clients;
+            (clerks, Box::new(move |k| (k % n).to_string()))
+        }
+        Workload::Swarm { keys, .. } => {
+            let keys = *keys;
+            (random_ops(cluster, spec, schedule, mix).await, Box::new(move |k| key_name(k % keys)))
+        }
+    };
+    let liveness = liveness_phase(cluster, clerks, key_of, Duration::from_millis(spec.liveness_ms)).await;
+    // A stuck cluster cannot converge: the liveness failure says enough.
+    let convergence_ms = match liveness {
+        Ok(_) => {
+            cluster.note(crate::check::history::kinds::PHASE, "convergence: every replica must apply up to the same index");
+            cluster.converge(Duration::from_millis(verify::CONVERGENCE_MS)).await
+        }
+        Err(_) => 0,
+    };
+    Ran { liveness, convergence_ms }
+}
+
 /// The random-ops workload of a swarm spec on `cluster`, up to the end of its
 /// run time: clerks do random Get/Put/Append on the spec's keys while the
 /// nemesis applies `events` (the spec's schedule, drawn by the executor;
-/// see [`nemesis::within_run`]). Returns the clerks (each handed back when
+/// see [`nemesis::within_run`]); `mix` names the run. Returns the clerks (each handed back when
 /// its current op finishes).
-pub async fn random_ops(cluster: &KvCluster, spec: &RunSpec, events: Vec<NemesisEvent>) -> Vec<JoinHandle<TestClerk>> {
+pub async fn random_ops(cluster: &KvCluster, spec: &RunSpec, events: Vec<NemesisEvent>, mix: &str) -> Vec<JoinHandle<TestClerk>> {
     let Workload::Swarm { keys, run_ms, ops_per_client } = spec.workload else {
         panic!("random_ops needs a swarm workload");
     };
+    cluster.begin(&format!("Test: swarm {mix}"));
     // Start once a first leader is elected (or after 10 s without one), so
     // the first election does not count as the workload's latency: the
     // clerks run closed loops, and in short runs that one second would
