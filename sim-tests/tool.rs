@@ -761,3 +761,42 @@ fn cli_saves_a_baseline_and_holds_a_campaign_to_it() {
     assert_ne!(code, 0);
     assert!(err.contains("measured on Raft 'ours'"), "{err}");
 }
+
+/// The campaign as a library, as a user's crate or a test drives it: plan
+/// scenarios over seeds, run, read the failures by class, shrink one.
+#[test]
+fn campaign_library_plans_runs_and_groups_failures() {
+    use kvraft::campaign::{Campaign, Seeds};
+    use kvraft::sim::rafts::RaftKind;
+    // Seeds: shards split a range; nothing to run is an error, not a pass.
+    assert_eq!(Seeds { start: 10, count: 5, shard: Some((1, 2)) }.list().unwrap(), vec![11, 13]);
+    assert!(Seeds::range(1, 0).list().unwrap_err().contains("0 seeds"));
+    assert!(Seeds { start: 1, count: 2, shard: Some((3, 4)) }.list().unwrap_err().contains("selects none"));
+    assert!(Seeds::range(u64::MAX, 2).list().unwrap_err().contains("past"));
+    let swarm = [swarm::SWARM.to_string()];
+    let plan = Campaign::new(RunOptions::limit(LIMIT), 2)
+        .scenarios(&swarm, &Seeds::range(1, 8), RaftKind::Ours, Some(Bug::LocalGet))
+        .unwrap()
+        .specs([spec_for("basic", 1, None).unwrap()]);
+    assert!(plan.clone().scenarios(&["nope".to_string()], &Seeds::range(1, 1), RaftKind::Ours, None).is_err());
+    assert_eq!(plan.planned().len(), 9);
+    let outcome = plan.run(&|_| {});
+    assert_eq!((outcome.reports.len(), outcome.planned), (9, 9));
+    // The planned order, whatever finished first.
+    let seeds: Vec<u64> = outcome.reports.iter().map(|r| r.seed).collect();
+    assert_eq!(seeds, vec![1, 2, 3, 4, 5, 6, 7, 8, 1]);
+    assert!(outcome.reports[8].passed, "{:?}", outcome.reports[8].failure);
+    let classes = outcome.classes();
+    assert!(!classes.is_empty() && !outcome.passed(), "a server answering Get locally passed 8 swarm seeds");
+    assert!(classes.iter().all(|c| c.class == FailureClass::NotLinearizable), "{:?}", outcome.failure_lines());
+    assert_eq!(classes.iter().map(|c| c.count).sum::<usize>(), outcome.failed().len());
+    assert!(outcome.summary().contains("FAILED swarm seed"), "{}", outcome.summary());
+    // A gate stops after the first batch with a failure.
+    let first = outcome.failed()[0].seed;
+    let gate = Campaign::new(RunOptions::limit(LIMIT), 2)
+        .scenarios(&swarm, &Seeds::range(first, 8), RaftKind::Ours, Some(Bug::LocalGet))
+        .unwrap()
+        .stop_at_first_failing_batch(2);
+    let stopped = gate.run(&|_| {});
+    assert!(!stopped.passed() && stopped.reports.len() == 2 && stopped.planned == 8, "{}", stopped.reports.len());
+}
