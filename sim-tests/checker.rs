@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use kvraft::check::check_history;
 use kvraft::check::edn::parse_edn_history;
 use kvraft::check::history::gen::{generate, GenConfig};
-use kvraft::check::history::{kinds, Event, History, HistoryError, Op, OpKind, Recorder};
+use kvraft::check::history::{kinds, Event, History, HistoryError, NetFaults, Op, OpKind, Recorder, Role};
 use kvraft::check::{load_any, parse_any};
 use proptest::prelude::*;
 
@@ -611,16 +611,16 @@ fn history_with_facts() -> History {
     let mut cut = Event::new(95, kinds::CUT);
     cut.links = vec![[0, 2]];
     h.events = vec![
-        Event::new(0, kinds::FAULTS).detail("loss 10/10% dup 20%"),
-        Event::new(5, kinds::ROLE).server(1).term(1).detail("leader"),
+        Event::new(0, kinds::FAULTS).faults(NetFaults { request_loss_pct: 10, reply_loss_pct: 10, duplicate_pct: 20, ..NetFaults::default() }),
+        Event::new(5, kinds::ROLE).server(1).term(1).role(Role::Leader),
         partition,
-        Event::new(70, kinds::ROLE).server(2).term(2).detail("leader"),
+        Event::new(70, kinds::ROLE).server(2).term(2).role(Role::Leader),
         Event::new(80, kinds::CRASH).server(0),
         cut,
         Event::new(110, kinds::RESTART).server(0).detail("boot 2"),
         Event::new(120, kinds::HEAL),
-        Event::new(125, kinds::DISK_STALL).server(1).detail("0 ms"),
-        Event::new(130, kinds::FAULTS),
+        Event::new(125, kinds::DISK_STALL).server(1).duration_ms(0),
+        Event::new(130, kinds::FAULTS).faults(NetFaults::default()),
         Event::new(135, kinds::NEMESIS).detail("crash_leader (down 500 ms)"),
         Event::new(136, "something new").detail("kept as a note"),
     ];
@@ -675,6 +675,49 @@ fn old_history_files_still_load() {
     // EDN has no server facts either.
     let h = parse_edn_history("{:process 0, :type :invoke, :f :put, :key \"k\", :value \"a\"}\n{:process 0, :type :ok, :f :put, :key \"k\", :value \"a\"}\n", "old.edn").unwrap();
     assert!(h.events.is_empty() && h.ops[0].server.is_none());
+}
+
+#[test]
+fn old_event_details_load_as_typed_fields() {
+    // Events as files written before the typed fields had them: the facts
+    // in `detail`.
+    let text = r#"{"scenario": "old", "seed": 1, "ops": [
+  {"client":0,"kind":"put","key":"k","value":"a","output":null,"call_ns":0,"return_ns":10}
+], "events": [
+  {"at_ns":0,"kind":"faults","detail":"loss 10/5% dup 30% delay 0-27ms long-reordering"},
+  {"at_ns":1,"kind":"role","server":2,"term":3,"detail":"leader"},
+  {"at_ns":2,"kind":"role","server":1,"term":3,"detail":"follower"},
+  {"at_ns":3,"kind":"pause","server":1,"detail":"500 ms"},
+  {"at_ns":4,"kind":"disk_stall","server":2,"detail":"300 ms, as it leads with a rewritten log"},
+  {"at_ns":5,"kind":"faults"},
+  {"at_ns":6,"kind":"crash","server":0,"detail":"2 unsynced writes lost"},
+  {"at_ns":7,"kind":"faults","detail":"loss of words"},
+  {"at_ns":8,"kind":"role","server":0,"term":4,"detail":"the leader, perhaps"},
+  {"at_ns":9,"kind":"restart","server":0,"detail":"500 ms"}
+]}"#;
+    let h = History::from_json_str(text).unwrap();
+    let e = &h.events;
+    let rates = NetFaults { request_loss_pct: 10, reply_loss_pct: 5, duplicate_pct: 30, delay_ms: Some([0, 27]), long_reordering: true };
+    assert_eq!((e[0].faults, e[0].detail.as_str()), (Some(rates), ""));
+    assert_eq!((e[1].role, e[1].term, e[1].detail.as_str()), (Some(Role::Leader), Some(3), ""));
+    assert_eq!(e[2].role, Some(Role::Follower));
+    assert_eq!((e[3].duration_ms, e[3].detail.as_str()), (Some(500), ""));
+    assert_eq!((e[4].duration_ms, e[4].detail.as_str()), (Some(300), "as it leads with a rewritten log"));
+    assert_eq!(e[5].faults, Some(NetFaults::default()), "no words: every fault off");
+    // Words of other kinds, and words that say no such fact, stay words.
+    assert_eq!((e[6].duration_ms, e[6].detail.as_str()), (None, "2 unsynced writes lost"));
+    assert_eq!((e[7].faults, e[7].detail.as_str()), (None, "loss of words"));
+    assert_eq!((e[8].role, e[8].detail.as_str()), (None, "the leader, perhaps"));
+    assert_eq!((e[9].duration_ms, e[9].detail.as_str()), (None, "500 ms"));
+    // Written again, they are in the new form, and load the same.
+    let again = h.to_json_string();
+    assert!(again.contains("\"role\":\"leader\"") && again.contains("\"duration_ms\":300") && again.contains("\"faults\":{}"), "{again}");
+    assert!(!again.contains("\"detail\":\"leader\"") && again.contains("\"kind\":\"pause\",\"server\":1,\"duration_ms\":500}"), "{again}");
+    assert_eq!(History::from_json_str(&again).unwrap().events, h.events);
+    // The words for a person say the same as before.
+    assert_eq!(e[0].text(), "loss 10/5% dup 30% delay 0-27ms long-reordering");
+    assert_eq!(e[4].text(), "300 ms, as it leads with a rewritten log");
+    assert_eq!(NetFaults::parse(&rates.to_string()), Some(rates));
 }
 
 #[test]
@@ -867,11 +910,12 @@ proptest! {
             let mut e = Event::new(*at, all[*k]).server(*s).term(*at % 7);
             e.groups = groups.clone();
             e.links = links.iter().map(|(a, b)| [*a, *b]).collect();
-            e.detail = match (*leader, at % 3) {
-                (true, _) => "leader".into(),
-                (false, 0) => format!("{at} ms"),
-                _ => "loss 10/0%".into(),
-            };
+            match (*leader, at % 3) {
+                (true, _) => e.role = Some(Role::Leader),
+                (false, 0) => e.duration_ms = Some(*at),
+                (false, 1) => e.faults = Some(NetFaults { request_loss_pct: 10, ..NetFaults::default() }),
+                _ => e.detail = "words".into(),
+            }
             e
         }).collect();
         let mut ops = vec![put(0, "k", "a", 10, 50), get(1, "k", "b", 60, 90), pget(2, "k", 70), get(0, "k", "a", 0, u64::MAX / 2)];

@@ -23,7 +23,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use super::checker::{describe_op, Verdict};
-use super::history::{kinds, Event, History, Op, OpKind};
+use super::history::{kinds, Event, History, NetFaults, Op, OpKind, Role};
 
 /// At most this many ops are drawn in the overview (the failing key's are
 /// always drawn).
@@ -361,10 +361,10 @@ impl World {
         events.sort_by_key(|e| e.at_ns);
         let mut net = Net::default();
         let mut down: BTreeSet<u64> = BTreeSet::new();
-        let mut faults = String::new();
+        let mut faults = NetFaults::default();
         // Open intervals: start time and text.
         let mut net_open: Option<(u64, (String, String))> = None;
-        let mut faults_open: Option<(u64, String)> = None;
+        let mut faults_open: Option<(u64, NetFaults)> = None;
         let mut side_open: BTreeMap<u64, (u64, (String, String, String))> = BTreeMap::new();
         let mut down_open: BTreeMap<u64, u64> = BTreeMap::new();
         let mut paused_open: BTreeMap<u64, (u64, String)> = BTreeMap::new();
@@ -423,7 +423,7 @@ impl World {
                     }
                     kinds::PAUSE => {
                         if let Some(s) = e.server {
-                            paused_open.insert(s, (at, e.detail.clone()));
+                            paused_open.insert(s, (at, e.text()));
                             w.servers.entry(s).or_default();
                         }
                     }
@@ -442,25 +442,31 @@ impl World {
                         }
                     }
                     kinds::DISK_STALL => {
-                        // "<n> ms": the server's syncs are held that long.
-                        let ms = e.detail.strip_suffix(" ms").and_then(|n| n.parse::<u64>().ok());
-                        match (e.server, ms) {
+                        // The server's syncs are held that long.
+                        match (e.server, e.duration_ms) {
                             (Some(s), Some(ms)) => w.servers.entry(s).or_default().push(Span {
                                 from: at,
                                 to: at.saturating_add(ms.saturating_mul(1_000_000)).min(end).max(at),
                                 class: "stall".into(),
                                 label: "disk stalled".into(),
-                                title: format!("disk of server {s} stalled from {} for {ms} ms: no sync started meanwhile ends before then", secs(at, 6)),
+                                title: format!(
+                                    "disk of server {s} stalled from {} for {ms} ms: no sync started meanwhile ends before then{}",
+                                    secs(at, 6),
+                                    if e.detail.is_empty() { String::new() } else { format!(" ({})", e.detail) }
+                                ),
                                 style: String::new(),
                             }),
                             _ => w.notes.push(e.clone()),
                         }
                     }
-                    kinds::FAULTS => faults = e.detail.clone(),
+                    kinds::FAULTS => match e.faults {
+                        Some(f) => faults = f,
+                        None => w.notes.push(e.clone()),
+                    },
                     kinds::ROLE => {
                         if let Some(s) = e.server {
                             close_lead(&mut lead_open, &mut leads, s, at);
-                            if e.detail.starts_with("leader") {
+                            if e.role == Some(Role::Leader) {
                                 lead_open.insert(s, (at, e.term.unwrap_or(0)));
                             }
                             w.servers.entry(s).or_default();
@@ -478,11 +484,11 @@ impl World {
                 net_open = now.map(|n| (at, n));
             }
             if faults_open.as_ref().map(|o| &o.1) != Some(&faults) {
-                if let Some((from, label)) = faults_open.take() {
-                    w.faults.push(span(from, at, "faults", label.clone(), format!("faults on: {label}")));
+                if let Some((from, f)) = faults_open.take() {
+                    w.faults.push(span(from, at, "faults", f.to_string(), format!("faults on: {f}")));
                 }
-                if !faults.is_empty() {
-                    faults_open = Some((at, faults.clone()));
+                if !faults.is_off() {
+                    faults_open = Some((at, faults));
                 }
             }
             let ids: Vec<u64> = w.servers.keys().copied().collect();
@@ -502,8 +508,8 @@ impl World {
         if let Some((from, (label, title))) = net_open {
             w.net.push(span(from, end, "net", label, title));
         }
-        if let Some((from, label)) = faults_open {
-            w.faults.push(span(from, end, "faults", label.clone(), format!("faults on: {label}")));
+        if let Some((from, f)) = faults_open {
+            w.faults.push(span(from, end, "faults", f.to_string(), format!("faults on: {f}")));
         }
         for (s, (from, (label, class, title))) in side_open {
             w.servers.entry(s).or_default().push(span(from, end, &class, label, title));
@@ -718,7 +724,7 @@ fn notes(out: &mut String, w: &World) {
     let _ = writeln!(out, "<details><summary>{} other events (nemesis actions, phases, clerk links)</summary><ul class=\"note\">", w.notes.len());
     for e in w.notes.iter().take(2000) {
         let on = e.server.map(|s| format!(" (server {s})")).unwrap_or_default();
-        let _ = writeln!(out, "<li>{} {}{on}: {}</li>", secs(e.at_ns, 6), escape_html(&e.kind), escape_html(&e.detail));
+        let _ = writeln!(out, "<li>{} {}{on}: {}</li>", secs(e.at_ns, 6), escape_html(&e.kind), escape_html(&e.text()));
     }
     out.push_str("</ul></details>\n");
 }
@@ -785,7 +791,7 @@ pub fn render_timeline_html(history: &History, verdict: &Verdict) -> String {
         let crashes = history.events.iter().filter(|e| e.kind == kinds::CRASH).count();
         let parts = history.events.iter().filter(|e| e.kind == kinds::PARTITION || e.kind == kinds::CUT).count();
         let terms: BTreeSet<u64> =
-            history.events.iter().filter(|e| e.kind == kinds::ROLE && e.detail.starts_with("leader")).filter_map(|e| e.term).collect();
+            history.events.iter().filter(|e| e.kind == kinds::ROLE && e.role == Some(Role::Leader)).filter_map(|e| e.term).collect();
         let _ = write!(
             out,
             "<tr><td>world</td><td>{} events: {} servers, {} partitions or cuts, {} crashes, {} terms with a leader</td></tr>",

@@ -227,8 +227,8 @@ impl RewriteTrap {
             }
             (Rewrite::Cut { victim, .. }, RaftEvent::Role { role: Role::Leader, .. }) if victim == server => {
                 persister.stall(REWRITE_STALL);
-                let what = format!("{} ms, as it leads with a rewritten log", REWRITE_STALL.as_millis());
-                self.log.event(Event::new(0, kinds::DISK_STALL).server(victim as u64).detail(what));
+                let ms = u64::try_from(REWRITE_STALL.as_millis()).unwrap_or(u64::MAX);
+                self.log.event(Event::new(0, kinds::DISK_STALL).server(victim as u64).duration_ms(ms).detail("as it leads with a rewritten log"));
                 *phase = Rewrite::Leads { victim };
                 self.moved.notify_one();
             }
@@ -357,7 +357,7 @@ impl KvCluster {
         }
         let faults = net.faults().describe();
         if !faults.is_empty() {
-            log.event(Event::new(0, kinds::FAULTS).detail(faults));
+            log.event(Event::new(0, kinds::FAULTS).faults(net.faults().rates()));
         }
         net.set_budget(opts.budget);
         let n = opts.servers;
@@ -575,7 +575,7 @@ impl KvCluster {
     }
 
     fn faults_changed(&self) {
-        self.0.log.event(Event::new(0, kinds::FAULTS).detail(self.0.net.faults().describe()));
+        self.0.log.event(Event::new(0, kinds::FAULTS).faults(self.0.net.faults().rates()));
     }
 
     /// Cuts the link from server `from` to server `to` only (one way).
@@ -646,7 +646,7 @@ impl KvCluster {
         }
         let was_leader = self.leader() == Some(i);
         self.0.state.lock().unwrap().pauses += 1;
-        self.0.log.event(Event::new(0, kinds::PAUSE).server(i as u64).detail(format!("{ms} ms")));
+        self.0.log.event(Event::new(0, kinds::PAUSE).server(i as u64).duration_ms(ms));
         self.0.fleet.pause(i);
         sleep(Duration::from_millis(ms)).await;
         self.0.fleet.resume(i);
@@ -774,7 +774,8 @@ impl KvCluster {
     /// sooner.
     pub fn stall_disk(&self, i: usize, d: Duration) {
         self.0.fleet.persister(i).stall(d);
-        self.0.log.event(Event::new(0, kinds::DISK_STALL).server(i as u64).detail(format!("{} ms", d.as_millis())));
+        let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        self.0.log.event(Event::new(0, kinds::DISK_STALL).server(i as u64).duration_ms(ms));
     }
 
     /// Waits up to `within` for server `leader` to apply an entry beyond
