@@ -92,4 +92,4 @@ if ! "$browser" --headless --no-sandbox --disable-gpu --hide-scrollbars \
     echo "Chromium took no screenshot of $url" >&2
     exit 1
 fi
-echo "screenshot: $out ($view view of file://$page)"
+echo "screenshot: $out ($view view of $input)"
