@@ -100,7 +100,7 @@ impl Op {
 /// `faults`); `detail` is only words for a person. Files written before
 /// those fields existed said them in `detail` ("leader", "500 ms", "loss
 /// 10/5%"): they are read into the typed fields once, as the file is
-/// loaded (see [`Event::upgrade`]).
+/// loaded, and only then.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(from = "EventFile")]
 pub struct Event {
@@ -138,8 +138,8 @@ pub struct Event {
     pub detail: String,
 }
 
-/// An [`Event`] as a file holds it: the same fields, before
-/// [`Event::upgrade`] reads the facts older files wrote as words.
+/// An [`Event`] as a file holds it: the same fields, before the facts
+/// older files wrote as words are read into the typed ones.
 #[derive(Deserialize)]
 struct EventFile {
     at_ns: u64,
@@ -247,7 +247,7 @@ impl Event {
     /// ", " stays as words), a faults event's rates. The words read are
     /// taken out of `detail`; words it cannot read stay there, and the
     /// field stays empty. Does nothing to an event that has the field.
-    pub fn upgrade(&mut self) {
+    fn upgrade(&mut self) {
         match self.kind.as_str() {
             kinds::ROLE if self.role.is_none() => {
                 if let Some(r) = Role::parse(self.detail.trim()) {

@@ -367,7 +367,7 @@ fn tooltip(id: usize, op: &Op) -> String {
     let mut t = format!("#{id} {}", describe_op(op));
     let _ = write!(t, "\ncalled at {}", secs(op.call_ns, 6));
     if let Some(r) = op.return_ns {
-        let _ = write!(t, ", returned at {} ({:.1} ms)", secs(r, 6), (r - op.call_ns) as f64 / 1e6);
+        let _ = write!(t, ", returned at {} ({:.1} ms)", secs(r, 6), r.saturating_sub(op.call_ns) as f64 / 1e6);
     }
     match (op.server, op.term, op.index) {
         (Some(s), Some(term), Some(index)) => {

@@ -294,8 +294,14 @@ impl Walk {
                 self.lane(s);
             }
             (kinds::RESUME, Some(s)) => self.resume(s, at),
-            (kinds::DISK_STALL, Some(s)) if e.duration_ms.is_some() => self.stall(s, at, e.duration_ms.unwrap_or(0), &e.detail),
-            (kinds::FAULTS, _) if e.faults.is_some() => self.faults = e.faults.unwrap_or_default(),
+            (kinds::DISK_STALL, Some(s)) => match e.duration_ms {
+                Some(ms) => self.stall(s, at, ms, &e.detail),
+                None => self.notes.push(Note::of(e)),
+            },
+            (kinds::FAULTS, _) => match e.faults {
+                Some(f) => self.faults = f,
+                None => self.notes.push(Note::of(e)),
+            },
             (kinds::ROLE, Some(s)) => {
                 self.close_lead(s, at);
                 if e.role == Some(Role::Leader) {
