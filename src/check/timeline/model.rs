@@ -1,6 +1,6 @@
 //! The timeline as data: everything the page draws, laid out on its charts,
 //! with no HTML in it. [`build_timeline`] makes it from a history and its
-//! verdict; [`super::html`] draws it.
+//! verdict; the `html` module beside it draws it.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
