@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use kvraft::check::check_history;
 use kvraft::check::edn::parse_edn_history;
 use kvraft::check::history::gen::{generate, GenConfig};
-use kvraft::check::history::{kinds, Event, History, HistoryError, Op, OpKind, Recorder};
+use kvraft::check::history::{kinds, Event, History, HistoryError, NetFaults, Op, OpKind, Recorder, Role};
+use kvraft::check::timeline::build_timeline;
+use kvraft::check::timeline::model::{Bar, ChartId, KeyMark, Mark, MarkKind, SpanKind, World};
 use kvraft::check::{load_any, parse_any};
 use proptest::prelude::*;
 
@@ -611,16 +613,16 @@ fn history_with_facts() -> History {
     let mut cut = Event::new(95, kinds::CUT);
     cut.links = vec![[0, 2]];
     h.events = vec![
-        Event::new(0, kinds::FAULTS).detail("loss 10/10% dup 20%"),
-        Event::new(5, kinds::ROLE).server(1).term(1).detail("leader"),
+        Event::new(0, kinds::FAULTS).faults(NetFaults { request_loss_pct: 10, reply_loss_pct: 10, duplicate_pct: 20, ..NetFaults::default() }),
+        Event::new(5, kinds::ROLE).server(1).term(1).role(Role::Leader),
         partition,
-        Event::new(70, kinds::ROLE).server(2).term(2).detail("leader"),
+        Event::new(70, kinds::ROLE).server(2).term(2).role(Role::Leader),
         Event::new(80, kinds::CRASH).server(0),
         cut,
         Event::new(110, kinds::RESTART).server(0).detail("boot 2"),
         Event::new(120, kinds::HEAL),
-        Event::new(125, kinds::DISK_STALL).server(1).detail("0 ms"),
-        Event::new(130, kinds::FAULTS),
+        Event::new(125, kinds::DISK_STALL).server(1).duration_ms(0),
+        Event::new(130, kinds::FAULTS).faults(NetFaults::default()),
         Event::new(135, kinds::NEMESIS).detail("crash_leader (down 500 ms)"),
         Event::new(136, "something new").detail("kept as a note"),
     ];
@@ -678,6 +680,49 @@ fn old_history_files_still_load() {
 }
 
 #[test]
+fn old_event_details_load_as_typed_fields() {
+    // Events as files written before the typed fields had them: the facts
+    // in `detail`.
+    let text = r#"{"scenario": "old", "seed": 1, "ops": [
+  {"client":0,"kind":"put","key":"k","value":"a","output":null,"call_ns":0,"return_ns":10}
+], "events": [
+  {"at_ns":0,"kind":"faults","detail":"loss 10/5% dup 30% delay 0-27ms long-reordering"},
+  {"at_ns":1,"kind":"role","server":2,"term":3,"detail":"leader"},
+  {"at_ns":2,"kind":"role","server":1,"term":3,"detail":"follower"},
+  {"at_ns":3,"kind":"pause","server":1,"detail":"500 ms"},
+  {"at_ns":4,"kind":"disk_stall","server":2,"detail":"300 ms, as it leads with a rewritten log"},
+  {"at_ns":5,"kind":"faults"},
+  {"at_ns":6,"kind":"crash","server":0,"detail":"2 unsynced writes lost"},
+  {"at_ns":7,"kind":"faults","detail":"loss of words"},
+  {"at_ns":8,"kind":"role","server":0,"term":4,"detail":"the leader, perhaps"},
+  {"at_ns":9,"kind":"restart","server":0,"detail":"500 ms"}
+]}"#;
+    let h = History::from_json_str(text).unwrap();
+    let e = &h.events;
+    let rates = NetFaults { request_loss_pct: 10, reply_loss_pct: 5, duplicate_pct: 30, delay_ms: Some([0, 27]), long_reordering: true };
+    assert_eq!((e[0].faults, e[0].detail.as_str()), (Some(rates), ""));
+    assert_eq!((e[1].role, e[1].term, e[1].detail.as_str()), (Some(Role::Leader), Some(3), ""));
+    assert_eq!(e[2].role, Some(Role::Follower));
+    assert_eq!((e[3].duration_ms, e[3].detail.as_str()), (Some(500), ""));
+    assert_eq!((e[4].duration_ms, e[4].detail.as_str()), (Some(300), "as it leads with a rewritten log"));
+    assert_eq!(e[5].faults, Some(NetFaults::default()), "no words: every fault off");
+    // Words of other kinds, and words that say no such fact, stay words.
+    assert_eq!((e[6].duration_ms, e[6].detail.as_str()), (None, "2 unsynced writes lost"));
+    assert_eq!((e[7].faults, e[7].detail.as_str()), (None, "loss of words"));
+    assert_eq!((e[8].role, e[8].detail.as_str()), (None, "the leader, perhaps"));
+    assert_eq!((e[9].duration_ms, e[9].detail.as_str()), (None, "500 ms"));
+    // Written again, they are in the new form, and load the same.
+    let again = h.to_json_string();
+    assert!(again.contains("\"role\":\"leader\"") && again.contains("\"duration_ms\":300") && again.contains("\"faults\":{}"), "{again}");
+    assert!(!again.contains("\"detail\":\"leader\"") && again.contains("\"kind\":\"pause\",\"server\":1,\"duration_ms\":500}"), "{again}");
+    assert_eq!(History::from_json_str(&again).unwrap().events, h.events);
+    // The words for a person say the same as before.
+    assert_eq!(e[0].text(), "loss 10/5% dup 30% delay 0-27ms long-reordering");
+    assert_eq!(e[4].text(), "300 ms, as it leads with a rewritten log");
+    assert_eq!(NetFaults::parse(&rates.to_string()), Some(rates));
+}
+
+#[test]
 fn timeline_draws_the_world_around_the_clients() {
     let h = history_with_facts();
     let v = check_history(&h.ops);
@@ -709,6 +754,190 @@ fn timeline_draws_the_world_around_the_clients() {
     assert!(html.contains("crash_leader (down 500 ms)") && html.contains("kept as a note"));
     // A disk stall is drawn on its server's lane (here 0 ms long).
     assert!(html.contains("class=\"band stall\"") && html.contains("disk of server 1 stalled from"), "disk stall band");
+}
+
+// The timeline's model: what the page draws, as data.
+
+/// The spans of server `s`'s lane of kind `pick`, as (from, to, label).
+fn lane_spans(w: &World, s: u64, pick: fn(SpanKind) -> bool) -> Vec<(u64, u64, String)> {
+    let lane = w.server(s).unwrap_or_else(|| panic!("no lane for server {s}"));
+    lane.spans.iter().filter(|sp| pick(sp.kind)).map(|sp| (sp.from, sp.to, sp.label.clone())).collect()
+}
+
+#[test]
+fn timeline_model_a_crash_then_restart_is_a_down_span() {
+    let h = history_with_facts();
+    let t = build_timeline(&h, &check_history(&h.ops));
+    let w = t.world.as_ref().expect("a world: the history has events");
+    // Server 0 crashed at 80 and restarted at 110.
+    assert_eq!(lane_spans(w, 0, |k| k == SpanKind::Down), vec![(80, 110, "down".to_string())]);
+    let down = w.server(0).unwrap().spans.iter().find(|sp| sp.kind == SpanKind::Down).unwrap();
+    assert!(down.title.contains("(boot 2)"), "{}", down.title);
+    assert_eq!(
+        w.marks,
+        vec![Mark { at: 80, server: 0, kind: MarkKind::Crash }, Mark { at: 110, server: 0, kind: MarkKind::Restart }]
+    );
+    // No other server was down.
+    for s in [1, 2] {
+        assert!(lane_spans(w, s, |k| k == SpanKind::Down).is_empty(), "server {s}");
+    }
+    // A crash with no restart is down to the end of the run (the last
+    // op's call, 150); a pause is a span of its own, a disk stall lasts its
+    // duration_ms (cut to the end).
+    let mut h2 = h.clone();
+    h2.events.push(Event::new(140, kinds::CRASH).server(2));
+    h2.events.push(Event::new(20, kinds::PAUSE).server(1).duration_ms(30));
+    h2.events.push(Event::new(50, kinds::RESUME).server(1));
+    h2.events.push(Event::new(100, kinds::DISK_STALL).server(2).duration_ms(1));
+    h2.events.sort_by_key(|e| e.at_ns);
+    let w2 = build_timeline(&h2, &check_history(&h2.ops)).world.unwrap();
+    assert_eq!(lane_spans(&w2, 2, |k| k == SpanKind::Down), vec![(140, 150, "down".to_string())]);
+    assert_eq!(lane_spans(&w2, 1, |k| k == SpanKind::Paused), vec![(20, 50, "paused".to_string())]);
+    assert_eq!(lane_spans(&w2, 2, |k| k == SpanKind::DiskStall), vec![(100, 150, "disk stalled".to_string())]);
+    assert_eq!(lane_spans(&w2, 1, |k| k == SpanKind::DiskStall), vec![(125, 125, "disk stalled".to_string())]);
+}
+
+#[test]
+fn timeline_model_leaders_by_term() {
+    let mut h = history_with_facts();
+    // s1 leads term 1 from 5, s2 term 2 from 70; s1 learns of term 2 at 100.
+    h.events.push(Event::new(100, kinds::ROLE).server(1).term(2).role(Role::Follower));
+    h.events.push(Event::new(101, kinds::ROLE).server(0).term(3).role(Role::Candidate));
+    h.events.sort_by_key(|e| e.at_ns);
+    let t = build_timeline(&h, &check_history(&h.ops));
+    let w = t.world.as_ref().unwrap();
+    let leaders: Vec<(u64, u64, u64, u64, usize)> = w.leaders.iter().map(|l| (l.server, l.term, l.span.from, l.span.to, l.row)).collect();
+    // Overlapping leaderships are in different rows; a candidate leads nothing.
+    assert_eq!(leaders, vec![(1, 1, 5, 100, 0), (2, 2, 70, 150, 1)]);
+    assert_eq!(w.leader_rows, 2);
+    assert_eq!(w.leaders[0].span.label, "T1 s1");
+    assert_eq!(lane_spans(w, 1, |k| k == SpanKind::Led { term: 1 }).iter().map(|s| (s.0, s.1)).collect::<Vec<_>>(), vec![(5, 100)]);
+    assert!(lane_spans(w, 0, |k| matches!(k, SpanKind::Led { .. })).is_empty());
+    assert_eq!(t.summary.world.as_ref().unwrap().terms_with_a_leader, 2);
+    // A later leader of a new term, after the first stepped down, shares row 0.
+    h.events.push(Event::new(120, kinds::ROLE).server(1).term(4).role(Role::Leader));
+    h.events.push(Event::new(120, kinds::ROLE).server(2).term(4).role(Role::Follower));
+    h.events.sort_by_key(|e| e.at_ns);
+    let w = build_timeline(&h, &check_history(&h.ops)).world.unwrap();
+    let leaders: Vec<(u64, u64, u64, u64, usize)> = w.leaders.iter().map(|l| (l.server, l.term, l.span.from, l.span.to, l.row)).collect();
+    assert_eq!(leaders, vec![(1, 1, 5, 100, 0), (2, 2, 70, 120, 1), (1, 4, 120, 150, 0)]);
+}
+
+#[test]
+fn timeline_model_a_partition_has_sides() {
+    let h = history_with_facts();
+    let w = build_timeline(&h, &check_history(&h.ops)).world.unwrap();
+    // Partitioned {0,1} | {2} at 55; 0→2 cut too at 95; healed at 120.
+    let net: Vec<(u64, u64, &str)> = w.net.iter().map(|sp| (sp.from, sp.to, sp.label.as_str())).collect();
+    assert_eq!(net, vec![(55, 95, "A: {0,1} | B: {2}"), (95, 120, "A: {0,1} | B: {2}; cut 0→2")]);
+    let sides = |s| lane_spans(&w, s, |k| matches!(k, SpanKind::Side(_) | SpanKind::Alone | SpanKind::Cut | SpanKind::CutOff));
+    assert_eq!(sides(0), vec![(55, 95, "side A".to_string()), (95, 120, "side A ↛2".to_string())]);
+    assert_eq!(sides(1), vec![(55, 120, "side A".to_string())]);
+    assert_eq!(sides(2), vec![(55, 95, "alone (B)".to_string()), (95, 120, "alone (B) ↚0".to_string())]);
+    let kinds_of = |s: u64| w.server(s).unwrap().spans.iter().map(|sp| sp.kind).filter(|k| matches!(k, SpanKind::Side(_) | SpanKind::Alone)).collect::<Vec<_>>();
+    assert_eq!(kinds_of(0), vec![SpanKind::Side(0), SpanKind::Side(0)]);
+    assert_eq!(kinds_of(2), vec![SpanKind::Alone, SpanKind::Alone]);
+    // Loss and duplication from 0 until switched off at 130.
+    let faults: Vec<(u64, u64, &str)> = w.faults.iter().map(|sp| (sp.from, sp.to, sp.label.as_str())).collect();
+    assert_eq!(faults, vec![(0, 130, "loss 10/10% dup 20%")]);
+    // A server cut off from everyone, and one in no group.
+    let mut h2 = History::new("cut off", 1, vec![put(0, "k", "a", 0, 100)]);
+    let mut p = Event::new(10, kinds::PARTITION);
+    p.groups = vec![vec![0, 1], vec![2, 3]];
+    h2.events = vec![p, Event::new(20, kinds::DISCONNECT).server(3), Event::new(30, kinds::CONNECT).server(3)];
+    let w2 = build_timeline(&h2, &check_history(&h2.ops)).world.unwrap();
+    let lane3: Vec<(u64, u64, SpanKind)> = w2.server(3).unwrap().spans.iter().map(|sp| (sp.from, sp.to, sp.kind)).collect();
+    assert_eq!(lane3, vec![(10, 20, SpanKind::Side(1)), (20, 30, SpanKind::CutOff), (30, 100, SpanKind::Side(1))]);
+    assert_eq!(w2.net.iter().map(|sp| sp.label.as_str()).collect::<Vec<_>>(), ["A: {0,1} | B: {2,3}", "A: {0,1} | B: {2,3}; s3 cut off", "A: {0,1} | B: {2,3}"]);
+}
+
+#[test]
+fn timeline_model_lists_what_it_does_not_draw() {
+    let mut h = history_with_facts();
+    // A faults event whose words an old file had and no reader knows.
+    let mut odd = Event::new(132, kinds::FAULTS);
+    odd.detail = "loss of words".into();
+    h.events.push(odd);
+    h.events.sort_by_key(|e| e.at_ns);
+    let w = build_timeline(&h, &check_history(&h.ops)).world.unwrap();
+    let notes: Vec<(u64, &str, &str)> = w.notes.iter().map(|n| (n.at_ns, n.kind.as_str(), n.text.as_str())).collect();
+    assert_eq!(notes, vec![(132, "faults", "loss of words"), (135, "nemesis", "crash_leader (down 500 ms)"), (136, "something new", "kept as a note")]);
+    // It switched nothing on: loss and duplication still end at 130.
+    assert_eq!(w.faults.iter().map(|sp| (sp.from, sp.to)).collect::<Vec<_>>(), vec![(0, 130)]);
+}
+
+#[test]
+fn timeline_model_charts_and_axes() {
+    let h = history_with_facts();
+    let v = check_history(&h.ops);
+    let t = build_timeline(&h, &v);
+    assert_eq!(t, build_timeline(&h, &v), "the same history gives the same model");
+    assert_eq!(t.title, "kvraft history: facts");
+    let f = t.summary.failure.as_ref().expect("not linearizable");
+    assert_eq!(f.key, "k");
+    let world = t.summary.world.as_ref().unwrap();
+    assert_eq!((world.events, world.servers, world.partitions_or_cuts, world.crashes), (12, 3, 2, 1));
+    // The overview: the whole run, from 0 to its end, every op a bar in
+    // its client's lane, on the failing key.
+    let o = t.overview.chart.as_ref().unwrap();
+    assert_eq!((o.id, o.from_ns, o.to_ns), (ChartId::Overview, 0, 150));
+    assert_eq!((t.overview.ops, t.overview.shown, t.overview.capped), (4, 4, false));
+    assert_eq!(o.lanes.iter().map(|l| (l.client, l.bars.len())).collect::<Vec<_>>(), vec![(0, 2), (1, 1), (2, 1)]);
+    let bars: Vec<&Bar> = o.lanes.iter().flat_map(|l| &l.bars).collect();
+    assert!(bars.iter().all(|b| b.key == KeyMark::Failing && b.x >= 0.0 && b.x + b.dx <= o.width + 1e-6));
+    assert!(bars.iter().all(|b| (b.x - o.x(b.op.call_ns)).abs() < 1e-9), "a bar starts at its call");
+    let pending = bars.iter().find(|b| b.id == 3).unwrap();
+    assert!(pending.pending && (pending.x + pending.dx - o.width).abs() < 1e-9, "a pending op runs to the right edge");
+    assert!(o.ticks.len() >= 2 && o.ticks[0].shown && o.ticks.windows(2).all(|w| w[0].x < w[1].x));
+    assert!(o.world.as_ref().is_some_and(|w| w.notes.len() == 2));
+    // The detail view: the failing key's ops in order-of-events time, the
+    // linearized prefix and the op that could not be placed.
+    let d = t.detail.as_ref().expect("a detail view");
+    let fd = v.detail.as_ref().unwrap();
+    assert_eq!((d.key.as_str(), d.key_ops, d.shown), ("k", 4, 4));
+    assert_eq!(d.prefix.iter().map(|(id, _)| *id).collect::<Vec<_>>(), fd.linearized_prefix);
+    assert_eq!(d.stuck.as_ref().map(|(id, _)| *id), fd.stuck_op);
+    let c = &d.chart;
+    assert_eq!((c.id, c.from_ns, c.to_ns), (ChartId::Detail, 10, 150));
+    // Each distinct call or return time is one step of x (18 px); a time
+    // in between is placed at the next one, a later one at the right edge.
+    let xs: Vec<f64> = [10, 50, 60, 90, 100, 140, 150, 55, 151].iter().map(|t| c.x(*t)).collect();
+    assert_eq!(xs, vec![0.0, 18.0, 36.0, 54.0, 72.0, 90.0, 108.0, 36.0, c.width]);
+    assert_eq!(c.width, (7.0 + 3.0) * 18.0);
+    assert_eq!(c.ticks.iter().map(|t| t.label.as_str()).collect::<Vec<_>>()[..2], ["0.0000 s", "0.0000 s"]);
+    assert_eq!(c.ticks.len(), 7);
+    // Put #0 (10..50) spans its call's step to just before the step after its return.
+    let put0 = c.lanes.iter().flat_map(|l| &l.bars).find(|b| b.id == 0).unwrap();
+    assert_eq!((put0.x, put0.dx), (0.0, 2.0 * 18.0 - 2.0));
+    let stuck: Vec<&Bar> = c.lanes.iter().flat_map(|l| &l.bars).filter(|b| b.stuck).collect();
+    assert_eq!(stuck.iter().map(|b| b.id).collect::<Vec<_>>(), fd.stuck_op.into_iter().collect::<Vec<_>>());
+    // Its world is the one over the key's stretch of time, with no list.
+    let cw = c.world.as_ref().unwrap();
+    assert!(cw.notes.is_empty() && cw.faults.len() == 1 && cw.marks.len() == 2);
+    // A linearizable history with no events: no world, no detail view,
+    // time from the first call to the last return.
+    let plain = History::new("plain", 1, vec![put(0, "k", "v", 1000, 2000), get(1, "k", "v", 2500, 3000)]);
+    let t = build_timeline(&plain, &check_history(&plain.ops));
+    assert!(t.world.is_none() && t.detail.is_none() && t.summary.failure.is_none());
+    let o = t.overview.chart.unwrap();
+    assert_eq!((o.from_ns, o.to_ns, o.world.is_none()), (1000, 3000, true));
+    assert!(o.lanes.iter().flat_map(|l| &l.bars).all(|b| b.key == KeyMark::Plain && b.order.is_none()));
+}
+
+#[test]
+fn timeline_model_caps_the_overview_and_keeps_the_failing_key() {
+    use kvraft::check::timeline::model::OVERVIEW_MAX_OPS;
+    let mut ops: Vec<Op> = (0..OVERVIEW_MAX_OPS as u64 + 50).map(|i| put(i % 5, &format!("k{}", i % 3), "v", i * 10, i * 10 + 5)).collect();
+    ops.push(get(7, "bad", "never written", 5, 6));
+    let h = History::new("big", 1, ops);
+    let v = check_history(&h.ops);
+    let t = build_timeline(&h, &v);
+    assert!(t.overview.capped && t.overview.shown == OVERVIEW_MAX_OPS && t.overview.ops == OVERVIEW_MAX_OPS + 51);
+    let o = t.overview.chart.unwrap();
+    let ids: Vec<usize> = o.lanes.iter().flat_map(|l| &l.bars).map(|b| b.id).collect();
+    assert_eq!(ids.len(), OVERVIEW_MAX_OPS);
+    assert!(ids.contains(&(OVERVIEW_MAX_OPS + 50)), "the failing key's op is drawn");
+    assert!(!ids.contains(&(OVERVIEW_MAX_OPS + 49)), "the latest other op is not");
 }
 
 #[test]
@@ -867,11 +1096,12 @@ proptest! {
             let mut e = Event::new(*at, all[*k]).server(*s).term(*at % 7);
             e.groups = groups.clone();
             e.links = links.iter().map(|(a, b)| [*a, *b]).collect();
-            e.detail = match (*leader, at % 3) {
-                (true, _) => "leader".into(),
-                (false, 0) => format!("{at} ms"),
-                _ => "loss 10/0%".into(),
-            };
+            match (*leader, at % 3) {
+                (true, _) => e.role = Some(Role::Leader),
+                (false, 0) => e.duration_ms = Some(*at),
+                (false, 1) => e.faults = Some(NetFaults { request_loss_pct: 10, ..NetFaults::default() }),
+                _ => e.detail = "words".into(),
+            }
             e
         }).collect();
         let mut ops = vec![put(0, "k", "a", 10, 50), get(1, "k", "b", 60, 90), pget(2, "k", 70), get(0, "k", "a", 0, u64::MAX / 2)];

@@ -95,16 +95,35 @@ impl Op {
 /// events; the timeline draws them. `kind` is one of [`kinds`] (unknown
 /// kinds are kept and shown as plain marks); the other fields are used by
 /// the kinds that say so.
+///
+/// Every fact the timeline draws has a typed field (`role`, `duration_ms`,
+/// `faults`); `detail` is only words for a person. Files written before
+/// those fields existed said them in `detail` ("leader", "500 ms", "loss
+/// 10/5%"): they are read into the typed fields once, as the file is
+/// loaded, and only then.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "EventFile")]
 pub struct Event {
     pub at_ns: u64,
     pub kind: String,
-    /// The server it concerns (crash, restart, disconnect, connect, role).
+    /// The server it concerns (crash, restart, disconnect, connect, role,
+    /// pause, resume, disk_stall).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server: Option<u64>,
     /// The term (role).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub term: Option<u64>,
+    /// The role the server took (role).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<Role>,
+    /// How long, in ms of virtual time: the server freezes (pause), no sync
+    /// it starts ends sooner (disk_stall).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    /// The loss, duplication and delay in force from now on (faults); all
+    /// zero when every such fault is off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub faults: Option<NetFaults>,
     /// The sides of a partition: servers in different groups cannot reach
     /// each other; a server in no group reaches nobody.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -112,15 +131,70 @@ pub struct Event {
     /// Directed links (from, to) cut, one way each.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub links: Vec<[u64; 2]>,
-    /// Free text: the role of a role event, the fault rates of a faults
-    /// event, the action of a nemesis event.
+    /// Words for a person, shown as they are and never read by a program:
+    /// the boot of a restart, what a crash lost, why a server was cut off,
+    /// the action of a nemesis event, a phase.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub detail: String,
 }
 
+/// An [`Event`] as a file holds it: the same fields, before the facts
+/// older files wrote as words are read into the typed ones.
+#[derive(Deserialize)]
+struct EventFile {
+    at_ns: u64,
+    kind: String,
+    #[serde(default)]
+    server: Option<u64>,
+    #[serde(default)]
+    term: Option<u64>,
+    #[serde(default)]
+    role: Option<Role>,
+    #[serde(default)]
+    duration_ms: Option<u64>,
+    #[serde(default)]
+    faults: Option<NetFaults>,
+    #[serde(default)]
+    groups: Vec<Vec<u64>>,
+    #[serde(default)]
+    links: Vec<[u64; 2]>,
+    #[serde(default)]
+    detail: String,
+}
+
+impl From<EventFile> for Event {
+    fn from(f: EventFile) -> Event {
+        let mut e = Event {
+            at_ns: f.at_ns,
+            kind: f.kind,
+            server: f.server,
+            term: f.term,
+            role: f.role,
+            duration_ms: f.duration_ms,
+            faults: f.faults,
+            groups: f.groups,
+            links: f.links,
+            detail: f.detail,
+        };
+        e.upgrade();
+        e
+    }
+}
+
 impl Event {
     pub fn new(at_ns: u64, kind: &str) -> Event {
-        Event { at_ns, kind: kind.to_string(), server: None, term: None, groups: Vec::new(), links: Vec::new(), detail: String::new() }
+        Event {
+            at_ns,
+            kind: kind.to_string(),
+            server: None,
+            term: None,
+            role: None,
+            duration_ms: None,
+            faults: None,
+            groups: Vec::new(),
+            links: Vec::new(),
+            detail: String::new(),
+        }
     }
     pub fn server(mut self, s: u64) -> Event {
         self.server = Some(s);
@@ -130,9 +204,185 @@ impl Event {
         self.term = Some(t);
         self
     }
+    pub fn role(mut self, r: Role) -> Event {
+        self.role = Some(r);
+        self
+    }
+    pub fn duration_ms(mut self, ms: u64) -> Event {
+        self.duration_ms = Some(ms);
+        self
+    }
+    pub fn faults(mut self, f: NetFaults) -> Event {
+        self.faults = Some(f);
+        self
+    }
     pub fn detail(mut self, d: impl Into<String>) -> Event {
         self.detail = d.into();
         self
+    }
+
+    /// What the event says in words: its typed facts, then `detail`, e.g.
+    /// `leader`, `500 ms`, `300 ms, as it leads with a rewritten log`,
+    /// `loss 10/5% dup 30%`.
+    pub fn text(&self) -> String {
+        let mut parts: Vec<String> = Vec::new();
+        if let Some(r) = self.role {
+            parts.push(r.as_str().to_string());
+        }
+        if let Some(ms) = self.duration_ms {
+            parts.push(format!("{ms} ms"));
+        }
+        if let Some(f) = self.faults.filter(|f| !f.is_off()) {
+            parts.push(f.to_string());
+        }
+        if !self.detail.is_empty() {
+            parts.push(self.detail.clone());
+        }
+        parts.join(", ")
+    }
+
+    /// Reads the facts that files written before the typed fields said in
+    /// `detail` into those fields, for the kinds that had them: a role
+    /// event's role, a pause's or disk stall's "<n> ms" (what follows
+    /// ", " stays as words), a faults event's rates. The words read are
+    /// taken out of `detail`; words it cannot read stay there, and the
+    /// field stays empty. Does nothing to an event that has the field.
+    fn upgrade(&mut self) {
+        match self.kind.as_str() {
+            kinds::ROLE if self.role.is_none() => {
+                if let Some(r) = Role::parse(self.detail.trim()) {
+                    self.role = Some(r);
+                    self.detail.clear();
+                }
+            }
+            kinds::PAUSE | kinds::DISK_STALL if self.duration_ms.is_none() => {
+                let (head, rest) = match self.detail.split_once(", ") {
+                    Some((h, r)) => (h, r),
+                    None => (self.detail.as_str(), ""),
+                };
+                if let Some(ms) = head.strip_suffix(" ms").and_then(|n| n.parse::<u64>().ok()) {
+                    self.duration_ms = Some(ms);
+                    self.detail = rest.to_string();
+                }
+            }
+            kinds::FAULTS if self.faults.is_none() => {
+                if let Some(f) = NetFaults::parse(&self.detail) {
+                    self.faults = Some(f);
+                    self.detail.clear();
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The role a Raft server takes in a term.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Leader,
+    Candidate,
+    Follower,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Leader => "leader",
+            Role::Candidate => "candidate",
+            Role::Follower => "follower",
+        }
+    }
+
+    /// The role named exactly so (as [`Role::as_str`] spells it).
+    pub fn parse(s: &str) -> Option<Role> {
+        [Role::Leader, Role::Candidate, Role::Follower].into_iter().find(|r| r.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Loss, duplication and delay of the messages between servers and clerks,
+/// in whole percent and ms (what a faults event switches to). Zero fields
+/// are left out of a file, so "every fault off" is `{}`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetFaults {
+    /// Percent of requests lost.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub request_loss_pct: u64,
+    /// Percent of replies lost.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub reply_loss_pct: u64,
+    /// Percent of messages delivered twice.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub duplicate_pct: u64,
+    /// Each request held back between these ms; `None` when not delayed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_ms: Option<[u64; 2]>,
+    /// Replies held back long, reordering them (labrpc's LongReordering).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub long_reordering: bool,
+}
+
+fn is_zero(x: &u64) -> bool {
+    *x == 0
+}
+
+impl NetFaults {
+    /// Whether every fault is off.
+    pub fn is_off(&self) -> bool {
+        *self == NetFaults::default()
+    }
+
+    /// Reads the words [`NetFaults`]' `Display` writes (as older files have
+    /// them in `detail`): `loss 10/5% dup 30% delay 0-27ms long-reordering`,
+    /// any of them left out, "" for none. `None` for any other words.
+    pub fn parse(s: &str) -> Option<NetFaults> {
+        let mut f = NetFaults::default();
+        let mut words = s.split_whitespace();
+        let pct = |w: Option<&str>| w.and_then(|w| w.strip_suffix('%')).and_then(|n| n.parse::<u64>().ok());
+        while let Some(w) = words.next() {
+            match w {
+                "loss" => {
+                    let (req, rep) = words.next()?.split_once('/')?;
+                    f.request_loss_pct = req.parse().ok()?;
+                    f.reply_loss_pct = pct(Some(rep))?;
+                }
+                "dup" => f.duplicate_pct = pct(words.next())?,
+                "delay" => {
+                    let (lo, hi) = words.next()?.strip_suffix("ms")?.split_once('-')?;
+                    f.delay_ms = Some([lo.parse().ok()?, hi.parse().ok()?]);
+                }
+                "long-reordering" => f.long_reordering = true,
+                _ => return None,
+            }
+        }
+        Some(f)
+    }
+}
+
+impl std::fmt::Display for NetFaults {
+    /// One short line, e.g. `loss 10/5% dup 30% delay 0-27ms
+    /// long-reordering`; empty when every fault is off.
+    fn fmt(&self, out: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut parts = Vec::new();
+        if self.request_loss_pct > 0 || self.reply_loss_pct > 0 {
+            parts.push(format!("loss {}/{}%", self.request_loss_pct, self.reply_loss_pct));
+        }
+        if self.duplicate_pct > 0 {
+            parts.push(format!("dup {}%", self.duplicate_pct));
+        }
+        if let Some([lo, hi]) = self.delay_ms {
+            parts.push(format!("delay {lo}-{hi}ms"));
+        }
+        if self.long_reordering {
+            parts.push("long-reordering".to_string());
+        }
+        out.write_str(&parts.join(" "))
     }
 }
 
@@ -154,14 +404,14 @@ pub mod kinds {
     pub const CRASH: &str = "crash";
     /// `server` restarted from its durable state (`detail`: its boot).
     pub const RESTART: &str = "restart";
-    /// `server` froze (no ticks, no receives), for `detail`.
+    /// `server` froze (no ticks, no receives), for `duration_ms`.
     pub const PAUSE: &str = "pause";
     /// `server` runs again after a pause.
     pub const RESUME: &str = "resume";
-    /// Loss, duplication and delay from now on: `detail` names them, empty
-    /// when every such fault is off.
+    /// Loss, duplication and delay from now on: `faults`, all zero when
+    /// every such fault is off.
     pub const FAULTS: &str = "faults";
-    /// `server` took a role (`detail`: leader, candidate or follower) in `term`.
+    /// `server` took `role` in `term`.
     pub const ROLE: &str = "role";
     /// A nemesis action fired (`detail`: which); its effects follow as
     /// events of their own.
@@ -170,7 +420,8 @@ pub mod kinds {
     pub const CLERK_LINKS: &str = "clerk_links";
     /// A phase of the run began (`detail`), e.g. the liveness phase.
     pub const PHASE: &str = "phase";
-    /// `server`'s disk stalled: no sync it starts ends within `detail`.
+    /// `server`'s disk stalled: no sync it starts ends within `duration_ms`
+    /// (`detail`: why, if it says).
     pub const DISK_STALL: &str = "disk_stall";
 }
 

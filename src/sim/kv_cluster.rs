@@ -389,7 +389,7 @@ impl KvCluster {
     }
 
     fn faults_changed(&self) {
-        self.0.log.event(Event::new(0, kinds::FAULTS).detail(self.0.net.faults().describe()));
+        self.0.log.event(Event::new(0, kinds::FAULTS).faults(self.0.net.faults().rates()));
     }
 
     /// Cuts the link from server `from` to server `to` only (one way).
@@ -460,7 +460,7 @@ impl KvCluster {
         }
         let was_leader = self.leader() == Some(i);
         self.0.state.lock().unwrap().pauses += 1;
-        self.0.log.event(Event::new(0, kinds::PAUSE).server(i as u64).detail(format!("{ms} ms")));
+        self.0.log.event(Event::new(0, kinds::PAUSE).server(i as u64).duration_ms(ms));
         self.0.fleet.pause(i);
         sleep(Duration::from_millis(ms)).await;
         self.0.fleet.resume(i);
@@ -574,7 +574,8 @@ impl KvCluster {
     /// sooner.
     pub fn stall_disk(&self, i: usize, d: Duration) {
         self.0.fleet.persister(i).stall(d);
-        self.0.log.event(Event::new(0, kinds::DISK_STALL).server(i as u64).detail(format!("{} ms", d.as_millis())));
+        let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        self.0.log.event(Event::new(0, kinds::DISK_STALL).server(i as u64).duration_ms(ms));
     }
 
     /// A majority containing the current leader (if any), and the rest.

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::failure::Failure;
 use super::trace::{MsgFate, RunLog};
+use crate::check::history::NetFaults;
 use crate::net::{Fate, FaultHook, FrameKind};
 
 /// Probabilistic faults applied to every message.
@@ -38,21 +39,20 @@ impl FaultConfig {
     /// The faults in one short line, e.g. `loss 10/5% dup 30% delay 0-27ms
     /// long-reordering`; empty when there are none.
     pub fn describe(&self) -> String {
+        self.rates().to_string()
+    }
+
+    /// The faults in whole percent and ms, as a faults event records them.
+    pub fn rates(&self) -> NetFaults {
         let pct = |x: f64| (x * 100.0).round() as u64;
-        let mut parts = Vec::new();
-        if self.request_loss > 0.0 || self.reply_loss > 0.0 {
-            parts.push(format!("loss {}/{}%", pct(self.request_loss), pct(self.reply_loss)));
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        NetFaults {
+            request_loss_pct: pct(self.request_loss),
+            reply_loss_pct: pct(self.reply_loss),
+            duplicate_pct: pct(self.duplicate_rate),
+            delay_ms: (!self.max_delay.is_zero()).then(|| [ms(self.min_delay), ms(self.max_delay)]),
+            long_reordering: self.long_reordering,
         }
-        if self.duplicate_rate > 0.0 {
-            parts.push(format!("dup {}%", pct(self.duplicate_rate)));
-        }
-        if !self.max_delay.is_zero() {
-            parts.push(format!("delay {}-{}ms", self.min_delay.as_millis(), self.max_delay.as_millis()));
-        }
-        if self.long_reordering {
-            parts.push("long-reordering".to_string());
-        }
-        parts.join(" ")
     }
 
     /// labrpc's unreliable mode: 10% of requests and of replies lost,

@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
-use crate::check::history::{kinds, Event, Op};
+use crate::check::history::{self, kinds, Event, Op};
 use crate::net::FrameKind;
 use crate::raft::{RaftEvent, Role};
 
@@ -158,11 +158,11 @@ impl RunLog {
         let mut s = self.lock();
         if let RaftEvent::Role { term, role } = *event {
             let role = match role {
-                Role::Leader => "leader",
-                Role::Candidate => "candidate",
-                Role::Follower => "follower",
+                Role::Leader => history::Role::Leader,
+                Role::Candidate => history::Role::Candidate,
+                Role::Follower => history::Role::Follower,
             };
-            s.events.push(Event::new(at_ns, kinds::ROLE).server(server as u64).term(term).detail(role));
+            s.events.push(Event::new(at_ns, kinds::ROLE).server(server as u64).term(term).role(role));
             return;
         }
         if let Some(t) = &mut s.trace {
@@ -398,7 +398,7 @@ pub enum TraceWhat {
 impl TraceLine {
     /// A world event as a trace line.
     pub fn of_event(at_ns: u64, e: &Event) -> TraceLine {
-        let d = e.detail.clone();
+        let d = e.text();
         let what = match e.kind.as_str() {
             kinds::ROLE => TraceWhat::Role { term: e.term.unwrap_or(0), role: d },
             kinds::CRASH => TraceWhat::Crash,

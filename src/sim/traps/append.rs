@@ -60,26 +60,14 @@ impl AppendTrap {
 }
 
 impl Trap for AppendTrap {
-    fn started(&self, server: usize, _disk: &Persister, _index: Index) {
-        Appended { trap: self, me: server }.seen();
-    }
-}
-
-/// Server `me`'s append, as `trap` sees it.
-struct Appended<'a> {
-    trap: &'a AppendTrap,
-    me: usize,
-}
-
-impl Appended<'_> {
     /// If the trap is armed, it springs: cuts the server off, and says so.
-    fn seen(&self) {
-        if self.trap.armed.swap(false, Ordering::SeqCst) {
+    fn started(&self, server: usize, _disk: &Persister, _index: Index) {
+        if self.armed.swap(false, Ordering::SeqCst) {
             // In the same step as the append: nothing has been sent yet.
-            self.trap.net.disconnect(server_addr(self.me).ip());
-            let e = Event::new(0, kinds::DISCONNECT).server(self.me as u64).detail("caught the moment it appended");
-            self.trap.log.event(e);
-            *self.trap.sprung.lock().unwrap() = Some(self.me);
+            self.net.disconnect(server_addr(server).ip());
+            let e = Event::new(0, kinds::DISCONNECT).server(server as u64).detail("caught the moment it appended");
+            self.log.event(e);
+            *self.sprung.lock().unwrap() = Some(server);
         }
     }
 }

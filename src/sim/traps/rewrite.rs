@@ -161,8 +161,9 @@ impl Trap for RewriteTrap {
             }
             (Rewrite::Cut { victim, .. }, RaftEvent::Role { role: Role::Leader, .. }) if victim == server => {
                 persister.stall(REWRITE_STALL);
-                let what = format!("{} ms, as it leads with a rewritten log", REWRITE_STALL.as_millis());
-                self.log.event(Event::new(0, kinds::DISK_STALL).server(victim as u64).detail(what));
+                let ms = u64::try_from(REWRITE_STALL.as_millis()).unwrap_or(u64::MAX);
+                let e = Event::new(0, kinds::DISK_STALL).server(victim as u64).duration_ms(ms).detail("as it leads with a rewritten log");
+                self.log.event(e);
                 *phase = Rewrite::Leads { victim };
                 self.moved.notify_one();
             }
