@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-pub use super::world::{Leadership, Mark, MarkKind, Note, ServerLane, Span, SpanKind, World};
+pub use super::world::{secs, Leadership, Mark, MarkKind, Note, ServerLane, Span, SpanKind, World};
 use crate::check::checker::{Failure, Verdict};
 use crate::check::history::{kinds, History, Op, Role};
 
@@ -19,11 +19,6 @@ pub const PREFIX_MAX: usize = 5_000;
 pub const TICK_CHAR_W: f64 = 6.2;
 /// Width of one distinct time in the detail view, px.
 const DETAIL_UNIT: f64 = 18.0;
-
-/// Virtual time in seconds, e.g. `1.234 s`, with `digits` decimals.
-pub fn secs(ns: u64, digits: usize) -> String {
-    format!("{:.*} s", digits, ns as f64 / 1e9)
-}
 
 /// Everything the timeline page shows.
 #[derive(Clone, Debug, PartialEq)]

@@ -6,8 +6,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::model::secs;
 use crate::check::history::{kinds, Event, NetFaults, Role};
+
+/// Virtual time in seconds, e.g. `1.234 s`, with `digits` decimals.
+pub fn secs(ns: u64, digits: usize) -> String {
+    format!("{:.*} s", digits, ns as f64 / 1e9)
+}
 
 /// The run around the clients, over virtual time.
 #[derive(Clone, Debug, Default, PartialEq)]
