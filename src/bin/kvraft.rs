@@ -536,6 +536,14 @@ fn list() -> Result<bool, String> {
 }
 
 fn main() -> ExitCode {
+    // Output piped into `head` and the like: end quietly when the reader
+    // goes, as command-line tools do, rather than panic on the next print.
+    #[cfg(unix)]
+    // SAFETY: sets the process's SIGPIPE disposition back to the default,
+    // before any other thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     let result = match cli.command.unwrap_or(Command::Fuzz(FuzzArgs::default())) {
         Command::List => list(),
