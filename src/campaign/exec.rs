@@ -130,18 +130,28 @@ struct Prepared {
     schedule: Vec<NemesisEvent>,
     /// The run's mix in one line (see [`describe_mix`]).
     mix: String,
+    /// The command that replays the run.
+    reproduce: String,
 }
 
 impl Prepared {
     fn new(spec: &RunSpec) -> Prepared {
         let schedule = nemesis::within_run(spec);
         let mix = describe_mix(spec, schedule.len());
-        Prepared { spec: nemesis::written_out(spec, schedule.clone()), schedule, mix }
+        Prepared { reproduce: replay_command(spec), spec: nemesis::written_out(spec, schedule.clone()), schedule, mix }
     }
 
     /// A report of the run before it runs.
-    fn pending(&self, reproduce: String) -> RunReport {
-        RunReport::pending(&self.spec, reproduce, self.mix.clone())
+    fn pending(&self) -> RunReport {
+        RunReport::pending(&self.spec, self.reproduce.clone(), self.mix.clone())
+    }
+
+    /// The report of a run that made none itself (it hung, or its thread
+    /// could not start or panicked): it failed as `failure` says.
+    fn failed(&self, failure: Failure) -> RunReport {
+        let mut r = self.pending();
+        r.failure = Some(failure);
+        r
     }
 }
 
@@ -210,14 +220,12 @@ async fn run_and_check(run: &Prepared, cluster: &KvCluster) -> Outcome {
 /// It is not part of the spec, so such a run replays only from its test.
 pub type Customize = Arc<dyn Fn(&mut KvOptions) + Send + Sync>;
 
-/// Runs `spec` once, on this thread, as `opts` say (`check_determinism`
-/// and `wall_limit` are for [`run`]).
-fn run_here(spec: &RunSpec, opts: &RunOptions) -> RunReport {
-    let reproduce = replay_command(spec);
-    let run = Arc::new(Prepared::new(spec));
-    context::enter_quiet_run(reproduce.clone());
+/// Simulates the prepared `run` once, on this thread, as `opts` say
+/// (`check_determinism` and `wall_limit` are for [`run`]).
+fn run_here(run: &Arc<Prepared>, opts: &RunOptions) -> RunReport {
+    context::enter_quiet_run(run.reproduce.clone());
     context::set_no_files(opts.no_files);
-    let mut rt = madsim::runtime::Runtime::with_seed_and_config(spec.seed, madsim::Config::default());
+    let mut rt = madsim::runtime::Runtime::with_seed_and_config(run.spec.seed, madsim::Config::default());
     if let Some(limit) = opts.time_limit {
         rt.set_time_limit(limit);
     }
@@ -226,7 +234,7 @@ fn run_here(spec: &RunSpec, opts: &RunOptions) -> RunReport {
     let outcome = catch_unwind(AssertUnwindSafe(|| rt.block_on(execute(run.clone(), customize, tracing, seen.clone()))));
     let panic = context::take_panic();
     let built = seen.lock().unwrap().take();
-    let (mut r, verdict) = conclude(&run, reproduce, outcome.ok(), panic, built.as_ref());
+    let (mut r, verdict) = conclude(run, outcome.ok(), panic, built.as_ref());
     if let (true, Some(cluster)) = (tracing, &built) {
         r.trace_events = cluster.run_log().trace_len();
         // Lines (names, text) are made only for a trace that is written.
@@ -246,12 +254,11 @@ fn run_here(spec: &RunSpec, opts: &RunOptions) -> RunReport {
 /// to its end. Also the history's verdict, if it was checked.
 fn conclude(
     run: &Prepared,
-    reproduce: String,
     outcome: Option<Outcome>,
     panic: Option<Failure>,
     built: Option<&KvCluster>,
 ) -> (RunReport, Option<Verdict>) {
-    let mut r = run.pending(reproduce);
+    let mut r = run.pending();
     if let Some(cluster) = built {
         r.observed(cluster);
     }
@@ -344,9 +351,11 @@ fn failure_focus(r: &RunReport, history: &History, verdict: Option<&Verdict>, li
 /// per-thread state), as `opts` say, and reports it: failures are caught
 /// and reported, not raised. The one way to run a spec.
 pub fn run(spec: &RunSpec, opts: &RunOptions) -> RunReport {
+    let run = Arc::new(Prepared::new(spec));
+    let panicked = || run.failed(Failure::panic("the run's thread panicked"));
     let once = || match opts.wall_limit {
-        None => std::thread::scope(|s| s.spawn(|| run_here(spec, opts)).join()).unwrap_or_else(|_| thread_panicked(spec)),
-        Some(limit) => run_watched(spec, opts, limit),
+        None => std::thread::scope(|s| s.spawn(|| run_here(&run, opts)).join()).unwrap_or_else(|_| panicked()),
+        Some(limit) => run_watched(&run, opts, limit),
     };
     let mut r = once();
     if opts.check_determinism {
@@ -388,43 +397,26 @@ pub fn run_all(specs: &[RunSpec], jobs: usize, opts: &RunOptions, progress: &(dy
 }
 
 
-/// Runs `spec` on a thread of its own and waits at most `limit` of wall
+/// Runs `run` on a thread of its own and waits at most `limit` of wall
 /// time for it: a run still going then is reported as hung, and its
 /// thread, which nothing can stop, is left to spin.
-fn run_watched(spec: &RunSpec, opts: &RunOptions, limit: Duration) -> RunReport {
+fn run_watched(run: &Arc<Prepared>, opts: &RunOptions, limit: Duration) -> RunReport {
     let (tx, rx) = std::sync::mpsc::channel();
-    let (owned, owned_opts) = (spec.clone(), opts.clone());
-    let spawned = std::thread::Builder::new().name(format!("run {} {}", spec.scenario, spec.seed)).spawn(move || {
+    let (owned, owned_opts) = (run.clone(), opts.clone());
+    let name = format!("run {} {}", run.spec.scenario, run.spec.seed);
+    let spawned = std::thread::Builder::new().name(name).spawn(move || {
         let _ = tx.send(run_here(&owned, &owned_opts));
     });
     if let Err(e) = spawned {
-        let mut r = not_run(spec);
-        r.failure = Some(Failure::panic(format!("could not start the run's thread: {e}")));
-        return r;
+        return run.failed(Failure::panic(format!("could not start the run's thread: {e}")));
     }
     match rx.recv_timeout(limit) {
         Ok(r) => r,
-        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => thread_panicked(spec),
-        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-            let mut r = not_run(spec);
-            r.failure = Some(Failure::hung(format!(
-                "the run did not finish in {} s of wall time (a run takes seconds): a step that never returns stops \
-                 virtual time with it; the run's thread was left running",
-                limit.as_secs()
-            )));
-            r
-        }
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => run.failed(Failure::panic("the run's thread panicked")),
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => run.failed(Failure::hung(format!(
+            "the run did not finish in {} s of wall time (a run takes seconds): a step that never returns stops \
+             virtual time with it; the run's thread was left running",
+            limit.as_secs()
+        ))),
     }
-}
-
-/// The report of a run that made none itself (it hung, or its thread could
-/// not start or panicked).
-fn not_run(spec: &RunSpec) -> RunReport {
-    RunReport::pending(spec, replay_command(spec), describe_mix(spec, nemesis::within_run(spec).len()))
-}
-
-fn thread_panicked(spec: &RunSpec) -> RunReport {
-    let mut r = not_run(spec);
-    r.failure = Some(Failure::panic("the run's thread panicked"));
-    r
 }
