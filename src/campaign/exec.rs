@@ -1,7 +1,11 @@
-//! The executor: runs one spec in a fresh simulation (on a thread of its
-//! own) and returns its report. Every spec takes the same path: build the
-//! cluster, run the spec's workload (the nemesis alongside), the liveness
-//! phase, the checks. Failures are caught and reported, not raised. With
+//! The executor: [`run`] runs one spec in a fresh simulation (on a thread
+//! of its own) and returns its report; [`run_all`] runs many over worker
+//! threads. Every spec takes the same path, one way: prepared once (its
+//! nemesis schedule drawn, its mix and replay command), simulated (build
+//! the cluster, the workload with the nemesis alongside, the liveness
+//! phase, convergence, the history's check), concluded into its report
+//! (what it reached, and its [`Failure`], if any, as data). Failures are
+//! caught and reported, not raised. With
 //! tracing on, a failing run writes its per-server trace next to its
 //! history, and its report carries the slice of the trace before the
 //! failure.
@@ -14,11 +18,9 @@ use std::time::Duration;
 
 use super::catalog::replay_command;
 use super::report::{describe_mix, RunReport};
-use super::spec::RunSpec;
-use super::verify;
+use super::spec::{NemesisEvent, RunSpec};
 use super::workload::{self, Liveness};
-use super::nemesis;
-use super::spec::NemesisEvent;
+use super::{nemesis, verify};
 use crate::check::history::History;
 use crate::check::Verdict;
 use crate::sim::context;
