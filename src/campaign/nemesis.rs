@@ -12,10 +12,10 @@ use rand::{Rng, SeedableRng};
 
 use tokio::task::JoinHandle;
 
-use super::spec::{Action, NemesisEvent, PartitionStyle, RunSpec, Workload};
+use super::spec::{Action, NemesisEvent, PartitionStyle, RunSpec, Workload, WriteTarget};
 use crate::check::history::kinds;
 use crate::sim::kv_cluster::KvCluster;
-use crate::sim::traps::{AppendTrap, CommitTrap, RewriteTrap};
+use crate::sim::traps::{AppendTrap, CommitTrap, RewriteTrap, WriteTrap};
 
 // The schedule's own streams (see the swarm generator's mix stream): the
 // targeted events draw from one of their own, so that adding them left the
@@ -199,7 +199,8 @@ fn anonymous_down(action: &Action, n: usize) -> usize {
         Action::CrashLeader { .. }
         | Action::CrashLeaderAfterAppend { .. }
         | Action::CrashLeaderOnCommit { .. }
-        | Action::CrashRewrittenOnCommit { .. } => 1,
+        | Action::CrashRewrittenOnCommit { .. }
+        | Action::CrashAtWrite { .. } => 1,
         Action::Pause { .. } | Action::PauseLeader { .. } => 1,
         Action::CrashMinorityWithLeader { .. } => ((n - 1) / 2).max(1),
         _ => 0,
@@ -338,7 +339,8 @@ pub fn outage_ms(spec: &RunSpec) -> (u64, u64) {
                 | Action::CrashMinorityWithLeader { .. }
                 | Action::RestartLagging
                 | Action::Pause { .. }
-                | Action::PauseLeader { .. } => {}
+                | Action::PauseLeader { .. }
+                | Action::CrashAtWrite { .. } => {}
             }
         }
         let down: usize = anonymous.iter().map(|(_, k)| k).sum();
@@ -502,9 +504,29 @@ pub async fn apply(cluster: &KvCluster, action: &Action) -> Option<JoinHandle<()
             cluster.connect_all();
             cluster.partition(&minority, &rest);
         }
+        Action::CrashAtWrite { write, moment, target, down_ms } => {
+            let trap = cluster.trap::<WriteTrap>()?;
+            let leader = cluster.leader();
+            let servers: Vec<usize> = match target {
+                WriteTarget::Leader => leader.into_iter().collect(),
+                WriteTarget::Voter => (0..n).filter(|i| Some(*i) != leader && cluster.is_alive(*i)).collect(),
+                WriteTarget::Any => (0..n).filter(|i| cluster.is_alive(*i)).collect(),
+            };
+            let (cluster, write, moment, down_ms) = (cluster.clone(), *write, *moment, *down_ms);
+            return Some(tokio::spawn(async move {
+                let disk = |i: usize| cluster.disk(i);
+                if let Some(s) = trap.catch(servers, write, moment, WRITE_WAIT, disk).await {
+                    cluster.shutdown_server(s);
+                    restart_after(cluster, vec![s], down_ms).await;
+                }
+            }));
+        }
     }
     None
 }
+
+/// How long a [`Action::CrashAtWrite`] waits for its write.
+const WRITE_WAIT: Duration = Duration::from_secs(3);
 
 /// An action in a few words, e.g. `crash_leader (down 500 ms)`.
 pub fn describe(action: &Action) -> String {
@@ -514,6 +536,9 @@ pub fn describe(action: &Action) -> String {
         Action::CutOneWay { links } => links.iter().map(|(x, y)| format!("{x}->{y}")).collect::<Vec<_>>().join(" "),
         Action::Bridge { bridge, a, b } => format!("{{{}}} | {{{}}}, {bridge} sees both", list(a), list(b)),
         Action::Crash { server } | Action::Restart { server } => format!("server {server}"),
+        Action::CrashAtWrite { write, moment, target, down_ms } => {
+            format!("{target:?} {moment:?} {} (down {down_ms} ms)", write.name()).to_lowercase()
+        }
         a => a.down_ms().map_or(String::new(), |d| format!("(down {d} ms)")),
     };
     format!("{} {what}", action.kind()).trim_end().to_string()

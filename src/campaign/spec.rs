@@ -10,9 +10,11 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::kv::Bug;
+use crate::raft::persister::WriteKind;
 use crate::sim::fleet::DiskFaults;
 use crate::sim::network::FaultConfig;
 use crate::sim::rafts::RaftKind;
+pub use crate::sim::traps::WriteMoment;
 
 /// Default liveness window: after every fault is healed, each clerk must
 /// complete one new op within this much virtual time.
@@ -271,6 +273,28 @@ pub enum Action {
     Pause { server: usize, ms: u64 },
     /// Whoever leads at that moment freezes for `ms`, then wakes up stale.
     PauseLeader { ms: u64 },
+    /// A server of `target` is crashed the moment it writes `write` to its
+    /// disk (`hard_state`: its term and vote; `append`: log entries;
+    /// `truncate`: its log cut short): just `before` the write is durable
+    /// (cut off in that step, its disk stalled, so the write is lost) or
+    /// just `after` (the moment it is durable, so what it sent on the
+    /// strength of it is out); it restarts `down_ms` later, inside the same
+    /// election or term. (A Raft that acts on state it has not made durable,
+    /// or forgets some of it at a restart, votes twice or loses an entry
+    /// here.) If none writes within 3 s, nothing happens.
+    CrashAtWrite { write: WriteKind, moment: WriteMoment, target: WriteTarget, down_ms: u64 },
+}
+
+/// Whom a [`Action::CrashAtWrite`] watches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WriteTarget {
+    /// Every server up but the leader: voters and candidates.
+    Voter,
+    /// Whoever leads when it fires.
+    Leader,
+    /// Every server up.
+    Any,
 }
 
 impl Action {
@@ -287,7 +311,8 @@ impl Action {
             | Action::CrashMinorityWithLeader { .. }
             | Action::RestartLagging
             | Action::LeaderMinority
-            | Action::PauseLeader { .. } => Vec::new(),
+            | Action::PauseLeader { .. }
+            | Action::CrashAtWrite { .. } => Vec::new(),
             Action::CutOneWay { links } => links.iter().flat_map(|(x, y)| [*x, *y]).collect(),
             Action::Bridge { bridge, a, b } => std::iter::once(*bridge).chain(a.iter().copied()).chain(b.iter().copied()).collect(),
             Action::Crash { server } | Action::Restart { server } | Action::Pause { server, .. } => vec![*server],
@@ -312,6 +337,7 @@ impl Action {
             Action::LeaderMinority => "leader_minority",
             Action::Pause { .. } => "pause",
             Action::PauseLeader { .. } => "pause_leader",
+            Action::CrashAtWrite { .. } => "crash_at_write",
         }
     }
 
@@ -327,6 +353,7 @@ impl Action {
                 | Action::CrashRewrittenOnCommit { .. }
                 | Action::CrashMinorityWithLeader { .. }
                 | Action::RestartLagging
+                | Action::CrashAtWrite { .. }
         )
     }
 
@@ -338,7 +365,8 @@ impl Action {
             | Action::CrashLeaderAfterAppend { down_ms }
             | Action::CrashLeaderOnCommit { down_ms }
             | Action::CrashRewrittenOnCommit { down_ms }
-            | Action::CrashMinorityWithLeader { down_ms } => Some(*down_ms),
+            | Action::CrashMinorityWithLeader { down_ms }
+            | Action::CrashAtWrite { down_ms, .. } => Some(*down_ms),
             Action::Pause { ms, .. } | Action::PauseLeader { ms } => Some(*ms),
             _ => None,
         }
@@ -358,6 +386,7 @@ impl Action {
                 | Action::RestartLagging
                 | Action::LeaderMinority
                 | Action::PauseLeader { .. }
+                | Action::CrashAtWrite { .. }
         )
     }
 }

@@ -123,6 +123,42 @@ fn frame(kind: u8, data: &[u8]) -> Vec<u8> {
     r
 }
 
+/// What a write to the disk holds, by kind (the harness sees kinds, never
+/// a Raft's contents): its hard state (term, vote), log entries appended,
+/// or the log cut short.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WriteKind {
+    HardState,
+    Append,
+    Truncate,
+}
+
+impl WriteKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            WriteKind::HardState => "hard_state",
+            WriteKind::Append => "append",
+            WriteKind::Truncate => "truncate",
+        }
+    }
+}
+
+/// Called after every write a Raft makes, with the disk, the write's kind
+/// and the number of records written so far (the write's end, for
+/// [`durable_len`](Persister::durable_len)). The harness's hook: it may
+/// stall the disk or act on the world, but not write to this disk.
+pub type WriteHook = Arc<dyn Fn(&Persister, WriteKind, usize) + Send + Sync>;
+
+#[derive(Clone, Default)]
+struct WriteHookSlot(Option<WriteHook>);
+
+impl std::fmt::Debug for WriteHookSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "WriteHook" } else { "None" })
+    }
+}
+
 #[derive(Clone, Debug, Default)]
 struct Disk {
     cfg: DiskConfig,
@@ -135,6 +171,8 @@ struct Disk {
     /// A stall (a fault the harness injects): no sync started before this
     /// moment ends before it.
     stalled_until: Option<std::time::Instant>,
+    /// The harness's hook on writes (see [`WriteHook`]).
+    on_write: WriteHookSlot,
 }
 
 /// The one test-only seam of the disk: ways to break it on purpose, to show
@@ -271,7 +309,7 @@ impl Persister {
             }
         }
         let durable = records.len();
-        let disk = Disk { cfg: d.cfg, records, durable, tamper: DiskTamper::default(), stalled_until: None };
+        let disk = Disk { cfg: d.cfg, records, durable, ..Disk::default() };
         (Persister(Arc::new(Mutex::new(disk))), report)
     }
 
@@ -313,6 +351,28 @@ impl Persister {
         }
     }
 
+    /// Calls the harness's hook, if any, on a write of `kind` (the disk's
+    /// lock is not held).
+    fn wrote(&self, kind: WriteKind) {
+        let (hook, end) = {
+            let d = self.lock();
+            (d.on_write.0.clone(), d.records.len())
+        };
+        if let Some(h) = hook {
+            h(self, kind, end);
+        }
+    }
+
+    /// The harness watches this disk's writes with `hook` (see [`WriteHook`]).
+    pub fn on_write(&self, hook: WriteHook) {
+        self.lock().on_write = WriteHookSlot(Some(hook));
+    }
+
+    /// How many of the records written are durable.
+    pub fn durable_len(&self) -> usize {
+        self.lock().durable
+    }
+
     pub fn save_hard_state(&self, hs: &HardState) {
         self.save_raw_hard_state(encode(hs));
     }
@@ -320,12 +380,20 @@ impl Persister {
     /// Keeps the first `len` log records (indices 1..=len) and drops the rest.
     pub fn truncate_log(&self, len: usize) {
         self.lock().write(frame(TRUNCATE, &(len as u64).to_le_bytes()));
+        self.wrote(WriteKind::Truncate);
     }
 
     pub fn append_log<'a>(&self, entries: impl IntoIterator<Item = &'a Entry>) {
-        let mut d = self.lock();
-        for e in entries {
-            d.write(frame(APPEND, &encode(e)));
+        let before = {
+            let mut d = self.lock();
+            let before = d.records.len();
+            for e in entries {
+                d.write(frame(APPEND, &encode(e)));
+            }
+            before
+        };
+        if self.written() > before {
+            self.wrote(WriteKind::Append);
         }
     }
 
@@ -333,15 +401,23 @@ impl Persister {
     /// encoding of its own; see [`raw_state`](Self::raw_state)).
     pub fn save_raw_hard_state(&self, bytes: Vec<u8>) {
         self.lock().write(frame(HARD_STATE, &bytes));
+        self.wrote(WriteKind::HardState);
     }
 
     /// Appends log records as they are (record i of the whole log is meant
     /// to hold index i + 1). [`truncate_log`](Self::truncate_log) and
     /// [`log_len`](Self::log_len) count these records too.
     pub fn append_raw_log(&self, records: impl IntoIterator<Item = Vec<u8>>) {
-        let mut d = self.lock();
-        for r in records {
-            d.write(frame(APPEND, &r));
+        let before = {
+            let mut d = self.lock();
+            let before = d.records.len();
+            for r in records {
+                d.write(frame(APPEND, &r));
+            }
+            before
+        };
+        if self.written() > before {
+            self.wrote(WriteKind::Append);
         }
     }
 

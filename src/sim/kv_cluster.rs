@@ -425,6 +425,11 @@ impl KvCluster {
         sleep(Duration::from_millis(1)).await;
     }
 
+    /// Server `i`'s disk (of its current or last boot).
+    pub fn disk(&self, i: usize) -> Persister {
+        self.0.fleet.persister(i)
+    }
+
     /// Kills server `i` (its persisted state is kept).
     pub fn shutdown_server(&self, i: usize) {
         if !self.0.net.is_disconnected(server_addr(i).ip()) {

@@ -23,15 +23,18 @@ use std::sync::Arc;
 use super::monitor::Monitor;
 use super::network::SimNetwork;
 use super::trace::RunLog;
+use crate::raft::persister::WriteKind;
 use crate::raft::{ApplyMsg, Consensus, Index, MakeArgs, MakeRaft, Persister, RaftEvent, Term};
 
 pub mod append;
 pub mod commit;
 pub mod rewrite;
+pub mod write;
 
 pub use append::AppendTrap;
 pub use commit::CommitTrap;
 pub use rewrite::RewriteTrap;
+pub use write::{WriteMoment, WriteTrap};
 
 /// A protocol-moment trap. What it watches: the hooks below, each called on
 /// server `server`'s own path in the step the moment happens, with the
@@ -52,6 +55,10 @@ pub trait Trap: Any + Send + Sync {
     /// The server applied `m`: after the monitor checked it, before the KV
     /// server sees it.
     fn applied(&self, _server: usize, _disk: &Persister, _m: &ApplyMsg) {}
+
+    /// The server's Raft wrote `kind` to its disk, which now holds `end`
+    /// records (see [`crate::raft::persister::WriteHook`]); not yet synced.
+    fn written(&self, _server: usize, _disk: &Persister, _kind: WriteKind, _end: usize) {}
 }
 
 /// What of the harness a trap is built with.
@@ -73,7 +80,8 @@ pub fn standard(kit: &Kit) -> Traps {
     let commit = Arc::new(CommitTrap::new(kit));
     let rewrite = Arc::new(RewriteTrap::new(kit, commit.clone()));
     let append = Arc::new(AppendTrap::new(kit));
-    Traps(Arc::new(vec![commit, rewrite, append]))
+    let write = Arc::new(WriteTrap::new(kit));
+    Traps(Arc::new(vec![commit, rewrite, append, write]))
 }
 
 /// A cluster's traps, in the order their hooks are called. Clones share them.
@@ -110,12 +118,22 @@ impl Traps {
         }
     }
 
+    /// Calls every trap's [`Trap::written`].
+    pub fn written(&self, server: usize, disk: &Persister, kind: WriteKind, end: usize) {
+        for t in self.0.iter() {
+            t.written(server, disk, kind, end);
+        }
+    }
+
     /// `make`, with every Raft it makes seen through these traps: each
-    /// index its `start` gives out goes to [`Traps::started`].
+    /// index its `start` gives out goes to [`Traps::started`], each write to
+    /// its disk to [`Traps::written`].
     pub fn wrap(&self, make: MakeRaft) -> MakeRaft {
         let traps = self.clone();
         Arc::new(move |a: MakeArgs| {
             let (me, disk) = (a.me, a.persister.clone());
+            let watch = traps.clone();
+            disk.on_write(Arc::new(move |d: &Persister, kind, end| watch.written(me, d, kind, end)));
             let inner = make(a)?;
             Ok(Arc::new(Trapped { inner, me, disk, traps: traps.clone() }) as Arc<dyn Consensus>)
         })
