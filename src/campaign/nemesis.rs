@@ -15,7 +15,9 @@ use tokio::task::JoinHandle;
 use super::spec::{Action, NemesisEvent, PartitionStyle, RunSpec, Workload, WriteTarget};
 use crate::check::history::kinds;
 use crate::sim::kv_cluster::KvCluster;
-use crate::sim::traps::{AppendTrap, CommitTrap, RewriteTrap, WriteTrap};
+use crate::raft::persister::WriteKind;
+use crate::sim::monitor::Reached;
+use crate::sim::traps::{AppendTrap, CommitTrap, RewriteTrap, WriteMoment, WriteTrap};
 
 // The schedule's own streams (see the swarm generator's mix stream): the
 // targeted events draw from one of their own, so that adding them left the
@@ -23,6 +25,7 @@ use crate::sim::traps::{AppendTrap, CommitTrap, RewriteTrap, WriteTrap};
 const SCHEDULE_STREAM: u64 = 0x5357_4152_4d5f_5343; // "SWARM_SC"
 const TARGETED_STREAM: u64 = 0x5357_4152_4d5f_5447; // "SWARM_TG"
 const REWRITE_STREAM: u64 = 0x5357_4152_4d5f_5257; // "SWARM_RW"
+const WRITE_STREAM: u64 = 0x5357_4152_4d5f_5752; // "SWARM_WR"
 
 /// Two random non-empty groups of `servers` (needs at least 2).
 fn split(rng: &mut StdRng, servers: &mut [usize]) -> (Vec<usize>, Vec<usize>) {
@@ -134,9 +137,47 @@ pub fn schedule(spec: &RunSpec) -> Vec<NemesisEvent> {
             let action = Action::CrashRewrittenOnCommit { down_ms: rng.gen_range(50..1000) };
             ev.push(NemesisEvent { at_ms: t as u64, action });
         }
+        // Crashes at durable-state writes, as many again, from a stream
+        // of their own.
+        let mut rng = StdRng::seed_from_u64(spec.seed ^ WRITE_STREAM);
+        let mut t = 0.0f64;
+        loop {
+            let u: f64 = rng.gen_range(1e-9..1.0);
+            t += -u.ln() / (spec.targeted_rate / 4.0) * 1000.0;
+            if t >= run_ms as f64 {
+                break;
+            }
+            write_crashes(&mut rng, t as u64, n, &mut ev);
+        }
     }
     ev.sort_by_key(|e| e.at_ms);
     ev
+}
+
+/// Crash points at durable-state writes, at `at`: half the time an
+/// election split around a hub crashed at its vote (`split_vote`); else an
+/// election (the leader cut off) in which a voter, or any server, is
+/// crashed at its hard state's write; else a crash at a log append or
+/// truncation of any server. Each comes back within the same election or
+/// term (a few ms to a few hundred).
+fn write_crashes(rng: &mut StdRng, at: u64, n: usize, ev: &mut Vec<NemesisEvent>) {
+    let moment = if rng.gen_bool(0.5) { WriteMoment::Before } else { WriteMoment::After };
+    match rng.gen_range(0..4) {
+        0 | 1 if n >= 3 => ev.push(NemesisEvent { at_ms: at, action: Action::SplitVote { moment, down_ms: rng.gen_range(5..300) } }),
+        0..=2 => {
+            let target = if rng.gen_bool(0.7) { WriteTarget::Voter } else { WriteTarget::Any };
+            let action = Action::CrashAtWrite { write: WriteKind::HardState, moment, target, down_ms: rng.gen_range(5..300) };
+            ev.push(NemesisEvent { at_ms: at, action: Action::IsolateLeader });
+            ev.push(NemesisEvent { at_ms: at + 1, action });
+            ev.push(NemesisEvent { at_ms: at + rng.gen_range(800..2000), action: Action::Heal });
+        }
+        _ => {
+            let write = if rng.gen_bool(0.7) { WriteKind::Append } else { WriteKind::Truncate };
+            let target = *[WriteTarget::Voter, WriteTarget::Leader, WriteTarget::Any].choose(rng).unwrap();
+            let action = Action::CrashAtWrite { write, moment, target, down_ms: rng.gen_range(20..1000) };
+            ev.push(NemesisEvent { at_ms: at, action });
+        }
+    }
 }
 
 /// Protocol-aware events arriving as a Poisson process at `rate` per second.
@@ -200,7 +241,8 @@ fn anonymous_down(action: &Action, n: usize) -> usize {
         | Action::CrashLeaderAfterAppend { .. }
         | Action::CrashLeaderOnCommit { .. }
         | Action::CrashRewrittenOnCommit { .. }
-        | Action::CrashAtWrite { .. } => 1,
+        | Action::CrashAtWrite { .. }
+        | Action::SplitVote { .. } => 1,
         Action::Pause { .. } | Action::PauseLeader { .. } => 1,
         Action::CrashMinorityWithLeader { .. } => ((n - 1) / 2).max(1),
         _ => 0,
@@ -218,6 +260,9 @@ fn blackout_ms(action: &Action, n: usize) -> Option<u64> {
         Action::CrashLeaderOnCommit { down_ms } | Action::CrashRewrittenOnCommit { down_ms } => {
             Some(down_ms + if n % 2 == 0 { COMMIT_HOLD.as_millis() as u64 } else { 0 })
         }
+        // While the sides are split, a side has a majority only with the
+        // hub, which is down a while, and elections there are contended.
+        Action::SplitVote { .. } => Some(SPLIT_HOLD.as_millis() as u64),
         _ => None,
     }
 }
@@ -340,7 +385,8 @@ pub fn outage_ms(spec: &RunSpec) -> (u64, u64) {
                 | Action::RestartLagging
                 | Action::Pause { .. }
                 | Action::PauseLeader { .. }
-                | Action::CrashAtWrite { .. } => {}
+                | Action::CrashAtWrite { .. }
+                | Action::SplitVote { .. } => {}
             }
         }
         let down: usize = anonymous.iter().map(|(_, k)| k).sum();
@@ -398,8 +444,7 @@ pub async fn apply(cluster: &KvCluster, action: &Action) -> Option<JoinHandle<()
         }
         Action::Bridge { a, b, .. } => {
             cluster.connect_all();
-            let links: Vec<(usize, usize)> = a.iter().flat_map(|x| b.iter().flat_map(move |y| [(*x, *y), (*y, *x)])).collect();
-            cluster.cut_links(&links);
+            cluster.cut_links(&between(a, b));
         }
         Action::Heal => cluster.connect_all(),
         Action::Crash { server } => {
@@ -514,16 +559,98 @@ pub async fn apply(cluster: &KvCluster, action: &Action) -> Option<JoinHandle<()
             };
             let (cluster, write, moment, down_ms) = (cluster.clone(), *write, *moment, *down_ms);
             return Some(tokio::spawn(async move {
-                let disk = |i: usize| cluster.disk(i);
-                if let Some(s) = trap.catch(servers, write, moment, WRITE_WAIT, disk).await {
-                    cluster.shutdown_server(s);
-                    restart_after(cluster, vec![s], down_ms).await;
+                crash_at_write(&cluster, &trap, servers, (write, moment), WRITE_WAIT, down_ms).await;
+            }));
+        }
+        Action::SplitVote { moment, down_ms } => {
+            let trap = cluster.trap::<WriteTrap>()?;
+            let l = cluster.leader()?;
+            let mut others: Vec<usize> = (0..n).collect();
+            others.shuffle(&mut madsim::rand::thread_rng());
+            let hub = others.remove(0);
+            let b = others.split_off(others.len() / 2);
+            let a = others;
+            cluster.shutdown_server(l);
+            cluster.connect_all();
+            cluster.cut_links(&between(&a, &b));
+            let (cluster, moment, down_ms) = (cluster.clone(), *moment, *down_ms);
+            return Some(tokio::spawn(async move {
+                let start = Instant::now();
+                restart_after(cluster.clone(), vec![l], SPLIT_LEADER_DOWN_MS).await;
+                let wait = SPLIT_HOLD.saturating_sub(start.elapsed());
+                if let Some((_, written)) = crash_caught_at_write(&cluster, &trap, vec![hub], WriteKind::HardState, moment, wait).await {
+                    // The hub comes back on the other side: cut off from
+                    // the side of the leader its vote made, if any.
+                    if let Some(w) = cluster.leader() {
+                        let side = if a.contains(&w) { &a } else { &b };
+                        cluster.cut_links(&between(&[hub], side));
+                    }
+                    back_after(&cluster, hub, written, down_ms).await;
                 }
+                tokio::time::sleep(SPLIT_HOLD.saturating_sub(start.elapsed())).await;
+                cluster.connect_all();
             }));
         }
     }
     None
 }
+
+/// Every link between `a` and `b`, both ways.
+fn between(a: &[usize], b: &[usize]) -> Vec<(usize, usize)> {
+    a.iter().flat_map(|x| b.iter().flat_map(move |y| [(*x, *y), (*y, *x)])).collect()
+}
+
+/// Crashes the first of `servers` caught writing `write` (at `moment`)
+/// within `within`, and restarts it `down_ms` later.
+async fn crash_at_write(
+    cluster: &KvCluster,
+    trap: &WriteTrap,
+    servers: Vec<usize>,
+    (write, moment): (WriteKind, WriteMoment),
+    within: Duration,
+    down_ms: u64,
+) {
+    let Some(caught) = crash_caught_at_write(cluster, trap, servers, write, moment, within).await else { return };
+    let (s, written) = caught;
+    back_after(cluster, s, written.filter(|_| write == WriteKind::HardState), down_ms).await;
+}
+
+/// Crashes the first of `servers` caught writing `write` (at `moment`)
+/// within `within`: the server and its term as it wrote.
+async fn crash_caught_at_write(
+    cluster: &KvCluster,
+    trap: &WriteTrap,
+    servers: Vec<usize>,
+    write: WriteKind,
+    moment: WriteMoment,
+    within: Duration,
+) -> Option<(usize, Option<u64>)> {
+    let disk = |i: usize| cluster.disk(i);
+    let s = trap.catch(servers, write, moment, within, disk).await?;
+    let written = cluster.term(s);
+    cluster.shutdown_server(s);
+    Some((s, written))
+}
+
+/// Restarts server `s` `down_ms` from now. Crashed at its hard state's
+/// write in term `written`, it is counted
+/// ([`Reached::RestartedInWrittenTerm`]) if it comes back while that term
+/// is still the highest any server has reached.
+async fn back_after(cluster: &KvCluster, s: usize, written: Option<u64>, down_ms: u64) {
+    restart_after(cluster.clone(), vec![s], down_ms).await;
+    let highest = (0..cluster.n()).filter_map(|i| cluster.term(i)).max();
+    if written.is_some() && highest <= written {
+        cluster.reached(Reached::RestartedInWrittenTerm);
+    }
+}
+
+/// How long the leader a [`Action::SplitVote`] deposes is down: well
+/// under the shortest election timeout, so the sides' candidates campaign
+/// from the same term.
+const SPLIT_LEADER_DOWN_MS: u64 = 50;
+
+/// How long a [`Action::SplitVote`]'s sides stay split.
+const SPLIT_HOLD: Duration = Duration::from_millis(1500);
 
 /// How long a [`Action::CrashAtWrite`] waits for its write.
 const WRITE_WAIT: Duration = Duration::from_secs(3);
@@ -539,6 +666,7 @@ pub fn describe(action: &Action) -> String {
         Action::CrashAtWrite { write, moment, target, down_ms } => {
             format!("{target:?} {moment:?} {} (down {down_ms} ms)", write.name()).to_lowercase()
         }
+        Action::SplitVote { moment, down_ms } => format!("hub crashed {moment:?} its vote (down {down_ms} ms)").to_lowercase(),
         a => a.down_ms().map_or(String::new(), |d| format!("(down {d} ms)")),
     };
     format!("{} {what}", action.kind()).trim_end().to_string()

@@ -276,13 +276,26 @@ pub enum Action {
     /// A server of `target` is crashed the moment it writes `write` to its
     /// disk (`hard_state`: its term and vote; `append`: log entries;
     /// `truncate`: its log cut short): just `before` the write is durable
-    /// (cut off in that step, its disk stalled, so the write is lost) or
-    /// just `after` (the moment it is durable, so what it sent on the
-    /// strength of it is out); it restarts `down_ms` later, inside the same
+    /// (its disk stalled in that step, so the write is lost, and crashed a
+    /// few ms later, so what it sent without waiting for the write is out)
+    /// or just `after` (once it is durable and what it sent on the strength
+    /// of it has arrived); it restarts `down_ms` later, inside the same
     /// election or term. (A Raft that acts on state it has not made durable,
     /// or forgets some of it at a restart, votes twice or loses an entry
     /// here.) If none writes within 3 s, nothing happens.
     CrashAtWrite { write: WriteKind, moment: WriteMoment, target: WriteTarget, down_ms: u64 },
+    /// An election split in two around one voter: the leader crashes and
+    /// is back 50 ms later (before anyone's election timeout); the servers
+    /// are split into two sides that hear each other only through one
+    /// server drawn at random, the hub, so each side's first candidate
+    /// campaigns in the same term and both ask the hub. The hub is crashed
+    /// at its first write of its hard state (a vote, or its own candidacy),
+    /// just `before` or `after` that write is durable, and is back
+    /// `down_ms` later, while the other side's candidate may still ask; all
+    /// heal 1.5 s after the split. (A Raft that forgets its vote or term at
+    /// a restart, or grants a vote before it is durable, votes twice in one
+    /// term here: two leaders of a term.)
+    SplitVote { moment: WriteMoment, down_ms: u64 },
 }
 
 /// Whom a [`Action::CrashAtWrite`] watches.
@@ -312,7 +325,8 @@ impl Action {
             | Action::RestartLagging
             | Action::LeaderMinority
             | Action::PauseLeader { .. }
-            | Action::CrashAtWrite { .. } => Vec::new(),
+            | Action::CrashAtWrite { .. }
+            | Action::SplitVote { .. } => Vec::new(),
             Action::CutOneWay { links } => links.iter().flat_map(|(x, y)| [*x, *y]).collect(),
             Action::Bridge { bridge, a, b } => std::iter::once(*bridge).chain(a.iter().copied()).chain(b.iter().copied()).collect(),
             Action::Crash { server } | Action::Restart { server } | Action::Pause { server, .. } => vec![*server],
@@ -338,6 +352,7 @@ impl Action {
             Action::Pause { .. } => "pause",
             Action::PauseLeader { .. } => "pause_leader",
             Action::CrashAtWrite { .. } => "crash_at_write",
+            Action::SplitVote { .. } => "split_vote",
         }
     }
 
@@ -354,6 +369,7 @@ impl Action {
                 | Action::CrashMinorityWithLeader { .. }
                 | Action::RestartLagging
                 | Action::CrashAtWrite { .. }
+                | Action::SplitVote { .. }
         )
     }
 
@@ -366,7 +382,8 @@ impl Action {
             | Action::CrashLeaderOnCommit { down_ms }
             | Action::CrashRewrittenOnCommit { down_ms }
             | Action::CrashMinorityWithLeader { down_ms }
-            | Action::CrashAtWrite { down_ms, .. } => Some(*down_ms),
+            | Action::CrashAtWrite { down_ms, .. }
+            | Action::SplitVote { down_ms, .. } => Some(*down_ms),
             Action::Pause { ms, .. } | Action::PauseLeader { ms } => Some(*ms),
             _ => None,
         }
@@ -387,6 +404,7 @@ impl Action {
                 | Action::LeaderMinority
                 | Action::PauseLeader { .. }
                 | Action::CrashAtWrite { .. }
+                | Action::SplitVote { .. }
         )
     }
 }

@@ -559,6 +559,16 @@ impl KvCluster {
         best.map(|(_, i)| i)
     }
 
+    /// Server i's term, if it is up (what its Raft's `state` says).
+    pub fn term(&self, i: usize) -> Option<u64> {
+        self.0.fleet.get(i).map(|node| node.raft.state().0)
+    }
+
+    /// Counts a situation a nemesis brought about (coverage).
+    pub fn reached(&self, r: Reached) {
+        self.0.monitor.note(r);
+    }
+
     /// The longest a sync of the servers' disks may take.
     pub fn longest_sync(&self) -> Duration {
         Duration::from_micros(self.0.disk.sync_us.1.max(1000))

@@ -56,6 +56,11 @@ pub enum Reached {
     /// stalled disk, and was caught the moment it applied its first entry
     /// (the nemesis `crash_rewritten_on_commit`).
     RewrittenLeaderCaught,
+    /// A server crashed at a write of its hard state (term and vote) came
+    /// back while that term was still the highest any server had reached:
+    /// inside the election or term it had voted in (nemeses
+    /// `crash_at_write` and `split_vote`).
+    RestartedInWrittenTerm,
 }
 
 impl Reached {
@@ -66,6 +71,7 @@ impl Reached {
         v.extend([Reached::DedupOnSubmit, Reached::DedupOnApply, Reached::IndexTaken, Reached::RestartReplaysLog]);
         v.extend([Reached::UnsyncedWritesLost, Reached::TornTailRecovered, Reached::CorruptRecordFound, Reached::PausedLeaderResumed]);
         v.push(Reached::RewrittenLeaderCaught);
+        v.push(Reached::RestartedInWrittenTerm);
         v
     }
 
@@ -82,6 +88,7 @@ impl Reached {
             Reached::CorruptRecordFound => "corrupt_record_found",
             Reached::PausedLeaderResumed => "paused_leader_resumed",
             Reached::RewrittenLeaderCaught => "rewritten_leader_caught",
+            Reached::RestartedInWrittenTerm => "restarted_in_written_term",
         }
     }
 }

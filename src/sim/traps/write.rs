@@ -1,14 +1,15 @@
 //! The write trap: catches a server the moment it writes a chosen kind of
 //! durable state (its hard state: term and vote; a log append; a log
 //! truncation), through the disk the harness owns, so it works for any Raft
-//! behind `MakeRaft`. Caught *before* the write, the server is cut off in
-//! that step and its disk stalls, so the write cannot become durable before
-//! the crash that follows: as if the crash came just before it. Caught
-//! *after* it, the server goes on (its reply leaves once the write is
-//! durable) and is crashed the moment the write is durable: it comes back
-//! in the same election or term (the `CrashAtWrite` nemesis).
+//! behind `MakeRaft`. Caught *before* the write is durable, its disk
+//! stalls in that step, so the write cannot become durable before the
+//! crash that follows a few ms later: what the server sent without waiting
+//! for the write is out, nothing that waited is. Caught *after* it, the
+//! server goes on and is crashed once the write is durable and what waited
+//! for it (a vote's reply, say) has arrived. Either way it comes back in
+//! the same election or term (the `CrashAtWrite` and `SplitVote` nemeses).
 
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -18,8 +19,6 @@ use super::{Kit, Trap};
 use crate::check::history::{kinds, Event};
 use crate::raft::persister::WriteKind;
 use crate::raft::Persister;
-use crate::sim::addr::server_addr;
-use crate::sim::network::SimNetwork;
 use crate::sim::trace::RunLog;
 
 /// Whether the crash comes just before the write is durable or just after.
@@ -34,25 +33,30 @@ pub enum WriteMoment {
 /// takes to follow.
 const BEFORE_STALL: Duration = Duration::from_millis(500);
 
+/// How long after its write is durable (`After`), or after the write
+/// (`Before`), a server caught is crashed: a send and a receive (1 ms each)
+/// and the network's latency (1-10 ms).
+const AFTER_GRACE: Duration = Duration::from_millis(12);
+
 /// Catches a server at a write of a chosen kind (see the module's doc).
 pub struct WriteTrap {
     /// The servers watched (empty: none), the kind and the moment.
     armed: Mutex<Option<(Vec<usize>, WriteKind, WriteMoment)>>,
     /// The server caught and its write's end.
     sprung: Mutex<Option<(usize, usize)>>,
-    net: Arc<SimNetwork>,
     log: RunLog,
 }
 
 impl WriteTrap {
     /// The trap, disarmed.
     pub fn new(kit: &Kit) -> Self {
-        WriteTrap { armed: Mutex::new(None), sprung: Mutex::new(None), net: kit.net.clone(), log: kit.log.clone() }
+        WriteTrap { armed: Mutex::new(None), sprung: Mutex::new(None), log: kit.log.clone() }
     }
 
     /// Waits at most `within` for one of `servers` to write `kind`; the
-    /// server caught, once its write is durable (`After`) or cut off with
-    /// the write still volatile (`Before`). `disk` gives a server's disk.
+    /// server caught, [`AFTER_GRACE`] after its write is durable (`After`)
+    /// or after the write, still volatile on a stalled disk (`Before`), to
+    /// be crashed at once. `disk` gives a server's disk.
     pub async fn catch(
         &self,
         servers: Vec<usize>,
@@ -76,13 +80,17 @@ impl WriteTrap {
         *self.armed.lock().unwrap() = None;
         let (server, end) = caught?;
         if moment == WriteMoment::After {
-            // Crash it the moment the write is durable (its reply may leave).
+            // Crash it once the write is durable.
             let d = disk(server);
             let waited = Instant::now();
             while d.durable_len() < end && waited.elapsed() < Duration::from_secs(1) {
                 sleep(Duration::from_millis(1)).await;
             }
         }
+        // What it sent meanwhile has left and arrived (a message in flight
+        // from a crashed server is lost): `After`, what waited for the
+        // write (a vote's reply, say); `Before`, only what did not wait.
+        sleep(AFTER_GRACE).await;
         Some(server)
     }
 }
@@ -98,12 +106,12 @@ impl Trap for WriteTrap {
         *armed = None;
         drop(armed);
         if moment == WriteMoment::Before {
-            // In the step of the write: nothing it does after it leaves,
-            // and the write cannot be synced before the crash.
+            // In the step of the write: it cannot be durable before the
+            // crash that follows.
             disk.stall(BEFORE_STALL);
-            self.net.disconnect(server_addr(server).ip());
-            let detail = format!("caught the moment it wrote {} (before it was durable)", kind.name());
-            self.log.event(Event::new(0, kinds::DISCONNECT).server(server as u64).detail(detail));
+            let ms = BEFORE_STALL.as_millis() as u64;
+            let detail = format!("caught the moment it wrote {}: not durable before its crash", kind.name());
+            self.log.event(Event::new(0, kinds::DISK_STALL).server(server as u64).duration_ms(ms).detail(detail));
         }
         *self.sprung.lock().unwrap() = Some((server, end));
     }
