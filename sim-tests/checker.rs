@@ -699,7 +699,7 @@ fn old_event_details_load_as_typed_fields() {
 ]}"#;
     let h = History::from_json_str(text).unwrap();
     let e = &h.events;
-    let rates = NetFaults { request_loss_pct: 10, reply_loss_pct: 5, duplicate_pct: 30, delay_ms: Some([0, 27]), long_reordering: true };
+    let rates = NetFaults { request_loss_pct: 10, reply_loss_pct: 5, duplicate_pct: 30, delay_ms: Some([0, 27]), long_reordering: true, replay_pct: 0 };
     assert_eq!((e[0].faults, e[0].detail.as_str()), (Some(rates), ""));
     assert_eq!((e[1].role, e[1].term, e[1].detail.as_str()), (Some(Role::Leader), Some(3), ""));
     assert_eq!(e[2].role, Some(Role::Follower));

@@ -625,7 +625,7 @@ impl kvraft::net::FaultHook for DropKind {
             self.1.fetch_add(1, Ordering::SeqCst);
         }
         if kind == self.0 {
-            kvraft::net::Fate { copies: Vec::new() }
+            kvraft::net::Fate::drop()
         } else {
             kvraft::net::Fate::deliver()
         }

@@ -500,7 +500,7 @@ fn eventful(seed: u64) -> RunSpec {
             ev(2600, Action::Restart { server: 3 }),
         ],
     );
-    s.faults = Faults { request_loss: 0.1, reply_loss: 0.05, duplicate_rate: 0.2, delay_ms: [1, 20], long_reordering: false };
+    s.faults = Faults { request_loss: 0.1, reply_loss: 0.05, duplicate_rate: 0.2, delay_ms: [1, 20], long_reordering: false, replay_rate: 0.0 };
     s
 }
 

@@ -116,7 +116,7 @@ fn leader_churn() -> RunSpec {
         servers: 5,
         clients: 5,
         workload: Workload::Swarm { keys: 10, run_ms: 10_000, ops_per_client: None },
-        faults: Faults { request_loss: 0.05, reply_loss: 0.05, duplicate_rate: 0.1, delay_ms: [0, 10], long_reordering: false },
+        faults: Faults { request_loss: 0.05, reply_loss: 0.05, duplicate_rate: 0.1, delay_ms: [0, 10], long_reordering: false, replay_rate: 0.0 },
         partition: PartitionStyle::None,
         crash_rate: 0.0,
         targeted_rate: 1.5,

@@ -26,6 +26,8 @@ const SCHEDULE_STREAM: u64 = 0x5357_4152_4d5f_5343; // "SWARM_SC"
 const TARGETED_STREAM: u64 = 0x5357_4152_4d5f_5447; // "SWARM_TG"
 const REWRITE_STREAM: u64 = 0x5357_4152_4d5f_5257; // "SWARM_RW"
 const WRITE_STREAM: u64 = 0x5357_4152_4d5f_5752; // "SWARM_WR"
+const LATE_STREAM: u64 = 0x5357_4152_4d5f_4c54; // "SWARM_LT"
+const FOCUS_STREAM: u64 = 0x5357_4152_4d5f_4643; // "SWARM_FC"
 
 /// Two random non-empty groups of `servers` (needs at least 2).
 fn split(rng: &mut StdRng, servers: &mut [usize]) -> (Vec<usize>, Vec<usize>) {
@@ -137,17 +139,41 @@ pub fn schedule(spec: &RunSpec) -> Vec<NemesisEvent> {
             let action = Action::CrashRewrittenOnCommit { down_ms: rng.gen_range(50..1000) };
             ev.push(NemesisEvent { at_ms: t as u64, action });
         }
+        // One seed in three focuses on one family of the events below
+        // (swarm testing: a few seeds dense in one fault find what many
+        // thin ones miss), at four times its rate.
+        let mut rng = StdRng::seed_from_u64(spec.seed ^ FOCUS_STREAM);
+        let focus = if rng.gen_bool(1.0 / 3.0) { rng.gen_range(1..=2) } else { 0 };
+        let rate = |family: u32| spec.targeted_rate / 4.0 * if focus == family { 4.0 } else { 1.0 };
         // Crashes at durable-state writes, as many again, from a stream
         // of their own.
         let mut rng = StdRng::seed_from_u64(spec.seed ^ WRITE_STREAM);
         let mut t = 0.0f64;
         loop {
             let u: f64 = rng.gen_range(1e-9..1.0);
-            t += -u.ln() / (spec.targeted_rate / 4.0) * 1000.0;
+            t += -u.ln() / rate(1) * 1000.0;
             if t >= run_ms as f64 {
                 break;
             }
             write_crashes(&mut rng, t as u64, n, &mut ev);
+        }
+        // Late messages and leaders that come back, as many again, from a
+        // stream of their own.
+        let mut rng = StdRng::seed_from_u64(spec.seed ^ LATE_STREAM);
+        let mut t = 0.0f64;
+        loop {
+            let u: f64 = rng.gen_range(1e-9..1.0);
+            t += -u.ln() / rate(2) * 1000.0;
+            if t >= run_ms as f64 {
+                break;
+            }
+            let hold_pct = rng.gen_range(2..=10) * 10;
+            let action = if rng.gen_bool(0.5) {
+                Action::LateMessages { hold_pct, restart: rng.gen_bool(0.5) }
+            } else {
+                Action::LeaderReturns { hold_pct: if rng.gen_bool(0.3) { 0 } else { hold_pct } }
+            };
+            ev.push(NemesisEvent { at_ms: t as u64, action });
         }
     }
     ev.sort_by_key(|e| e.at_ms);
@@ -263,6 +289,10 @@ fn blackout_ms(action: &Action, n: usize) -> Option<u64> {
         // While the sides are split, a side has a majority only with the
         // hub, which is down a while, and elections there are contended.
         Action::SplitVote { .. } => Some(SPLIT_HOLD.as_millis() as u64),
+        // Messages held back, elections among the rest, leaders cut off in
+        // turn: as if no side had a majority, for as long as each may last.
+        Action::LateMessages { .. } => Some((LATE_CUT_AFTER + LATE_WAIT).as_millis() as u64),
+        Action::LeaderReturns { .. } => Some(RETURN_WAIT.as_millis() as u64),
         _ => None,
     }
 }
@@ -386,7 +416,9 @@ pub fn outage_ms(spec: &RunSpec) -> (u64, u64) {
                 | Action::Pause { .. }
                 | Action::PauseLeader { .. }
                 | Action::CrashAtWrite { .. }
-                | Action::SplitVote { .. } => {}
+                | Action::SplitVote { .. }
+                | Action::LateMessages { .. }
+                | Action::LeaderReturns { .. } => {}
             }
         }
         let down: usize = anonymous.iter().map(|(_, k)| k).sum();
@@ -565,18 +597,23 @@ pub async fn apply(cluster: &KvCluster, action: &Action) -> Option<JoinHandle<()
         Action::SplitVote { moment, down_ms } => {
             let trap = cluster.trap::<WriteTrap>()?;
             let l = cluster.leader()?;
-            let mut others: Vec<usize> = (0..n).collect();
-            others.shuffle(&mut madsim::rand::thread_rng());
-            let hub = others.remove(0);
-            let b = others.split_off(others.len() / 2);
-            let a = others;
             cluster.shutdown_server(l);
-            cluster.connect_all();
-            cluster.cut_links(&between(&a, &b));
             let (cluster, moment, down_ms) = (cluster.clone(), *moment, *down_ms);
             return Some(tokio::spawn(async move {
                 let start = Instant::now();
                 restart_after(cluster.clone(), vec![l], SPLIT_LEADER_DOWN_MS).await;
+                // What the old leader sent has landed by now. The hub holds
+                // a shortest log (as its disk has it), so either side's
+                // candidate is up to date enough for its vote.
+                let mut others: Vec<usize> = (0..cluster.n()).collect();
+                others.shuffle(&mut madsim::rand::thread_rng());
+                let len = |i: &usize| cluster.disk(*i).log_len();
+                let shortest = others.iter().map(len).min().unwrap_or(0);
+                let hub = others.remove(others.iter().position(|i| len(i) == shortest).unwrap_or(0));
+                let b = others.split_off(others.len() / 2);
+                let a = others;
+                cluster.connect_all();
+                cluster.cut_links(&between(&a, &b));
                 let wait = SPLIT_HOLD.saturating_sub(start.elapsed());
                 if let Some((_, written)) = crash_caught_at_write(&cluster, &trap, vec![hub], WriteKind::HardState, moment, wait).await {
                     // The hub comes back on the other side: cut off from
@@ -591,8 +628,105 @@ pub async fn apply(cluster: &KvCluster, action: &Action) -> Option<JoinHandle<()
                 cluster.connect_all();
             }));
         }
+        Action::LateMessages { hold_pct, restart } => {
+            let l = cluster.leader()?;
+            let t0 = cluster.term(l)?;
+            cluster.hold_messages(*hold_pct as f64 / 100.0);
+            let (cluster, restart) = (cluster.clone(), *restart);
+            return Some(tokio::spawn(async move {
+                tokio::time::sleep(LATE_CUT_AFTER).await;
+                let rest: Vec<usize> = (0..cluster.n()).filter(|i| *i != l).collect();
+                cluster.connect_all();
+                cluster.partition(&[l], &rest);
+                let start = Instant::now();
+                let newer = |c: &KvCluster| c.leader().and_then(|x| c.term(x)).is_some_and(|t| t > t0);
+                wait_for(&cluster, newer, LATE_WAIT).await;
+                cluster.connect_all();
+                let heard = |c: &KvCluster| c.term(l).is_none_or(|t| t > t0);
+                wait_for(&cluster, heard, LATE_WAIT.saturating_sub(start.elapsed())).await;
+                let leader = cluster.leader();
+                let others: Vec<usize> = (0..cluster.n()).filter(|i| Some(*i) != leader && cluster.is_alive(*i)).collect();
+                let back = if restart { others.choose(&mut madsim::rand::thread_rng()).copied() } else { None };
+                if let Some(s) = back {
+                    cluster.shutdown_server(s);
+                    tokio::time::sleep(LATE_RESTART_DOWN).await;
+                    cluster.start_server(s).await;
+                    cluster.connect_server(s);
+                }
+                cluster.release_held();
+            }));
+        }
+        Action::LeaderReturns { hold_pct } => {
+            let append = cluster.trap::<AppendTrap>()?;
+            cluster.hold_messages(*hold_pct as f64 / 100.0);
+            let cluster = cluster.clone();
+            return Some(tokio::spawn(async move {
+                leader_returns(&cluster, &append).await;
+                cluster.connect_all();
+                cluster.release_held();
+            }));
+        }
     }
     None
+}
+
+/// How long after it begins holding messages a [`Action::LateMessages`]
+/// cuts the leader off (messages of its term are held meanwhile).
+const LATE_CUT_AFTER: Duration = Duration::from_millis(200);
+
+/// How long the server a [`Action::LateMessages`] restarts is down.
+const LATE_RESTART_DOWN: Duration = Duration::from_millis(20);
+
+/// How long a [`Action::LateMessages`] waits for each of its steps.
+const LATE_WAIT: Duration = Duration::from_secs(3);
+
+/// How long a [`Action::LeaderReturns`] tries to bring its leader back.
+const RETURN_WAIT: Duration = Duration::from_secs(5);
+
+/// Waits until `done` holds, at most `within`, polling every ms.
+async fn wait_for(cluster: &KvCluster, done: impl Fn(&KvCluster) -> bool, within: Duration) -> bool {
+    let start = Instant::now();
+    while !done(cluster) {
+        if start.elapsed() >= within {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    true
+}
+
+/// The steps of [`Action::LeaderReturns`]: the leader caught with an entry
+/// of its own and cut off; it rejoins once another leads, and the others'
+/// leaders are cut off in turn until it leads again (counted as
+/// [`Reached::LeaderReturned`]).
+async fn leader_returns(cluster: &KvCluster, append: &AppendTrap) {
+    let start = Instant::now();
+    let Some(v) = append.catch_leader(Duration::from_secs(1)).await else { return };
+    let Some(t1) = cluster.term(v) else { return };
+    let newer = |c: &KvCluster| c.leader().and_then(|x| c.term(x)).is_some_and(|t| t > t1);
+    if !wait_for(cluster, newer, RETURN_WAIT).await {
+        return;
+    }
+    // It rejoins: the new leader's entries overwrite its own.
+    cluster.connect_server(v);
+    while start.elapsed() < RETURN_WAIT {
+        match cluster.leader() {
+            Some(l) if l == v && cluster.term(v).is_some_and(|t| t > t1) => {
+                cluster.reached(Reached::LeaderReturned);
+                return;
+            }
+            Some(l) if l != v => {
+                let rest: Vec<usize> = (0..cluster.n()).filter(|i| *i != l).collect();
+                cluster.connect_all();
+                cluster.partition(&[l], &rest);
+                let t = cluster.term(l).unwrap_or(0);
+                let moved = |c: &KvCluster| c.leader().and_then(|x| c.term(x)).is_some_and(|u| u > t);
+                wait_for(cluster, moved, RETURN_WAIT.saturating_sub(start.elapsed())).await;
+                cluster.connect_all();
+            }
+            _ => tokio::time::sleep(Duration::from_millis(1)).await,
+        }
+    }
 }
 
 /// Every link between `a` and `b`, both ways.
@@ -667,6 +801,8 @@ pub fn describe(action: &Action) -> String {
             format!("{target:?} {moment:?} {} (down {down_ms} ms)", write.name()).to_lowercase()
         }
         Action::SplitVote { moment, down_ms } => format!("hub crashed {moment:?} its vote (down {down_ms} ms)").to_lowercase(),
+        Action::LateMessages { hold_pct, restart: true } => format!("({hold_pct}% held, a server restarted as they go)"),
+        Action::LateMessages { hold_pct, .. } | Action::LeaderReturns { hold_pct } => format!("({hold_pct}% held)"),
         a => a.down_ms().map_or(String::new(), |d| format!("(down {d} ms)")),
     };
     format!("{} {what}", action.kind()).trim_end().to_string()

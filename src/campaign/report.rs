@@ -29,6 +29,10 @@ pub struct FaultCounts {
     /// refused to start.
     pub corrupt_found: u64,
     pub pauses: u64,
+    /// Messages held back past an election and let go late.
+    pub held: u64,
+    /// Messages replayed seconds later.
+    pub replayed: u64,
     /// The largest ratio between two servers' clock rates (1: no drift).
     pub drift: f64,
 }
@@ -36,7 +40,7 @@ pub struct FaultCounts {
 impl FaultCounts {
     /// Every count as (name, table header, table width, value), in the
     /// order reports and the campaign table show them.
-    pub fn entries(&self) -> [(&'static str, &'static str, usize, String); 11] {
+    pub fn entries(&self) -> [(&'static str, &'static str, usize, String); 13] {
         let n = |v: u64| v.to_string();
         [
             ("requests_dropped", "req drop", 8, n(self.requests_dropped)),
@@ -49,6 +53,8 @@ impl FaultCounts {
             ("torn_writes", "torn", 5, n(self.torn_writes)),
             ("corrupt_found", "corrupt", 7, n(self.corrupt_found)),
             ("pauses", "pauses", 6, n(self.pauses)),
+            ("held", "held", 5, n(self.held)),
+            ("replayed", "replay", 6, n(self.replayed)),
             ("drift", "drift", 5, format!("{:.2}", self.drift)),
         ]
     }
@@ -65,6 +71,8 @@ impl FaultCounts {
         self.torn_writes += o.torn_writes;
         self.corrupt_found += o.corrupt_found;
         self.pauses += o.pauses;
+        self.held += o.held;
+        self.replayed += o.replayed;
         self.drift = self.drift.max(o.drift);
     }
 }
@@ -206,6 +214,8 @@ impl RunReport {
             torn_writes: f.disk.torn_writes,
             corrupt_found: f.disk.corrupt_found,
             pauses: f.pauses,
+            held: f.net.held,
+            replayed: f.net.replayed,
             drift: f.drift,
         };
     }

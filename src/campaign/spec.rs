@@ -150,7 +150,12 @@ pub struct Faults {
     /// Two replies in three held back 200-2200 ms.
     #[serde(default)]
     pub long_reordering: bool,
+    /// Probability a message (request or reply) is replayed: a copy
+    /// delivered again 1-6 s later.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub replay_rate: f64,
 }
+
 
 impl Faults {
     pub fn to_config(&self) -> FaultConfig {
@@ -161,6 +166,7 @@ impl Faults {
             max_delay: Duration::from_millis(self.delay_ms[1]),
             long_reordering: self.long_reordering,
             duplicate_rate: self.duplicate_rate,
+            replay_rate: self.replay_rate,
         }
     }
 
@@ -285,9 +291,11 @@ pub enum Action {
     /// here.) If none writes within 3 s, nothing happens.
     CrashAtWrite { write: WriteKind, moment: WriteMoment, target: WriteTarget, down_ms: u64 },
     /// An election split in two around one voter: the leader crashes and
-    /// is back 50 ms later (before anyone's election timeout); the servers
-    /// are split into two sides that hear each other only through one
-    /// server drawn at random, the hub, so each side's first candidate
+    /// is back 50 ms later (before anyone's election timeout); then the
+    /// servers are split into two sides that hear each other only through one
+    /// server, the hub (drawn among those with the shortest log on disk,
+    /// so that either side's candidate may get its vote), so each side's
+    /// first candidate
     /// campaigns in the same term and both ask the hub. The hub is crashed
     /// at its first write of its hard state (a vote, or its own candidacy),
     /// just `before` or `after` that write is durable, and is back
@@ -296,6 +304,28 @@ pub enum Action {
     /// a restart, or grants a vote before it is durable, votes twice in one
     /// term here: two leaders of a term.)
     SplitVote { moment: WriteMoment, down_ms: u64 },
+    /// Messages held past an election: `hold_pct`% of the messages
+    /// (requests and replies of every service, each way) are held back
+    /// from now on; 200 ms later the leader is cut off; once another server
+    /// leads in a later term, all heal, and once the old leader has heard
+    /// of that term (or 3 s after the cut at most) the held messages are let
+    /// go at once: requests and replies of the old term arrive in the new
+    /// one (a reply while its call may still wait for it). With `restart`,
+    /// a server other than the new leader crashes just before and is back
+    /// the moment they are let go, so they are the first it hears.
+    LateMessages {
+        hold_pct: u64,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        restart: bool,
+    },
+    /// A leader that comes back: the leader is cut off the moment it
+    /// appends an entry (which then ends its log alone), with `hold_pct`%
+    /// of the messages held back from the start; once another server leads,
+    /// it rejoins (that leader's entries overwrite its own), and whoever
+    /// else leads is cut off in turn (healed once a new leader is up) until
+    /// the first server leads again, for at most 5 s; then all heal and the
+    /// held messages, from its first term on, are let go at once.
+    LeaderReturns { hold_pct: u64 },
 }
 
 /// Whom a [`Action::CrashAtWrite`] watches.
@@ -326,7 +356,9 @@ impl Action {
             | Action::LeaderMinority
             | Action::PauseLeader { .. }
             | Action::CrashAtWrite { .. }
-            | Action::SplitVote { .. } => Vec::new(),
+            | Action::SplitVote { .. }
+            | Action::LateMessages { .. }
+            | Action::LeaderReturns { .. } => Vec::new(),
             Action::CutOneWay { links } => links.iter().flat_map(|(x, y)| [*x, *y]).collect(),
             Action::Bridge { bridge, a, b } => std::iter::once(*bridge).chain(a.iter().copied()).chain(b.iter().copied()).collect(),
             Action::Crash { server } | Action::Restart { server } | Action::Pause { server, .. } => vec![*server],
@@ -353,6 +385,8 @@ impl Action {
             Action::PauseLeader { .. } => "pause_leader",
             Action::CrashAtWrite { .. } => "crash_at_write",
             Action::SplitVote { .. } => "split_vote",
+            Action::LateMessages { .. } => "late_messages",
+            Action::LeaderReturns { .. } => "leader_returns",
         }
     }
 
@@ -405,6 +439,8 @@ impl Action {
                 | Action::PauseLeader { .. }
                 | Action::CrashAtWrite { .. }
                 | Action::SplitVote { .. }
+                | Action::LateMessages { .. }
+                | Action::LeaderReturns { .. }
         )
     }
 }

@@ -91,7 +91,9 @@ pub fn swarm_spec(seed: u64) -> RunSpec {
     };
     // Clock drift in half the seeds, up to 2.5 between two servers.
     let clock_drift = if rng.gen_bool(0.5) { 1.0 } else { (rng.gen_range(1.05..2.5f64) * 100.0).round() / 100.0 };
-    let faults = Faults { request_loss, reply_loss, duplicate_rate, delay_ms, long_reordering };
+    // One seed in four replays a few messages seconds later.
+    let replay_rate = if rng.gen_bool(0.75) { 0.0 } else { rate(&mut rng, 0.0, 0.05) };
+    let faults = Faults { request_loss, reply_loss, duplicate_rate, delay_ms, long_reordering, replay_rate };
     let mut spec = RunSpec {
         scenario: SWARM.to_string(),
         seed,

@@ -326,6 +326,9 @@ pub struct NetFaults {
     /// Replies held back long, reordering them (labrpc's LongReordering).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub long_reordering: bool,
+    /// Percent of messages of which a copy is replayed seconds later.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub replay_pct: u64,
 }
 
 fn is_zero(x: &u64) -> bool {
@@ -358,6 +361,7 @@ impl NetFaults {
                     f.delay_ms = Some([lo.parse().ok()?, hi.parse().ok()?]);
                 }
                 "long-reordering" => f.long_reordering = true,
+                "replay" => f.replay_pct = pct(words.next())?,
                 _ => return None,
             }
         }
@@ -367,7 +371,7 @@ impl NetFaults {
 
 impl std::fmt::Display for NetFaults {
     /// One short line, e.g. `loss 10/5% dup 30% delay 0-27ms
-    /// long-reordering`; empty when every fault is off.
+    /// long-reordering replay 2%`; empty when every fault is off.
     fn fmt(&self, out: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut parts = Vec::new();
         if self.request_loss_pct > 0 || self.reply_loss_pct > 0 {
@@ -381,6 +385,9 @@ impl std::fmt::Display for NetFaults {
         }
         if self.long_reordering {
             parts.push("long-reordering".to_string());
+        }
+        if self.replay_pct > 0 {
+            parts.push(format!("replay {}%", self.replay_pct));
         }
         out.write_str(&parts.join(" "))
     }
@@ -416,6 +423,10 @@ pub mod kinds {
     /// A nemesis action fired (`detail`: which); its effects follow as
     /// events of their own.
     pub const NEMESIS: &str = "nemesis";
+    /// The network began holding back a share of the messages (`detail`).
+    pub const HOLD: &str = "hold";
+    /// The messages held back were let go at once (`detail`: how many).
+    pub const RELEASE: &str = "release";
     /// Which servers a clerk can reach changed (`detail`).
     pub const CLERK_LINKS: &str = "clerk_links";
     /// A phase of the run began (`detail`), e.g. the liveness phase.

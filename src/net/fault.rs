@@ -11,18 +11,59 @@ pub enum FrameKind {
 }
 
 /// What happens to one message: one entry per copy delivered, each with the
-/// extra delay before it is handed to the network. Empty means dropped.
+/// extra delay before it is handed to the network, and a copy held back
+/// until a [`Release`] lets it go, if any. No copies and none held means
+/// dropped.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Fate {
     pub copies: Vec<Duration>,
+    pub held: Option<Release>,
 }
 
 impl Fate {
     pub fn deliver() -> Self {
-        Fate { copies: vec![Duration::ZERO] }
+        Fate { copies: vec![Duration::ZERO], held: None }
     }
     pub fn drop() -> Self {
-        Fate { copies: Vec::new() }
+        Fate::default()
+    }
+}
+
+/// What a held message waits for: the network lets every message held
+/// on one [`Releaser`] go at once (late messages: held past an election,
+/// say, and delivered in the next term).
+#[derive(Clone, Debug)]
+pub struct Release(tokio::sync::watch::Receiver<()>);
+
+impl PartialEq for Release {
+    fn eq(&self, o: &Self) -> bool {
+        self.0.same_channel(&o.0)
+    }
+}
+
+impl Eq for Release {}
+
+impl Release {
+    /// Returns once the message may go (at once if its releaser is gone).
+    pub async fn wait(mut self) {
+        let _ = self.0.changed().await;
+    }
+}
+
+/// Lets go the messages held on its [`Release`]s.
+#[derive(Debug)]
+pub struct Releaser(tokio::sync::watch::Sender<()>);
+
+impl Releaser {
+    /// A releaser and the release its messages wait for.
+    pub fn new() -> (Releaser, Release) {
+        let (tx, rx) = tokio::sync::watch::channel(());
+        (Releaser(tx), Release(rx))
+    }
+
+    /// Lets every message held on it go now.
+    pub fn release(&self) {
+        self.0.send_replace(());
     }
 }
 

@@ -139,11 +139,20 @@ impl Transport {
         });
     }
 
-    /// Sends one frame through the fault hook: dropped, delayed or copied.
+    /// Sends one frame through the fault hook: dropped, delayed, copied or
+    /// held back (sent once released, if this node still runs then).
     async fn send_frame(&self, dst: SocketAddr, frame: &Frame) {
         let bytes = encode(frame);
         let kind = if frame.reply { FrameKind::Reply } else { FrameKind::Request };
         let fate = self.hook.on_send(self.addr, dst, kind, frame.service, bytes.len());
+        if let Some(release) = fate.held {
+            let ep = self.ep.clone();
+            let bytes = bytes.clone();
+            tokio::spawn(async move {
+                release.wait().await;
+                let _ = ep.send_to_raw(dst, RPC_TAG, Box::new(bytes)).await;
+            });
+        }
         for delay in fate.copies {
             if delay.is_zero() {
                 // A send to a node that is down is lost, like any datagram.

@@ -510,7 +510,8 @@ impl KvCluster {
     }
 
     /// Ends every fault: restarts crashed servers, reconnects all servers and
-    /// clerks, and turns loss, delay and duplication off.
+    /// clerks, turns loss, delay and duplication off, and lets messages
+    /// held back go.
     pub async fn heal(&self) {
         for i in 0..self.0.n {
             // A server that refused to start (a corrupt disk) stays down.
@@ -523,8 +524,24 @@ impl KvCluster {
             self.faults_changed();
         }
         self.0.net.heal();
+        self.release_held();
         self.0.state.lock().unwrap().restricted_clerks.clear();
         self.0.log.event(Event::new(0, kinds::HEAL).detail("every link restored, clerks' too"));
+    }
+
+    /// Holds back `share` (0 to 1) of the messages from now on, until
+    /// [`release_held`](Self::release_held) (see [`SimNetwork::hold`]).
+    pub fn hold_messages(&self, share: f64) {
+        self.0.net.hold(share);
+        self.0.log.event(Event::new(0, kinds::HOLD).detail(format!("{:.0}% of messages held back", share * 100.0)));
+    }
+
+    /// Lets every message held back go at once, and holds no more.
+    pub fn release_held(&self) {
+        let n = self.0.net.release();
+        if n > 0 {
+            self.0.log.event(Event::new(0, kinds::RELEASE).detail(format!("{n} held messages let go at once")));
+        }
     }
 
     /// A hash of the whole run so far: every message event (see

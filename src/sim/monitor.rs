@@ -61,6 +61,9 @@ pub enum Reached {
     /// inside the election or term it had voted in (nemeses
     /// `crash_at_write` and `split_vote`).
     RestartedInWrittenTerm,
+    /// A leader cut off with an entry of its own, overwritten by the next
+    /// leader, led again in a later term (the nemesis `leader_returns`).
+    LeaderReturned,
 }
 
 impl Reached {
@@ -72,6 +75,7 @@ impl Reached {
         v.extend([Reached::UnsyncedWritesLost, Reached::TornTailRecovered, Reached::CorruptRecordFound, Reached::PausedLeaderResumed]);
         v.push(Reached::RewrittenLeaderCaught);
         v.push(Reached::RestartedInWrittenTerm);
+        v.push(Reached::LeaderReturned);
         v
     }
 
@@ -89,6 +93,7 @@ impl Reached {
             Reached::PausedLeaderResumed => "paused_leader_resumed",
             Reached::RewrittenLeaderCaught => "rewritten_leader_caught",
             Reached::RestartedInWrittenTerm => "restarted_in_written_term",
+            Reached::LeaderReturned => "leader_returned",
         }
     }
 }

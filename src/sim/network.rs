@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::failure::Failure;
 use super::trace::{MsgFate, RunLog};
 use crate::check::history::NetFaults;
-use crate::net::{Fate, FaultHook, FrameKind};
+use crate::net::{Fate, FaultHook, FrameKind, Release, Releaser};
 
 /// Probabilistic faults applied to every message.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -33,6 +33,11 @@ pub struct FaultConfig {
     pub long_reordering: bool,
     /// Probability a message (request or reply) is delivered twice.
     pub duplicate_rate: f64,
+    /// Probability a message (request or reply) is replayed: a copy
+    /// delivered again 1-6 s later, after whatever came since (TigerBeetle's
+    /// packet simulator replays packets).
+    #[serde(default)]
+    pub replay_rate: f64,
 }
 
 impl FaultConfig {
@@ -52,6 +57,7 @@ impl FaultConfig {
             duplicate_pct: pct(self.duplicate_rate),
             delay_ms: (!self.max_delay.is_zero()).then(|| [ms(self.min_delay), ms(self.max_delay)]),
             long_reordering: self.long_reordering,
+            replay_pct: pct(self.replay_rate),
         }
     }
 
@@ -75,6 +81,10 @@ pub struct NetStats {
     pub duplicated: u64,
     pub delayed: u64,
     pub long_delayed: u64,
+    /// Messages held back and let go later (see [`SimNetwork::hold`]).
+    pub held: u64,
+    /// Messages of which a copy was replayed seconds later.
+    pub replayed: u64,
     /// Requests and request bytes per transport service.
     pub requests_by_service: BTreeMap<u16, u64>,
     pub bytes_by_service: BTreeMap<u16, u64>,
@@ -128,6 +138,8 @@ struct State {
     disconnected: BTreeSet<IpAddr>,
     /// Directed links cut by partitions: (from, to).
     cut: BTreeSet<(IpAddr, IpAddr)>,
+    /// Hosts that receive nothing (they may still send) until reconnected.
+    deaf: BTreeSet<IpAddr>,
     stats: NetStats,
     /// Running hash of every send and arrival with its fate: two runs of one
     /// seed must end with the same value.
@@ -140,7 +152,17 @@ struct State {
     bytes_sent: u64,
     /// Where messages that did not simply arrive are recorded (tracing only).
     tracer: Option<RunLog>,
+    /// While messages are being held: the share held, and what lets them go.
+    holding: Option<(f64, Releaser, Release)>,
+    /// Messages held since holding began.
+    held_now: u64,
 }
+
+/// A replayed copy comes at least this long after the original.
+const REPLAY_AFTER: Duration = Duration::from_secs(1);
+
+/// Mixed into the trace hash for a message held back.
+const HELD_WORD: u64 = 0x4845_4c44; // "HELD"
 
 /// Mixes `x` into the running hash `h` (splitmix64's finaliser: cheap, and
 /// stable across Rust releases, unlike `DefaultHasher`).
@@ -167,7 +189,10 @@ fn now_ns() -> u64 {
 impl State {
     fn link_open(&self, from: IpAddr, to: IpAddr) -> bool {
         from == to
-            || (!self.disconnected.contains(&from) && !self.disconnected.contains(&to) && !self.cut.contains(&(from, to)))
+            || (!self.disconnected.contains(&from)
+                && !self.disconnected.contains(&to)
+                && !self.deaf.contains(&to)
+                && !self.cut.contains(&(from, to)))
     }
 }
 
@@ -203,9 +228,18 @@ impl SimNetwork {
         self.state.lock().unwrap().disconnected.insert(host);
     }
 
-    /// Undoes [`disconnect`](Self::disconnect) (cut links stay cut).
+    /// Undoes [`disconnect`](Self::disconnect) and [`deafen`](Self::deafen)
+    /// (cut links stay cut).
     pub fn connect(&self, host: IpAddr) {
-        self.state.lock().unwrap().disconnected.remove(&host);
+        let mut s = self.state.lock().unwrap();
+        s.disconnected.remove(&host);
+        s.deaf.remove(&host);
+    }
+
+    /// Nothing reaches `host` any more (messages in flight to it included)
+    /// until it is reconnected; what it sends still goes.
+    pub fn deafen(&self, host: IpAddr) {
+        self.state.lock().unwrap().deaf.insert(host);
     }
 
     pub fn is_disconnected(&self, host: IpAddr) -> bool {
@@ -247,6 +281,7 @@ impl SimNetwork {
         let mut s = self.state.lock().unwrap();
         s.cut.clear();
         s.disconnected.clear();
+        s.deaf.clear();
     }
 
     pub fn link_open(&self, from: IpAddr, to: IpAddr) -> bool {
@@ -269,6 +304,30 @@ impl SimNetwork {
         self.state.lock().unwrap().trace
     }
 
+    /// From now on, holds back a share `share` (0 to 1) of the messages that
+    /// are neither cut nor lost: each is sent only once [`release`]
+    /// (Self::release) lets it go. Holding again replaces the share.
+    pub fn hold(&self, share: f64) {
+        let mut s = self.state.lock().unwrap();
+        match &mut s.holding {
+            Some((sh, _, _)) => *sh = share,
+            None => {
+                let (releaser, release) = Releaser::new();
+                s.holding = Some((share, releaser, release));
+            }
+        }
+    }
+
+    /// Stops holding messages and lets every message held go at once (each
+    /// still meets the links as they are when it arrives). Returns how many
+    /// were held since [`hold`](Self::hold).
+    pub fn release(&self) -> u64 {
+        let mut s = self.state.lock().unwrap();
+        let Some((_, releaser, _)) = s.holding.take() else { return 0 };
+        releaser.release();
+        std::mem::take(&mut s.held_now)
+    }
+
     /// Test-only: the next request gets an extra delay drawn from `rand`'s
     /// OS-seeded generator, which madsim does not control.
     #[doc(hidden)]
@@ -288,6 +347,8 @@ impl FaultHook for SimNetwork {
         if let Some(log) = &s.tracer {
             let us = |d: &Duration| d.as_micros().min(u32::MAX as u128) as u32;
             let what = match fate.copies.as_slice() {
+                _ if fate.held.is_some() => Some(MsgFate::Held),
+                [d, d2] if *d2 >= REPLAY_AFTER => Some(MsgFate::Replayed { delay_us: us(d), replay_us: us(d2) }),
                 [] if cut => Some(MsgFate::Cut),
                 [] => Some(MsgFate::Lost),
                 [d] if d.is_zero() => None,
@@ -304,6 +365,9 @@ impl FaultHook for SimNetwork {
         }
         for d in &fate.copies {
             h = mix_hash(h, d.as_nanos() as u64);
+        }
+        if fate.held.is_some() {
+            h = mix_hash(h, HELD_WORD);
         }
         s.trace = h;
         tracing::trace!(at_ns = now_ns(), %src, %dst, ?kind, service, bytes, copies = ?fate.copies, "send");
@@ -395,6 +459,18 @@ impl SimNetwork {
             copies.push(delay + Duration::from_micros(rng.gen_range(0..30_000)));
             s.stats.duplicated += 1;
         }
-        (Fate { copies }, false)
+        if f.replay_rate > 0.0 && copies.len() == 1 && rng.gen_bool(f.replay_rate.min(1.0)) {
+            copies.push(delay + REPLAY_AFTER + Duration::from_micros(rng.gen_range(0..5_000_000)));
+            s.stats.replayed += 1;
+        }
+        if let Some((share, _, release)) = &s.holding {
+            if rng.gen_bool(share.clamp(0.0, 1.0)) {
+                let held = Some(release.clone());
+                s.stats.held += 1;
+                s.held_now += 1;
+                return (Fate { copies: Vec::new(), held }, false);
+            }
+        }
+        (Fate { copies, held: None }, false)
     }
 }

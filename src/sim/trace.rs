@@ -49,6 +49,10 @@ pub enum MsgFate {
     /// Delivered after `delay_us`, and a second copy after `dup_us` if
     /// duplicated.
     Delivered { delay_us: u32, dup_us: Option<u32> },
+    /// Held back until the network let it go (a late message).
+    Held,
+    /// Delivered after `delay_us`, and a copy again after `replay_us`.
+    Replayed { delay_us: u32, replay_us: u32 },
 }
 
 /// One record of the trace, compact (no strings).
@@ -265,6 +269,8 @@ impl RunLog {
                         MsgFate::CutOnArrival => ("cut_on_arrival", None, None),
                         MsgFate::Delivered { delay_us, dup_us: None } => ("delayed", Some(delay_us as u64), None),
                         MsgFate::Delivered { delay_us, dup_us: Some(d) } => ("duplicated", Some(delay_us as u64), Some(d as u64)),
+                        MsgFate::Held => ("held", None, None),
+                        MsgFate::Replayed { delay_us, replay_us } => ("replayed", Some(delay_us as u64), Some(replay_us as u64)),
                     };
                     let what = TraceWhat::Msg {
                         from,
@@ -476,6 +482,10 @@ impl TraceWhat {
                     ("duplicated", Some(d), Some(d2)) => {
                         let _ = write!(s, " (copies after {} and {})", ms(*d), ms(*d2));
                     }
+                    ("replayed", Some(d), Some(d2)) => {
+                        let _ = write!(s, " (after {}, again after {})", ms(*d), ms(*d2));
+                    }
+                    ("held", _, _) => s.push_str(" back until released"),
                     _ => {}
                 }
                 s

@@ -1,7 +1,9 @@
 //! The write trap: catches a server the moment it writes a chosen kind of
 //! durable state (its hard state: term and vote; a log append; a log
 //! truncation), through the disk the harness owns, so it works for any Raft
-//! behind `MakeRaft`. Caught *before* the write is durable, its disk
+//! behind `MakeRaft`. From the write to its crash it hears nothing (it
+//! still sends), so it comes back knowing what it knew when it wrote.
+//! Caught *before* the write is durable, its disk
 //! stalls in that step, so the write cannot become durable before the
 //! crash that follows a few ms later: what the server sent without waiting
 //! for the write is out, nothing that waited is. Caught *after* it, the
@@ -9,7 +11,7 @@
 //! for it (a vote's reply, say) has arrived. Either way it comes back in
 //! the same election or term (the `CrashAtWrite` and `SplitVote` nemeses).
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -19,6 +21,8 @@ use super::{Kit, Trap};
 use crate::check::history::{kinds, Event};
 use crate::raft::persister::WriteKind;
 use crate::raft::Persister;
+use crate::sim::addr::server_addr;
+use crate::sim::network::SimNetwork;
 use crate::sim::trace::RunLog;
 
 /// Whether the crash comes just before the write is durable or just after.
@@ -44,19 +48,25 @@ pub struct WriteTrap {
     armed: Mutex<Option<(Vec<usize>, WriteKind, WriteMoment)>>,
     /// The server caught and its write's end.
     sprung: Mutex<Option<(usize, usize)>>,
+    /// Held by the one [`WriteTrap::catch`] using the trap: overlapping
+    /// ones take turns rather than disarm each other.
+    busy: tokio::sync::Mutex<()>,
+    net: Arc<SimNetwork>,
     log: RunLog,
 }
 
 impl WriteTrap {
     /// The trap, disarmed.
     pub fn new(kit: &Kit) -> Self {
-        WriteTrap { armed: Mutex::new(None), sprung: Mutex::new(None), log: kit.log.clone() }
+        WriteTrap { armed: Mutex::new(None), sprung: Mutex::new(None), busy: tokio::sync::Mutex::new(()), net: kit.net.clone(), log: kit.log.clone() }
     }
 
     /// Waits at most `within` for one of `servers` to write `kind`; the
     /// server caught, [`AFTER_GRACE`] after its write is durable (`After`)
     /// or after the write, still volatile on a stalled disk (`Before`), to
-    /// be crashed at once. `disk` gives a server's disk.
+    /// be crashed at once. `disk` gives a server's disk. One at a time: a
+    /// second call waits for the first to finish, then waits its own
+    /// `within`.
     pub async fn catch(
         &self,
         servers: Vec<usize>,
@@ -65,6 +75,7 @@ impl WriteTrap {
         within: Duration,
         disk: impl Fn(usize) -> Persister,
     ) -> Option<usize> {
+        let _turn = self.busy.lock().await;
         *self.sprung.lock().unwrap() = None;
         *self.armed.lock().unwrap() = Some((servers, kind, moment));
         let start = Instant::now();
@@ -105,6 +116,9 @@ impl Trap for WriteTrap {
         let moment = *moment;
         *armed = None;
         drop(armed);
+        // From its write to its crash it hears nothing (what it sends still
+        // goes): it comes back knowing what it knew when it wrote.
+        self.net.deafen(server_addr(server).ip());
         if moment == WriteMoment::Before {
             // In the step of the write: it cannot be durable before the
             // crash that follows.
