@@ -34,6 +34,7 @@ mod checker;
 mod disk;
 mod kv_4a;
 mod kv_more;
+mod late;
 mod monitor;
 mod raft_3a;
 mod raft_3b;

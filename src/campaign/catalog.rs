@@ -3,7 +3,7 @@
 //! shortest command that replays a spec.
 
 use super::nemesis;
-use super::spec::{self, Faults, PartitionStyle, RunSpec, Workload, LIVENESS_MS};
+use super::spec::{self, Faults, Focus, PartitionStyle, RunSpec, Workload, LIVENESS_MS};
 use super::swarm;
 use crate::kv::Bug;
 use crate::sim::fleet::DiskFaults;
@@ -94,7 +94,8 @@ impl Generic {
             faults,
             partition: self.partition,
             crash_rate: 0.0,
-            targeted_rate: 0.0,
+            focus: Focus::None,
+        targeted_rate: 0.0,
             nemesis: None,
             bug: Bug::None,
             disk: DiskFaults::default(),
@@ -119,6 +120,7 @@ fn leader_churn() -> RunSpec {
         faults: Faults { request_loss: 0.05, reply_loss: 0.05, duplicate_rate: 0.1, delay_ms: [0, 10], long_reordering: false, replay_rate: 0.0 },
         partition: PartitionStyle::None,
         crash_rate: 0.0,
+        focus: Focus::None,
         targeted_rate: 1.5,
         nemesis: None,
         bug: Bug::None,
@@ -145,6 +147,7 @@ fn stale_tails() -> RunSpec {
         clients: 15,
         workload: Workload::Swarm { keys: 10, run_ms: 6000, ops_per_client: None },
         faults: Faults::default(),
+        focus: Focus::None,
         targeted_rate: 0.0,
         nemesis: Some(
             [500, 2500, 4500]
@@ -173,6 +176,7 @@ fn commit_crashes() -> RunSpec {
     RunSpec {
         scenario: "commit_crashes".to_string(),
         faults: Faults::default(),
+        focus: Focus::None,
         targeted_rate: 0.0,
         nemesis: Some(
             (1..=9).map(|k| NemesisEvent { at_ms: 1000 * k, action: Action::CrashLeaderOnCommit { down_ms: 100 } }).collect(),
@@ -196,6 +200,7 @@ fn rewrites() -> RunSpec {
         servers: 3,
         workload: Workload::Swarm { keys: 10, run_ms: 12_000, ops_per_client: None },
         faults: Faults::default(),
+        focus: Focus::None,
         targeted_rate: 0.0,
         nemesis: Some(
             [1000, 5000, 9000]
@@ -225,6 +230,7 @@ fn rejoins() -> RunSpec {
         clients: 15,
         workload: Workload::Swarm { keys: 10, run_ms: 12_000, ops_per_client: None },
         faults: Faults::default(),
+        focus: Focus::None,
         targeted_rate: 0.0,
         nemesis: Some(
             [1000, 5000, 9000]

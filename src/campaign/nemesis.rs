@@ -12,7 +12,7 @@ use rand::{Rng, SeedableRng};
 
 use tokio::task::JoinHandle;
 
-use super::spec::{Action, NemesisEvent, PartitionStyle, RunSpec, Workload, WriteTarget};
+use super::spec::{Action, Focus, NemesisEvent, PartitionStyle, RunSpec, Workload, WriteTarget};
 use crate::check::history::kinds;
 use crate::sim::kv_cluster::KvCluster;
 use crate::raft::persister::WriteKind;
@@ -27,7 +27,6 @@ const TARGETED_STREAM: u64 = 0x5357_4152_4d5f_5447; // "SWARM_TG"
 const REWRITE_STREAM: u64 = 0x5357_4152_4d5f_5257; // "SWARM_RW"
 const WRITE_STREAM: u64 = 0x5357_4152_4d5f_5752; // "SWARM_WR"
 const LATE_STREAM: u64 = 0x5357_4152_4d5f_4c54; // "SWARM_LT"
-const FOCUS_STREAM: u64 = 0x5357_4152_4d5f_4643; // "SWARM_FC"
 
 /// Two random non-empty groups of `servers` (needs at least 2).
 fn split(rng: &mut StdRng, servers: &mut [usize]) -> (Vec<usize>, Vec<usize>) {
@@ -124,7 +123,7 @@ pub fn schedule(spec: &RunSpec) -> Vec<NemesisEvent> {
             }
         }
     }
-    if spec.targeted_rate > 0.0 {
+    if spec.targeted_rate > 0.0 && spec.focus == Focus::None {
         targeted(&mut StdRng::seed_from_u64(spec.seed ^ TARGETED_STREAM), spec.targeted_rate, n, run_ms, &mut ev);
         // Rewritten logs, as one more kind of targeted event (a fifth of
         // them), from a stream of its own.
@@ -139,19 +138,22 @@ pub fn schedule(spec: &RunSpec) -> Vec<NemesisEvent> {
             let action = Action::CrashRewrittenOnCommit { down_ms: rng.gen_range(50..1000) };
             ev.push(NemesisEvent { at_ms: t as u64, action });
         }
-        // One seed in three focuses on one family of the events below
-        // (swarm testing: a few seeds dense in one fault find what many
-        // thin ones miss), at four times its rate.
-        let mut rng = StdRng::seed_from_u64(spec.seed ^ FOCUS_STREAM);
-        let focus = if rng.gen_bool(1.0 / 3.0) { rng.gen_range(1..=2) } else { 0 };
-        let rate = |family: u32| spec.targeted_rate / 4.0 * if focus == family { 4.0 } else { 1.0 };
+    }
+    if spec.targeted_rate > 0.0 {
+        // A focused spec has one family at four times its rate, and no
+        // other; else each family below at a quarter of the rate.
+        let rate = |family: Focus| match spec.focus {
+            Focus::None => spec.targeted_rate / 4.0,
+            f if f == family => spec.targeted_rate,
+            _ => 0.0,
+        };
         // Crashes at durable-state writes, as many again, from a stream
         // of their own.
         let mut rng = StdRng::seed_from_u64(spec.seed ^ WRITE_STREAM);
         let mut t = 0.0f64;
         loop {
             let u: f64 = rng.gen_range(1e-9..1.0);
-            t += -u.ln() / rate(1) * 1000.0;
+            t += -u.ln() / rate(Focus::Writes) * 1000.0;
             if t >= run_ms as f64 {
                 break;
             }
@@ -163,7 +165,7 @@ pub fn schedule(spec: &RunSpec) -> Vec<NemesisEvent> {
         let mut t = 0.0f64;
         loop {
             let u: f64 = rng.gen_range(1e-9..1.0);
-            t += -u.ln() / rate(2) * 1000.0;
+            t += -u.ln() / rate(Focus::Late) * 1000.0;
             if t >= run_ms as f64 {
                 break;
             }
@@ -291,7 +293,7 @@ fn blackout_ms(action: &Action, n: usize) -> Option<u64> {
         Action::SplitVote { .. } => Some(SPLIT_HOLD.as_millis() as u64),
         // Messages held back, elections among the rest, leaders cut off in
         // turn: as if no side had a majority, for as long as each may last.
-        Action::LateMessages { .. } => Some((LATE_CUT_AFTER + LATE_WAIT).as_millis() as u64),
+        Action::LateMessages { .. } => Some(LATE_WAIT.as_millis() as u64),
         Action::LeaderReturns { .. } => Some(RETURN_WAIT.as_millis() as u64),
         _ => None,
     }
@@ -632,27 +634,10 @@ pub async fn apply(cluster: &KvCluster, action: &Action) -> Option<JoinHandle<()
             let l = cluster.leader()?;
             let t0 = cluster.term(l)?;
             cluster.hold_messages(*hold_pct as f64 / 100.0);
-            let (cluster, restart) = (cluster.clone(), *restart);
+            let (cluster, restart, share) = (cluster.clone(), *restart, *hold_pct as f64 / 100.0);
             return Some(tokio::spawn(async move {
-                tokio::time::sleep(LATE_CUT_AFTER).await;
-                let rest: Vec<usize> = (0..cluster.n()).filter(|i| *i != l).collect();
+                late_messages(&cluster, l, t0, share, restart).await;
                 cluster.connect_all();
-                cluster.partition(&[l], &rest);
-                let start = Instant::now();
-                let newer = |c: &KvCluster| c.leader().and_then(|x| c.term(x)).is_some_and(|t| t > t0);
-                wait_for(&cluster, newer, LATE_WAIT).await;
-                cluster.connect_all();
-                let heard = |c: &KvCluster| c.term(l).is_none_or(|t| t > t0);
-                wait_for(&cluster, heard, LATE_WAIT.saturating_sub(start.elapsed())).await;
-                let leader = cluster.leader();
-                let others: Vec<usize> = (0..cluster.n()).filter(|i| Some(*i) != leader && cluster.is_alive(*i)).collect();
-                let back = if restart { others.choose(&mut madsim::rand::thread_rng()).copied() } else { None };
-                if let Some(s) = back {
-                    cluster.shutdown_server(s);
-                    tokio::time::sleep(LATE_RESTART_DOWN).await;
-                    cluster.start_server(s).await;
-                    cluster.connect_server(s);
-                }
                 cluster.release_held();
             }));
         }
@@ -674,11 +659,16 @@ pub async fn apply(cluster: &KvCluster, action: &Action) -> Option<JoinHandle<()
 /// cuts the leader off (messages of its term are held meanwhile).
 const LATE_CUT_AFTER: Duration = Duration::from_millis(200);
 
+/// While a new leader is being elected, [`Action::LateMessages`] and
+/// [`Action::LeaderReturns`] hold back this many times fewer messages
+/// than before (some of that election's own messages still arrive late).
+const ELECTION_HOLD_DIVISOR: f64 = 4.0;
+
 /// How long the server a [`Action::LateMessages`] restarts is down.
 const LATE_RESTART_DOWN: Duration = Duration::from_millis(20);
 
-/// How long a [`Action::LateMessages`] waits for each of its steps.
-const LATE_WAIT: Duration = Duration::from_secs(3);
+/// How long a [`Action::LateMessages`] lasts at most.
+const LATE_WAIT: Duration = Duration::from_secs(4);
 
 /// How long a [`Action::LeaderReturns`] tries to bring its leader back.
 const RETURN_WAIT: Duration = Duration::from_secs(5);
@@ -695,13 +685,62 @@ async fn wait_for(cluster: &KvCluster, done: impl Fn(&KvCluster) -> bool, within
     true
 }
 
+/// The steps of [`Action::LateMessages`] after the hold began: leader
+/// `l` of term `t0` is cut off, and once a leader of a later term is up
+/// and `l` has heard of it, that leader is cut off in turn, and the held
+/// messages go the moment the election after it begins (a server's term
+/// passes that leader's), with a server restarted just before if
+/// `restart`: messages of two terms back reach its candidates.
+async fn late_messages(cluster: &KvCluster, l: usize, t0: u64, share: f64, restart: bool) {
+    let start = Instant::now();
+    let left = || LATE_WAIT.saturating_sub(start.elapsed());
+    tokio::time::sleep(LATE_CUT_AFTER).await;
+    isolate(cluster, l);
+    // The election that follows must get through: fewer held.
+    cluster.hold_messages(share / ELECTION_HOLD_DIVISOR);
+    let newer = |c: &KvCluster| c.leader().and_then(|x| c.term(x)).is_some_and(|t| t > t0);
+    if !wait_for(cluster, newer, left()).await {
+        return;
+    }
+    cluster.connect_all();
+    let heard = |c: &KvCluster| c.term(l).is_none_or(|t| t > t0);
+    wait_for(cluster, heard, left()).await;
+    let Some(l1) = cluster.leader() else { return };
+    let Some(t1) = cluster.term(l1) else { return };
+    isolate(cluster, l1);
+    cluster.hold_messages(0.0);
+    let others: Vec<usize> = (0..cluster.n()).filter(|i| *i != l1 && cluster.is_alive(*i)).collect();
+    let back = if restart { others.choose(&mut madsim::rand::thread_rng()).copied() } else { None };
+    if let Some(s) = back {
+        cluster.shutdown_server(s);
+        tokio::time::sleep(LATE_RESTART_DOWN).await;
+        cluster.start_server(s).await;
+        cluster.connect_server(s);
+    }
+    let electing = |c: &KvCluster| (0..c.n()).any(|i| c.term(i).is_some_and(|t| t > t1));
+    wait_for(cluster, electing, left()).await;
+    cluster.release_held();
+    let elected = |c: &KvCluster| c.leader().and_then(|x| c.term(x)).is_some_and(|t| t > t1);
+    wait_for(cluster, elected, left()).await;
+}
+
+/// Cuts `l` off from the other servers (after healing every link).
+fn isolate(cluster: &KvCluster, l: usize) {
+    let rest: Vec<usize> = (0..cluster.n()).filter(|i| *i != l).collect();
+    cluster.connect_all();
+    cluster.partition(&[l], &rest);
+}
+
 /// The steps of [`Action::LeaderReturns`]: the leader caught with an entry
 /// of its own and cut off; it rejoins once another leads, and the others'
 /// leaders are cut off in turn until it leads again (counted as
 /// [`Reached::LeaderReturned`]).
 async fn leader_returns(cluster: &KvCluster, append: &AppendTrap) {
     let start = Instant::now();
+    let share = cluster.held_share();
     let Some(v) = append.catch_leader(Duration::from_secs(1)).await else { return };
+    // The elections that follow must get through: fewer held.
+    cluster.hold_messages(share / ELECTION_HOLD_DIVISOR);
     let Some(t1) = cluster.term(v) else { return };
     let newer = |c: &KvCluster| c.leader().and_then(|x| c.term(x)).is_some_and(|t| t > t1);
     if !wait_for(cluster, newer, RETURN_WAIT).await {

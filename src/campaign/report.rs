@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::spec::{self, PartitionStyle, RunSpec, Workload};
+use super::spec::{self, Focus, PartitionStyle, RunSpec, Workload};
 use crate::kv::Bug;
 use crate::sim::failure::{Failure, FailureClass};
 use crate::sim::kv_cluster::{KvCluster, RunFigures};
@@ -301,6 +301,9 @@ pub fn describe_mix(spec: &RunSpec, events: usize) -> String {
             }
             if spec.targeted_rate > 0.0 {
                 s += &format!(" targeted {}/s", spec.targeted_rate);
+            }
+            if spec.focus != Focus::None {
+                s += &format!(" focus {}", spec.focus.name());
             }
             if matches!(spec.workload, Workload::Swarm { .. }) {
                 s += &format!(" {events} ev");

@@ -53,6 +53,11 @@ pub struct RunSpec {
     /// generate `nemesis` when it is absent.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub targeted_rate: f64,
+    /// One family of protocol-aware events the schedule is dense in, the
+    /// others left out (swarm: one seed in three). Used only to generate
+    /// `nemesis` when it is absent.
+    #[serde(default, skip_serializing_if = "Focus::is_none")]
+    pub focus: Focus,
     /// The swarm nemesis's fault events; absent: generated from the seed, the
     /// partition style and the crash and targeted rates (see
     /// `nemesis::schedule`).
@@ -172,6 +177,34 @@ impl Faults {
 
     pub fn is_none(&self) -> bool {
         *self == Faults::default()
+    }
+}
+
+/// The family of protocol-aware events a swarm schedule focuses on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Focus {
+    /// Every family at its base rate.
+    #[default]
+    None,
+    /// Crashes at durable-state writes (`split_vote`, `crash_at_write`).
+    Writes,
+    /// Late messages and leaders that come back (`late_messages`,
+    /// `leader_returns`).
+    Late,
+}
+
+impl Focus {
+    pub fn is_none(&self) -> bool {
+        *self == Focus::None
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Focus::None => "none",
+            Focus::Writes => "writes",
+            Focus::Late => "late",
+        }
     }
 }
 
@@ -306,13 +339,16 @@ pub enum Action {
     SplitVote { moment: WriteMoment, down_ms: u64 },
     /// Messages held past an election: `hold_pct`% of the messages
     /// (requests and replies of every service, each way) are held back
-    /// from now on; 200 ms later the leader is cut off; once another server
-    /// leads in a later term, all heal, and once the old leader has heard
-    /// of that term (or 3 s after the cut at most) the held messages are let
-    /// go at once: requests and replies of the old term arrive in the new
-    /// one (a reply while its call may still wait for it). With `restart`,
-    /// a server other than the new leader crashes just before and is back
-    /// the moment they are let go, so they are the first it hears.
+    /// from now on; 200 ms later the leader is cut off (and a quarter as
+    /// many held from then, so the election gets through); once another
+    /// server leads and the old leader has heard of it, that leader is cut
+    /// off in turn (nothing more held), and the moment the election after
+    /// it begins, the held messages are let go at once: requests and
+    /// replies of two terms arrive among that election's candidates (a
+    /// reply while its call may still wait for it); all heal once a leader
+    /// is up, or 4 s after the start at most. With `restart`, a server
+    /// other than the deposed one crashes as the second election begins
+    /// and is back 20 ms later, in time for the late messages.
     LateMessages {
         hold_pct: u64,
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -320,7 +356,8 @@ pub enum Action {
     },
     /// A leader that comes back: the leader is cut off the moment it
     /// appends an entry (which then ends its log alone), with `hold_pct`%
-    /// of the messages held back from the start; once another server leads,
+    /// of the messages held back from the start (a quarter as many from the
+    /// cut on); once another server leads,
     /// it rejoins (that leader's entries overwrite its own), and whoever
     /// else leads is cut off in turn (healed once a new leader is up) until
     /// the first server leads again, for at most 5 s; then all heal and the

@@ -536,6 +536,11 @@ impl KvCluster {
         self.0.log.event(Event::new(0, kinds::HOLD).detail(format!("{:.0}% of messages held back", share * 100.0)));
     }
 
+    /// The share of messages being held back (0 when none are).
+    pub fn held_share(&self) -> f64 {
+        self.0.net.held_share()
+    }
+
     /// Lets every message held back go at once, and holds no more.
     pub fn release_held(&self) {
         let n = self.0.net.release();

@@ -318,6 +318,11 @@ impl SimNetwork {
         }
     }
 
+    /// The share of messages being held back (0 when none are).
+    pub fn held_share(&self) -> f64 {
+        self.state.lock().unwrap().holding.as_ref().map_or(0.0, |(share, _, _)| *share)
+    }
+
     /// Stops holding messages and lets every message held go at once (each
     /// still meets the links as they are when it arrives). Returns how many
     /// were held since [`hold`](Self::hold).
