@@ -97,17 +97,19 @@ pub fn swarm_spec(seed: u64) -> RunSpec {
     // One seed in three focuses on one family of protocol-aware events
     // aimed at elections across crashes and at late messages (swarm
     // testing: a few seeds dense in one fault find what thin ones miss),
-    // on a quieter network with no other crashes or partitions, so that
-    // what the family sets up is not undone by chance.
+    // with every other fault left out (network faults, partitions, other
+    // crashes, slow or damaged disks, drift), so that what the family sets
+    // up is not undone by chance.
     let focus = if rng.gen_bool(1.0 / 3.0) { *[Focus::Writes, Focus::Late].choose(&mut rng).unwrap() } else { Focus::None };
     let (mut faults, mut partition, mut crash_rate, mut targeted_rate) = (faults, partition, crash_rate, targeted_rate);
+    let (mut disk, mut clock_drift) = (disk, clock_drift);
     if focus != Focus::None {
-        faults.request_loss = faults.request_loss.min(0.05);
-        faults.reply_loss = faults.reply_loss.min(0.05);
-        faults.long_reordering = false;
+        faults = Faults::default();
         partition = PartitionStyle::None;
         crash_rate = 0.0;
         targeted_rate = targeted_rate.clamp(0.4, 0.7);
+        disk = DiskFaults { sync_us: (1000, 1000 + sync_us.1 % 9000), ..DiskFaults::default() };
+        clock_drift = 1.0;
     }
     let mut spec = RunSpec {
         scenario: SWARM.to_string(),
