@@ -169,7 +169,7 @@ impl Search<'_> {
     /// One round of the other reductions, each tried once in order.
     fn reduce_once(&mut self) -> bool {
         let mut changed = false;
-        for make in [clients_cands, length_cands, fault_cands, server_cands, key_cands, generic_cands] {
+        for make in [clients_cands, length_cands, fault_cands, event_cands, server_cands, key_cands, generic_cands] {
             if self.left() == 0 {
                 break;
             }
@@ -300,10 +300,11 @@ fn fault_cands(s: &RunSpec, _: &RunReport) -> Vec<(String, RunSpec)> {
         }
     };
     type Field = fn(&mut RunSpec) -> &mut f64;
-    let fields: [(&str, f64, Field); 3] = [
+    let fields: [(&str, f64, Field); 4] = [
         ("request loss", f.request_loss, |s| &mut s.faults.request_loss),
         ("reply loss", f.reply_loss, |s| &mut s.faults.reply_loss),
         ("duplication", f.duplicate_rate, |s| &mut s.faults.duplicate_rate),
+        ("replay", f.replay_rate, |s| &mut s.faults.replay_rate),
     ];
     for (name, x, field) in fields {
         if x > 0.0 {
@@ -328,6 +329,42 @@ fn fault_cands(s: &RunSpec, _: &RunReport) -> Vec<(String, RunSpec)> {
         let mut n = s.clone();
         n.faults.long_reordering = false;
         out.push(("long reordering off".to_string(), n));
+    }
+    out
+}
+
+/// Simpler forms of single events: fewer messages held back (none, or
+/// half), a late-messages event without its restart.
+fn event_cands(s: &RunSpec, _: &RunReport) -> Vec<(String, RunSpec)> {
+    let Some(ev) = &s.nemesis else { return Vec::new() };
+    let mut out = Vec::new();
+    // No messages held, or half as many (in tens of percent).
+    let fewer = |h: u64| if h / 20 > 0 { vec![0, h / 20 * 10] } else { vec![0] };
+    for (i, e) in ev.iter().enumerate() {
+        let simpler: Vec<(String, Action)> = match &e.action {
+            Action::LateMessages { hold_pct, restart } => {
+                let mut v: Vec<(String, Action)> = fewer(*hold_pct)
+                    .into_iter()
+                    .filter(|h| h < hold_pct)
+                    .map(|h| (format!("held {hold_pct}% -> {h}%"), Action::LateMessages { hold_pct: h, restart: *restart }))
+                    .collect();
+                if *restart {
+                    v.push(("no restart".to_string(), Action::LateMessages { hold_pct: *hold_pct, restart: false }));
+                }
+                v
+            }
+            Action::LeaderReturns { hold_pct } => fewer(*hold_pct)
+                .into_iter()
+                .filter(|h| h < hold_pct)
+                .map(|h| (format!("held {hold_pct}% -> {h}%"), Action::LeaderReturns { hold_pct: h }))
+                .collect(),
+            _ => Vec::new(),
+        };
+        for (what, action) in simpler {
+            let mut v = ev.clone();
+            v[i] = NemesisEvent { at_ms: e.at_ms, action };
+            out.push((format!("event {i} ({}): {what}", e.action.kind()), with_events(s, v)));
+        }
     }
     out
 }

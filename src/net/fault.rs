@@ -1,6 +1,8 @@
 //! The hook where simulated faults act on every message the transport sends.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Whether a frame is a request or the reply to one.
@@ -31,39 +33,51 @@ impl Fate {
 
 /// What a held message waits for: the network lets every message held
 /// on one [`Releaser`] go at once (late messages: held past an election,
-/// say, and delivered in the next term).
+/// say, and delivered in the next term). (A flag and a `Notify`, not a
+/// `watch` channel: tokio's `watch` picks among its wakers at random, which
+/// would make the order the messages go in differ from run to run.)
 #[derive(Clone, Debug)]
-pub struct Release(tokio::sync::watch::Receiver<()>);
+pub struct Release(Arc<(AtomicBool, tokio::sync::Notify)>);
 
 impl PartialEq for Release {
     fn eq(&self, o: &Self) -> bool {
-        self.0.same_channel(&o.0)
+        Arc::ptr_eq(&self.0, &o.0)
     }
 }
 
 impl Eq for Release {}
 
 impl Release {
-    /// Returns once the message may go (at once if its releaser is gone).
-    pub async fn wait(mut self) {
-        let _ = self.0.changed().await;
+    /// Returns once the message may go.
+    pub async fn wait(self) {
+        let (released, notify) = &*self.0;
+        loop {
+            // Registered before the check, so a release in between wakes it.
+            let woken = notify.notified();
+            if released.load(Ordering::SeqCst) {
+                return;
+            }
+            woken.await;
+        }
     }
 }
 
 /// Lets go the messages held on its [`Release`]s.
 #[derive(Debug)]
-pub struct Releaser(tokio::sync::watch::Sender<()>);
+pub struct Releaser(Release);
 
 impl Releaser {
     /// A releaser and the release its messages wait for.
     pub fn new() -> (Releaser, Release) {
-        let (tx, rx) = tokio::sync::watch::channel(());
-        (Releaser(tx), Release(rx))
+        let r = Release(Arc::new((AtomicBool::new(false), tokio::sync::Notify::new())));
+        (Releaser(r.clone()), r)
     }
 
-    /// Lets every message held on it go now.
+    /// Lets every message held on it go now, in the order they were held.
     pub fn release(&self) {
-        self.0.send_replace(());
+        let (released, notify) = &*self.0 .0;
+        released.store(true, Ordering::SeqCst);
+        notify.notify_waiters();
     }
 }
 
