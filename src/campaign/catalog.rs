@@ -109,7 +109,8 @@ impl Generic {
 }
 
 /// Random ops under protocol-aware events (1.5 a second on average, drawn
-/// from the seed) with light loss and duplication.
+/// from the seed) with light loss and duplication, on disks that a crash
+/// may corrupt.
 fn leader_churn() -> RunSpec {
     RunSpec {
         scenario: "leader_churn".to_string(),
@@ -124,7 +125,8 @@ fn leader_churn() -> RunSpec {
         targeted_rate: 1.5,
         nemesis: None,
         bug: Bug::None,
-        disk: DiskFaults::default(),
+        // Now and then a crash flips a bit of a synced record.
+        disk: DiskFaults { corrupt_rate: 0.3, ..DiskFaults::default() },
         clock_drift: 1.0,
         raft: RaftKind::Ours,
         bound_ms: 0.0,
@@ -161,6 +163,7 @@ fn stale_tails() -> RunSpec {
                 })
                 .collect(),
         ),
+        disk: DiskFaults::default(),
         ..leader_churn()
     }
 }
@@ -181,6 +184,7 @@ fn commit_crashes() -> RunSpec {
         nemesis: Some(
             (1..=9).map(|k| NemesisEvent { at_ms: 1000 * k, action: Action::CrashLeaderOnCommit { down_ms: 100 } }).collect(),
         ),
+        disk: DiskFaults::default(),
         ..leader_churn()
     }
 }
@@ -208,6 +212,7 @@ fn rewrites() -> RunSpec {
                 .map(|at_ms| NemesisEvent { at_ms, action: Action::CrashRewrittenOnCommit { down_ms: 100 } })
                 .collect(),
         ),
+        disk: DiskFaults::default(),
         ..leader_churn()
     }
 }
@@ -248,6 +253,7 @@ fn rejoins() -> RunSpec {
                 })
                 .collect(),
         ),
+        disk: DiskFaults::default(),
         ..leader_churn()
     }
 }
