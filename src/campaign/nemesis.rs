@@ -643,7 +643,9 @@ pub async fn apply(cluster: &KvCluster, action: &Action) -> Option<JoinHandle<()
         }
         Action::LeaderReturns { hold_pct } => {
             let append = cluster.trap::<AppendTrap>()?;
-            cluster.hold_messages(*hold_pct as f64 / 100.0);
+            if *hold_pct > 0 {
+                cluster.hold_messages(*hold_pct as f64 / 100.0);
+            }
             let cluster = cluster.clone();
             return Some(tokio::spawn(async move {
                 leader_returns(&cluster, &append).await;
@@ -698,8 +700,7 @@ async fn late_messages(cluster: &KvCluster, l: usize, t0: u64, share: f64, resta
     isolate(cluster, l);
     // The election that follows must get through: fewer held.
     cluster.hold_messages(share / ELECTION_HOLD_DIVISOR);
-    let newer = |c: &KvCluster| c.leader().and_then(|x| c.term(x)).is_some_and(|t| t > t0);
-    if !wait_for(cluster, newer, left()).await {
+    if !wait_for(cluster, |c| led_after(c, t0), left()).await {
         return;
     }
     cluster.connect_all();
@@ -720,8 +721,12 @@ async fn late_messages(cluster: &KvCluster, l: usize, t0: u64, share: f64, resta
     let electing = |c: &KvCluster| (0..c.n()).any(|i| c.term(i).is_some_and(|t| t > t1));
     wait_for(cluster, electing, left()).await;
     cluster.release_held();
-    let elected = |c: &KvCluster| c.leader().and_then(|x| c.term(x)).is_some_and(|t| t > t1);
-    wait_for(cluster, elected, left()).await;
+    wait_for(cluster, |c| led_after(c, t1), left()).await;
+}
+
+/// Whether some server leads in a term after `t`.
+fn led_after(cluster: &KvCluster, t: u64) -> bool {
+    cluster.leader().and_then(|x| cluster.term(x)).is_some_and(|u| u > t)
 }
 
 /// Cuts `l` off from the other servers (after healing every link).
@@ -739,11 +744,12 @@ async fn leader_returns(cluster: &KvCluster, append: &AppendTrap) {
     let start = Instant::now();
     let share = cluster.held_share();
     let Some(v) = append.catch_leader(Duration::from_secs(1)).await else { return };
-    // The elections that follow must get through: fewer held.
-    cluster.hold_messages(share / ELECTION_HOLD_DIVISOR);
+    if share > 0.0 {
+        // The elections that follow must get through: fewer held.
+        cluster.hold_messages(share / ELECTION_HOLD_DIVISOR);
+    }
     let Some(t1) = cluster.term(v) else { return };
-    let newer = |c: &KvCluster| c.leader().and_then(|x| c.term(x)).is_some_and(|t| t > t1);
-    if !wait_for(cluster, newer, RETURN_WAIT).await {
+    if !wait_for(cluster, |c| led_after(c, t1), RETURN_WAIT).await {
         return;
     }
     // It rejoins: the new leader's entries overwrite its own.
@@ -755,12 +761,9 @@ async fn leader_returns(cluster: &KvCluster, append: &AppendTrap) {
                 return;
             }
             Some(l) if l != v => {
-                let rest: Vec<usize> = (0..cluster.n()).filter(|i| *i != l).collect();
-                cluster.connect_all();
-                cluster.partition(&[l], &rest);
+                isolate(cluster, l);
                 let t = cluster.term(l).unwrap_or(0);
-                let moved = |c: &KvCluster| c.leader().and_then(|x| c.term(x)).is_some_and(|u| u > t);
-                wait_for(cluster, moved, RETURN_WAIT.saturating_sub(start.elapsed())).await;
+                wait_for(cluster, |c| led_after(c, t), RETURN_WAIT.saturating_sub(start.elapsed())).await;
                 cluster.connect_all();
             }
             _ => tokio::time::sleep(Duration::from_millis(1)).await,

@@ -533,7 +533,12 @@ impl KvCluster {
     /// [`release_held`](Self::release_held) (see [`SimNetwork::hold`]).
     pub fn hold_messages(&self, share: f64) {
         self.0.net.hold(share);
-        self.0.log.event(Event::new(0, kinds::HOLD).detail(format!("{:.0}% of messages held back", share * 100.0)));
+        let detail = if share > 0.0 {
+            format!("{:.0}% of messages held back", share * 100.0)
+        } else {
+            "no more messages held back (those held wait)".to_string()
+        };
+        self.0.log.event(Event::new(0, kinds::HOLD).detail(detail));
     }
 
     /// The share of messages being held back (0 when none are).
