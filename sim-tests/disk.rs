@@ -412,7 +412,7 @@ fn split_votes_catch_a_server_that_forgets_its_vote_at_restart() {
         s
     };
     let events = |seed: u64| {
-        let moment = if seed % 3 == 0 { WriteMoment::Before } else { WriteMoment::After };
+        let moment = if seed.is_multiple_of(3) { WriteMoment::Before } else { WriteMoment::After };
         split_votes(moment, 5 + 20 * (seed % 4))
     };
     let mut caught = 0;

@@ -99,9 +99,10 @@ pub fn swarm_spec(seed: u64) -> RunSpec {
     // testing: a few seeds dense in one fault find what thin ones miss),
     // with every other fault left out (loss, duplication, reordering,
     // partitions, other crashes, slow disks, drift; requests keep their
-    // delays, crashes may still tear or corrupt a write), so that what the family sets up is not undone by
-    // chance. Few clerks and runs of at most 8 s: on such a network clerks
-    // run many ops, which would slow the campaign down.
+    // delays, crashes may still tear or corrupt a write), so that what the
+    // family sets up is not undone by chance. Few clerks and runs of at
+    // most 8 s: on such a network clerks run many ops, which would slow
+    // the campaign down.
     let focus = if rng.gen_bool(1.0 / 3.0) { *[Focus::Writes, Focus::Late].choose(&mut rng).unwrap() } else { Focus::None };
     let (mut faults, mut partition, mut crash_rate, mut targeted_rate) = (faults, partition, crash_rate, targeted_rate);
     let (mut disk, mut clock_drift) = (disk, clock_drift);

@@ -353,7 +353,7 @@ impl FaultHook for SimNetwork {
             let us = |d: &Duration| d.as_micros().min(u32::MAX as u128) as u32;
             let what = match fate.copies.as_slice() {
                 _ if fate.held.is_some() => Some(MsgFate::Held),
-                [d, d2] if *d2 >= REPLAY_AFTER => Some(MsgFate::Replayed { delay_us: us(d), replay_us: us(d2) }),
+                [d, d2] if *d2 >= *d + REPLAY_AFTER => Some(MsgFate::Replayed { delay_us: us(d), replay_us: us(d2) }),
                 [] if cut => Some(MsgFate::Cut),
                 [] => Some(MsgFate::Lost),
                 [d] if d.is_zero() => None,
