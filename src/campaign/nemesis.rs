@@ -183,21 +183,16 @@ pub fn schedule(spec: &RunSpec) -> Vec<NemesisEvent> {
 }
 
 /// Crash points at durable-state writes, at `at`: half the time an
-/// election split around a hub crashed at its vote (`split_vote`, most
-/// often just after the vote is durable); a third of the time an
+/// election split around a hub crashed at its vote (`split_vote`); else an
 /// election (the leader cut off) in which a voter, or any server, is
-/// crashed at its hard state's write; else (a sixth) a crash at a log
-/// append or truncation of any server. Each comes back within the same
-/// election or term (a few ms to a few hundred).
+/// crashed at its hard state's write; else a crash at a log append or
+/// truncation of any server. Each comes back within the same election or
+/// term (a few ms to a few hundred).
 fn write_crashes(rng: &mut StdRng, at: u64, n: usize, ev: &mut Vec<NemesisEvent>) {
     let moment = if rng.gen_bool(0.5) { WriteMoment::Before } else { WriteMoment::After };
-    match rng.gen_range(0..6) {
-        0..=2 if n >= 3 => {
-            // A vote lost at a crash shows only after it was granted.
-            let moment = if rng.gen_bool(0.75) { WriteMoment::After } else { WriteMoment::Before };
-            ev.push(NemesisEvent { at_ms: at, action: Action::SplitVote { moment, down_ms: rng.gen_range(5..300) } })
-        }
-        0..=4 => {
+    match rng.gen_range(0..4) {
+        0 | 1 if n >= 3 => ev.push(NemesisEvent { at_ms: at, action: Action::SplitVote { moment, down_ms: rng.gen_range(5..300) } }),
+        0..=2 => {
             let target = if rng.gen_bool(0.7) { WriteTarget::Voter } else { WriteTarget::Any };
             let action = Action::CrashAtWrite { write: WriteKind::HardState, moment, target, down_ms: rng.gen_range(5..300) };
             ev.push(NemesisEvent { at_ms: at, action: Action::IsolateLeader });
