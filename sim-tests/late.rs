@@ -95,6 +95,6 @@ fn leaders_come_back_and_their_old_messages_with_them() {
             returned += r.coverage["leader_returned"];
         }
         println!("{}: a leader came back {returned} times in 12 events", raft.name());
-        assert!(returned >= 8, "{}: {returned} of 12", raft.name());
+        assert!(returned >= 6, "{}: {returned} of 12", raft.name());
     }
 }

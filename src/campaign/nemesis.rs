@@ -743,6 +743,10 @@ fn isolate(cluster: &KvCluster, l: usize) {
 async fn leader_returns(cluster: &KvCluster, append: &AppendTrap) {
     let start = Instant::now();
     let share = cluster.held_share();
+    if share > 0.0 {
+        // Messages of its first term are held a while before it is caught.
+        tokio::time::sleep(LATE_CUT_AFTER).await;
+    }
     let Some(v) = append.catch_leader(Duration::from_secs(1)).await else { return };
     if share > 0.0 {
         // The elections that follow must get through: fewer held.

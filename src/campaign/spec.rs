@@ -356,8 +356,8 @@ pub enum Action {
     },
     /// A leader that comes back: the leader is cut off the moment it
     /// appends an entry (which then ends its log alone), with `hold_pct`%
-    /// of the messages held back from the start (a quarter as many from the
-    /// cut on); once another server leads,
+    /// of the messages held back from the start (armed 200 ms after it when
+    /// any are held; a quarter as many from the cut on); once another server leads,
     /// it rejoins (that leader's entries overwrite its own), and whoever
     /// else leads is cut off in turn (healed once a new leader is up) until
     /// the first server leads again, for at most 5 s; then all heal and the
