@@ -108,38 +108,24 @@ pub fn schedule(spec: &RunSpec) -> Vec<NemesisEvent> {
         }
     }
     if spec.crash_rate > 0.0 {
-        let mut t = 0.0f64;
-        loop {
-            // Exponential gaps: crashes arrive as a Poisson process.
-            let u: f64 = rng.gen_range(1e-9..1.0);
-            t += -u.ln() / spec.crash_rate * 1000.0;
-            if t >= run_ms as f64 {
-                break;
-            }
+        arrivals(&mut rng, spec.crash_rate, run_ms, |rng, at| {
             let server = rng.gen_range(0..n);
             let down = rng.gen_range(200..3000);
-            let at = t as u64;
             ev.push(NemesisEvent { at_ms: at, action: Action::Crash { server } });
             if at + down < run_ms {
                 ev.push(NemesisEvent { at_ms: at + down, action: Action::Restart { server } });
             }
-        }
+        });
     }
     if spec.targeted_rate > 0.0 && spec.focus == Focus::None {
         targeted(&mut StdRng::seed_from_u64(spec.seed ^ TARGETED_STREAM), spec.targeted_rate, n, run_ms, &mut ev);
         // Rewritten logs, as one more kind of targeted event (a fifth of
         // them), from a stream of its own.
         let mut rng = StdRng::seed_from_u64(spec.seed ^ REWRITE_STREAM);
-        let mut t = 0.0f64;
-        loop {
-            let u: f64 = rng.gen_range(1e-9..1.0);
-            t += -u.ln() / (spec.targeted_rate / 4.0) * 1000.0;
-            if t >= run_ms as f64 {
-                break;
-            }
+        arrivals(&mut rng, spec.targeted_rate / 4.0, run_ms, |rng, at| {
             let action = Action::CrashRewrittenOnCommit { down_ms: rng.gen_range(50..1000) };
-            ev.push(NemesisEvent { at_ms: t as u64, action });
-        }
+            ev.push(NemesisEvent { at_ms: at, action });
+        });
     }
     if spec.targeted_rate > 0.0 {
         // A focused spec has one family at four times its rate, and no
@@ -152,33 +138,19 @@ pub fn schedule(spec: &RunSpec) -> Vec<NemesisEvent> {
         // Crashes at durable-state writes, as many again, from a stream
         // of their own.
         let mut rng = StdRng::seed_from_u64(spec.seed ^ WRITE_STREAM);
-        let mut t = 0.0f64;
-        loop {
-            let u: f64 = rng.gen_range(1e-9..1.0);
-            t += -u.ln() / rate(Focus::Writes) * 1000.0;
-            if t >= run_ms as f64 {
-                break;
-            }
-            write_crashes(&mut rng, t as u64, n, &mut ev);
-        }
+        arrivals(&mut rng, rate(Focus::Writes), run_ms, |rng, at| write_crashes(rng, at, n, &mut ev));
         // Late messages and leaders that come back, as many again, from a
         // stream of their own.
         let mut rng = StdRng::seed_from_u64(spec.seed ^ LATE_STREAM);
-        let mut t = 0.0f64;
-        loop {
-            let u: f64 = rng.gen_range(1e-9..1.0);
-            t += -u.ln() / rate(Focus::Late) * 1000.0;
-            if t >= run_ms as f64 {
-                break;
-            }
+        arrivals(&mut rng, rate(Focus::Late), run_ms, |rng, at| {
             let hold_pct = rng.gen_range(2..=10) * 10;
             let action = if rng.gen_bool(0.5) {
                 Action::LateMessages { hold_pct, restart: rng.gen_bool(0.5) }
             } else {
                 Action::LeaderReturns { hold_pct: if rng.gen_bool(0.3) { 0 } else { hold_pct } }
             };
-            ev.push(NemesisEvent { at_ms: t as u64, action });
-        }
+            ev.push(NemesisEvent { at_ms: at, action });
+        });
     }
     ev.sort_by_key(|e| e.at_ms);
     ev
@@ -212,14 +184,7 @@ fn write_crashes(rng: &mut StdRng, at: u64, n: usize, ev: &mut Vec<NemesisEvent>
 
 /// Protocol-aware events arriving as a Poisson process at `rate` per second.
 fn targeted(rng: &mut StdRng, rate: f64, n: usize, run_ms: u64, ev: &mut Vec<NemesisEvent>) {
-    let mut t = 0.0f64;
-    loop {
-        let u: f64 = rng.gen_range(1e-9..1.0);
-        t += -u.ln() / rate * 1000.0;
-        if t >= run_ms as f64 {
-            return;
-        }
-        let at = t as u64;
+    arrivals(rng, rate, run_ms, |rng, at| {
         match rng.gen_range(0..8) {
             0 => ev.push(NemesisEvent { at_ms: at, action: Action::CrashLeader { down_ms: rng.gen_range(100..2500) } }),
             1 => {
@@ -260,6 +225,21 @@ fn targeted(rng: &mut StdRng, rate: f64, n: usize, run_ms: u64, ev: &mut Vec<Nem
             6 => ev.push(NemesisEvent { at_ms: at, action: Action::CrashLeaderOnCommit { down_ms: rng.gen_range(50..1000) } }),
             _ => ev.push(NemesisEvent { at_ms: at, action: Action::RestartLagging }),
         }
+    });
+}
+
+/// Events arriving as a Poisson process at `rate` per second (exponential
+/// gaps drawn from `rng`) until `run_ms`: `at` is called at each arrival's
+/// ms, with `rng` to draw the event from.
+fn arrivals(rng: &mut StdRng, rate: f64, run_ms: u64, mut at: impl FnMut(&mut StdRng, u64)) {
+    let mut t = 0.0f64;
+    loop {
+        let u: f64 = rng.gen_range(1e-9..1.0);
+        t += -u.ln() / rate * 1000.0;
+        if t >= run_ms as f64 {
+            return;
+        }
+        at(rng, t as u64);
     }
 }
 
