@@ -615,8 +615,9 @@ pub async fn apply(cluster: &KvCluster, action: &Action) -> Option<JoinHandle<()
         Action::LateMessages { hold_pct, restart } => {
             let l = cluster.leader()?;
             let t0 = cluster.term(l)?;
-            cluster.hold_messages(*hold_pct as f64 / 100.0);
-            let (cluster, restart, share) = (cluster.clone(), *restart, *hold_pct as f64 / 100.0);
+            let share = *hold_pct as f64 / 100.0;
+            cluster.hold_messages(share);
+            let (cluster, restart) = (cluster.clone(), *restart);
             return Some(tokio::spawn(async move {
                 late_messages(&cluster, l, t0, share, restart).await;
                 cluster.connect_all();

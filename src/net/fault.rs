@@ -62,15 +62,22 @@ impl Release {
     }
 }
 
-/// Lets go the messages held on its [`Release`]s.
-#[derive(Debug)]
+/// Lets go the messages held on its [`Release`]s (a new one has let
+/// nothing go yet).
+#[derive(Debug, Default)]
 pub struct Releaser(Release);
 
+impl Default for Release {
+    fn default() -> Self {
+        Release(Arc::new((AtomicBool::new(false), tokio::sync::Notify::new())))
+    }
+}
+
 impl Releaser {
-    /// A releaser and the release its messages wait for.
-    pub fn new() -> (Releaser, Release) {
-        let r = Release(Arc::new((AtomicBool::new(false), tokio::sync::Notify::new())));
-        (Releaser(r.clone()), r)
+
+    /// The release its messages wait for.
+    pub fn release_of(&self) -> Release {
+        self.0.clone()
     }
 
     /// Lets every message held on it go now, in the order they were held.

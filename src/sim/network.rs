@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::failure::Failure;
 use super::trace::{MsgFate, RunLog};
 use crate::check::history::NetFaults;
-use crate::net::{Fate, FaultHook, FrameKind, Release, Releaser};
+use crate::net::{Fate, FaultHook, FrameKind, Releaser};
 
 /// Probabilistic faults applied to every message.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -153,7 +153,7 @@ struct State {
     /// Where messages that did not simply arrive are recorded (tracing only).
     tracer: Option<RunLog>,
     /// While messages are being held: the share held, and what lets them go.
-    holding: Option<(f64, Releaser, Release)>,
+    holding: Option<(f64, Releaser)>,
     /// Messages held since holding began.
     held_now: u64,
 }
@@ -310,17 +310,14 @@ impl SimNetwork {
     pub fn hold(&self, share: f64) {
         let mut s = self.state.lock().unwrap();
         match &mut s.holding {
-            Some((sh, _, _)) => *sh = share,
-            None => {
-                let (releaser, release) = Releaser::new();
-                s.holding = Some((share, releaser, release));
-            }
+            Some((sh, _)) => *sh = share,
+            None => s.holding = Some((share, Releaser::default())),
         }
     }
 
     /// The share of messages being held back (0 when none are).
     pub fn held_share(&self) -> f64 {
-        self.state.lock().unwrap().holding.as_ref().map_or(0.0, |(share, _, _)| *share)
+        self.state.lock().unwrap().holding.as_ref().map_or(0.0, |(share, _)| *share)
     }
 
     /// Stops holding messages and lets every message held go at once (each
@@ -328,7 +325,7 @@ impl SimNetwork {
     /// were held since [`hold`](Self::hold).
     pub fn release(&self) -> u64 {
         let mut s = self.state.lock().unwrap();
-        let Some((_, releaser, _)) = s.holding.take() else { return 0 };
+        let Some((_, releaser)) = s.holding.take() else { return 0 };
         releaser.release();
         std::mem::take(&mut s.held_now)
     }
@@ -468,9 +465,9 @@ impl SimNetwork {
             copies.push(delay + REPLAY_AFTER + Duration::from_micros(rng.gen_range(0..5_000_000)));
             s.stats.replayed += 1;
         }
-        if let Some((share, _, release)) = &s.holding {
+        if let Some((share, releaser)) = &s.holding {
             if rng.gen_bool(share.clamp(0.0, 1.0)) {
-                let held = Some(release.clone());
+                let held = Some(releaser.release_of());
                 s.stats.held += 1;
                 s.held_now += 1;
                 return (Fate { copies: Vec::new(), held }, false);
