@@ -23,7 +23,7 @@ pub(super) const LATE_CUT_AFTER: Duration = Duration::from_millis(200);
 pub(super) const ELECTION_HOLD_DIVISOR: f64 = 4.0;
 
 /// How long the server a `late_messages` restarts is down.
-pub(super) const LATE_RESTART_DOWN: Duration = Duration::from_millis(20);
+pub(super) const LATE_RESTART_DOWN_MS: u64 = 20;
 
 /// How long a `late_messages` lasts at most.
 pub(super) const LATE_WAIT: Duration = Duration::from_secs(4);
@@ -70,9 +70,7 @@ pub(super) async fn late_messages(cluster: &KvCluster, l: usize, t0: u64, share:
     let back = if restart { others.choose(&mut madsim::rand::thread_rng()).copied() } else { None };
     if let Some(s) = back {
         cluster.shutdown_server(s);
-        tokio::time::sleep(LATE_RESTART_DOWN).await;
-        cluster.start_server(s).await;
-        cluster.connect_server(s);
+        restart_after(cluster.clone(), vec![s], LATE_RESTART_DOWN_MS).await;
     }
     let electing = |c: &KvCluster| (0..c.n()).any(|i| c.term(i).is_some_and(|t| t > t1));
     wait_for(cluster, electing, left()).await;
