@@ -64,6 +64,19 @@ pub enum Reached {
     /// A leader cut off with an entry of its own, overwritten by the next
     /// leader, led again in a later term (the nemesis `leader_returns`).
     LeaderReturned,
+    /// Near miss: a server became leader while the last entry committed
+    /// in an earlier term was in the logs of exactly a bare majority of
+    /// the servers (as their Rafts list them, [`Consensus::log_terms`]):
+    /// every server without it could have won only with a vote from one
+    /// that has it, so the election's safety hung on each of those
+    /// refusing (a voter that skips the log check elects a leader without
+    /// a committed entry here).
+    BareMajorityAtElection,
+    /// Near miss: two candidates of one term each came within one vote of
+    /// a majority, counting its own vote and the grants reported (a Raft
+    /// that reports its votes): one more vote to the loser, from a voter
+    /// that forgot its vote, and the term has two leaders.
+    RivalsOneVoteApart,
 }
 
 impl Reached {
@@ -76,6 +89,7 @@ impl Reached {
         v.push(Reached::RewrittenLeaderCaught);
         v.push(Reached::RestartedInWrittenTerm);
         v.push(Reached::LeaderReturned);
+        v.extend([Reached::BareMajorityAtElection, Reached::RivalsOneVoteApart]);
         v
     }
 
@@ -94,6 +108,8 @@ impl Reached {
             Reached::RewrittenLeaderCaught => "rewritten_leader_caught",
             Reached::RestartedInWrittenTerm => "restarted_in_written_term",
             Reached::LeaderReturned => "leader_returned",
+            Reached::BareMajorityAtElection => "bare_majority_at_election",
+            Reached::RivalsOneVoteApart => "rivals_one_vote_apart",
         }
     }
 }
@@ -160,11 +176,34 @@ impl ServerView {
     }
 }
 
+impl State {
+    /// A vote granted to `candidate` in `term` was reported: are two
+    /// candidates of that term now within one vote of a majority each?
+    fn granted(&mut self, term: Term, candidate: PeerId) {
+        let t = self.votes.entry(term).or_default();
+        *t.entry(candidate).or_default() += 1;
+        // Each candidate's own vote, and the grants reported.
+        let near = self.servers.len() as u64 / 2;
+        if term > self.rivals_seen && t.values().filter(|g| **g + 1 >= near).count() >= 2 {
+            self.rivals_seen = term;
+            *self.coverage.entry(Reached::RivalsOneVoteApart).or_default() += 1;
+        }
+        // Only recent terms can still change.
+        while self.votes.len() > 8 {
+            self.votes.pop_first();
+        }
+    }
+}
+
 struct State {
     show: ShowCommand,
     servers: Vec<ServerView>,
     committed: Vec<Committed>,
     leaders: BTreeMap<Term, (usize, u64)>,
+    /// Votes granted, as reported: term -> candidate -> grants; and the
+    /// last term found with two candidates one vote apart.
+    votes: BTreeMap<Term, BTreeMap<PeerId, u64>>,
+    rivals_seen: Term,
     coverage: BTreeMap<Reached, u64>,
     completeness_checked: u64,
     completeness_skipped: u64,
@@ -202,6 +241,8 @@ impl Monitor {
             servers: (0..n).map(|_| ServerView::new(0)).collect(),
             committed: Vec::new(),
             leaders: BTreeMap::new(),
+            votes: BTreeMap::new(),
+            rivals_seen: 0,
             coverage: BTreeMap::new(),
             completeness_checked: 0,
             completeness_skipped: 0,
@@ -396,6 +437,9 @@ impl Monitor {
                 Situation::VoteRefusedLogBehind.name()
             );
             return self.violated(s, Failure::safety(Property::ReportedState, what).servers([server as u64]));
+        }
+        if granted {
+            s.granted(term, candidate);
         }
     }
 
@@ -649,6 +693,17 @@ impl Monitor {
             );
             let failure = Failure::safety(Property::LeaderCompleteness, what).servers([server as u64, c.server as u64]);
             return self.violated(s, failure.term(term).index(i as u64 + 1));
+        }
+        // How many logs hold the last of those entries (log matching: and
+        // all before it)?
+        let n = s.servers.len();
+        let others: Vec<Arc<dyn Consensus>> =
+            (0..n).filter(|&i| i != server).filter_map(|i| s.servers[i].raft.as_ref().and_then(Weak::upgrade)).collect();
+        drop(s);
+        let at = expected.len() as Index;
+        let holders = 1 + others.iter().filter(|r| r.log_terms(at).is_some_and(|l| l.last() == expected.last() && l.len() == expected.len())).count();
+        if holders == n / 2 + 1 {
+            self.note(Reached::BareMajorityAtElection);
         }
     }
 
