@@ -20,6 +20,9 @@
 #   BUILD_JOBS  cargo build jobs (default 2)
 #   WALL_LIMIT  fuzz --wall-limit per run, seconds (default 60): a hung run fails as hung
 #   RATE=1      go on past the first failure to the end of SEEDS and count failing seeds
+#   GUIDED=1    the search that learns (fuzz --guided) instead of plain swarm: one
+#               campaign per start (its corpus carries over from seed to seed),
+#               stopping once a run failed (with RATE=1: running every seed)
 #   JSON=FILE   also write one JSON line per bug and start to FILE
 #   BASE        the commit the scratch tree is at; the patches are diffs against it (default HEAD)
 #   WORK        scratch tree, its target dir and per-bug logs and runs (default target/bug-catalogue)
@@ -46,6 +49,7 @@ jobs=${JOBS:-2}
 build_jobs=${BUILD_JOBS:-2}
 wall_limit=${WALL_LIMIT:-60}
 rate=${RATE:-0}
+guided=${GUIDED:-0}
 base=${BASE:-HEAD}
 work=${WORK:-$repo/target/bug-catalogue}
 case "$work" in /*) ;; *) work="$repo/$work" ;; esac
@@ -93,13 +97,14 @@ fi
 
 now() { date +%s.%N; }
 # The first failing run of a batch's JSON lines, as "seed<TAB>class", or
-# nothing if every run passed; fails if the batch reported fewer runs than asked.
+# nothing if every run passed; fails if the batch reported fewer runs than
+# asked (a guided campaign stopped at a failure reports fewer).
 first_failure() {
     python3 - "$1" "$2" <<'EOF'
 import json, sys
 path, want = sys.argv[1], int(sys.argv[2])
 runs = [json.loads(l) for l in open(path) if l.startswith('{')]
-if len(runs) != want:
+if len(runs) != want and (len(runs) > want or all(r['passed'] for r in runs)):
     sys.exit(f"{path}: {len(runs)} runs reported, {want} asked")
 bad = sorted((r['seed'], (r.get('failure') or {}).get('class', '?')) for r in runs if not r['passed'])
 print(f"{bad[0][0]}\t{bad[0][1]}\t{len(bad)}" if bad else "")
@@ -137,10 +142,17 @@ for p in "${patches[@]}"; do
         done_seeds=0
         while [ "$done_seeds" -lt "$seeds" ]; do
             n=$(( seeds - done_seeds < batch ? seeds - done_seeds : batch ))
+            mode=(--swarm)
+            if [ "$guided" = 1 ]; then
+                # One campaign for the whole start: the corpus learns across it.
+                n=$seeds
+                mode=(--guided)
+                [ "$rate" = 1 ] || mode+=(--stop-at-failure)
+            fi
             from=$(( s + done_seeds ))
             out="$work/runs/$name/start-$s-$from.jsonl"
             set +e
-            (cd "$work/runs/$name" && "$bin" fuzz --swarm --seeds "$n" --start "$from" --json --jobs "$jobs" \
+            (cd "$work/runs/$name" && "$bin" fuzz "${mode[@]}" --seeds "$n" --start "$from" --json --jobs "$jobs" \
                 --wall-limit "$wall_limit") >"$out" 2>"$out.err"
             rc=$?
             set -e
@@ -173,8 +185,8 @@ for p in "${patches[@]}"; do
             echo "   start $s: seed $(( s + found - 1 )), the ${found}th: $class ($wall s)" >&2
         fi
         if [ -n "${JSON:-}" ]; then
-            python3 -c 'import json,sys; a=sys.argv[1:]; print(json.dumps({"bug":a[0],"start":int(a[1]),"seeds":int(a[2]),"first_failure":int(a[3]) if a[3] else None,"class":a[4] or None,"wall_s":float(a[5]),"failing":int(a[6]) if a[6] else None,"rate":a[7]=="1"}))' \
-                "$name" "$s" "$seeds" "$found" "$class" "$wall" "$failing" "$rate" >>"$JSON"
+            python3 -c 'import json,sys; a=sys.argv[1:]; print(json.dumps({"bug":a[0],"start":int(a[1]),"seeds":int(a[2]),"first_failure":int(a[3]) if a[3] else None,"class":a[4] or None,"wall_s":float(a[5]),"failing":int(a[6]) if a[6] else None,"rate":a[7]=="1","guided":a[8]=="1"}))' \
+                "$name" "$s" "$seeds" "$found" "$class" "$wall" "$failing" "$rate" "$guided" >>"$JSON"
         fi
     done
     fuzz_s=$(python3 -c "print(f'{$(now) - $fuzz_t0:.1f}')")
@@ -209,4 +221,5 @@ for r in "${summary[@]}"; do
     echo "| $n | $m | $x of ${#starts[@]} | $b | $f |"
 done
 echo
-echo "starts: ${starts[*]}; at most $seeds seeds each, batches of $batch, $jobs jobs; base $(git rev-parse --short "$base_commit"); total ${t_total} s"
+if [ "$guided" = 1 ]; then how="guided (fuzz --guided), one campaign per start"; else how="swarm, batches of $batch"; fi
+echo "starts: ${starts[*]}; at most $seeds seeds each, $how, $jobs jobs; base $(git rev-parse --short "$base_commit"); total ${t_total} s"

@@ -15,6 +15,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use kvraft::kv::Bug;
 use kvraft::campaign::baseline::{self, Baseline};
 use kvraft::campaign::fuzz::{self, Campaign, Outcome, Seeds};
+use kvraft::campaign::guided::GuideOptions;
 use kvraft::campaign::report;
 use kvraft::campaign::shrink::{self, ShrinkOptions};
 use kvraft::campaign::spec::{self, RunSpec};
@@ -168,6 +169,17 @@ struct FuzzArgs {
     /// Swarm testing: each seed draws its own fault mix (same as --scenario swarm).
     #[arg(long)]
     swarm: bool,
+    /// Search that learns, in place of plain swarm: a spec whose run
+    /// reached something rare (a coverage kind at a count few runs
+    /// reached, or close to a bound) is kept and mutated by later seeds
+    /// (half of them; the rest draw fresh swarm mixes). A failing mutant's
+    /// spec is saved next to its history.
+    #[arg(long)]
+    guided: bool,
+    /// Stop after the first batch of 10 runs with a failure (with
+    /// --guided: plan no more seeds once a run failed).
+    #[arg(long)]
+    stop_at_failure: bool,
     /// Seeds per scenario (at least 1).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..))]
     seeds: u64,
@@ -217,7 +229,7 @@ struct FuzzArgs {
     /// --save-baseline writes) and fail if a scenario's ms/op, Raft
     /// messages or bytes per entry, or leader elections per run exceed the
     /// baseline's by more than its tolerance.
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["scenarios", "swarm", "seeds", "start", "shard", "bug", "save_baseline"])]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["scenarios", "swarm", "guided", "seeds", "start", "shard", "bug", "save_baseline"])]
     baseline: Option<PathBuf>,
     /// Write this campaign's ms/op, Raft messages and bytes per entry and
     /// leader elections per run, by scenario, as a performance baseline to
@@ -234,6 +246,8 @@ impl Default for FuzzArgs {
         FuzzArgs {
             scenarios: Vec::new(),
             swarm: false,
+            guided: false,
+            stop_at_failure: false,
             seeds: 3,
             start: 1,
             shard: None,
@@ -359,15 +373,20 @@ fn plan(args: &FuzzArgs, base: Option<&Baseline>) -> Result<Campaign, String> {
     if let Some(b) = base {
         return campaign.baseline(b);
     }
+    let campaign = if args.stop_at_failure { campaign.stop_at_first_failing_batch(10) } else { campaign };
     let mut names: Vec<String> = args.scenarios.clone();
-    if args.swarm && !names.iter().any(|n| n == swarm::SWARM) {
+    if args.swarm && !args.guided && !names.iter().any(|n| n == swarm::SWARM) {
         names.push(swarm::SWARM.to_string());
     }
-    if names.is_empty() {
+    if names.is_empty() && !args.guided {
         names = Campaign::default_scenarios();
     }
     let seeds = Seeds { start: args.start, count: args.seeds, shard: args.shard };
-    campaign.scenarios(&names, &seeds, args.raft, args.bug).map_err(|e| format!("fuzz: {e}"))
+    let campaign = campaign.scenarios(&names, &seeds, args.raft, args.bug).map_err(|e| format!("fuzz: {e}"))?;
+    if !args.guided {
+        return Ok(campaign);
+    }
+    campaign.guided(&seeds, args.raft, args.bug, GuideOptions::default()).map_err(|e| format!("fuzz: {e}"))
 }
 
 fn fuzz(args: FuzzArgs) -> Result<bool, String> {
@@ -381,8 +400,8 @@ fn fuzz(args: FuzzArgs) -> Result<bool, String> {
         }
         None => None,
     };
-    if args.save_baseline.is_some() && (args.start != 1 || args.shard.is_some() || args.bug.is_some()) {
-        return Err("--save-baseline measures seeds 1..=--seeds of correct servers: it takes no --start, --shard or --bug".into());
+    if args.save_baseline.is_some() && (args.start != 1 || args.shard.is_some() || args.bug.is_some() || args.guided) {
+        return Err("--save-baseline measures seeds 1..=--seeds of correct servers: it takes no --start, --shard, --bug or --guided".into());
     }
     if !(args.tolerance >= 0.0 && args.tolerance.is_finite()) {
         return Err(format!("--tolerance {}: needs a fraction >= 0", args.tolerance));
@@ -391,7 +410,7 @@ fn fuzz(args: FuzzArgs) -> Result<bool, String> {
         Some(p) => format!("baseline {}: {e}", p.display()),
         None => e,
     })?;
-    let bar = if args.json { ProgressBar::hidden() } else { ProgressBar::new(campaign.planned().len() as u64) };
+    let bar = if args.json { ProgressBar::hidden() } else { ProgressBar::new(campaign.planned_runs() as u64) };
     bar.set_style(
         ProgressStyle::with_template("{elapsed_precise} [{bar:40}] {pos}/{len} runs {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),

@@ -366,13 +366,20 @@ pub fn spec_for(name: &str, seed: u64, bug: Option<Bug>) -> Result<RunSpec, Stri
 /// The shortest command that replays `spec`: by name and seed when the name
 /// and seed generate exactly this spec, else from a spec file.
 pub fn replay_command(spec: &RunSpec) -> String {
+    replay_by_name(spec).unwrap_or_else(|| "cargo run --release -- run --spec FILE (the spec saved by --save-failures or shrink --out)".to_string())
+}
+
+/// The command that replays `spec` by scenario name and seed, if that
+/// gives exactly this spec (a catalogue scenario or a swarm seed as
+/// drawn); None for a spec only a file can give (edited, mutated, shrunk).
+pub fn replay_by_name(spec: &RunSpec) -> Option<String> {
     let bug = if spec.bug == Bug::None { None } else { Some(spec.bug) };
     match spec_for(&spec.scenario, spec.seed, bug).map(|s| s.with_raft(spec.raft)) {
         Ok(s) if s == *spec || (s.nemesis.is_none() && nemesis::materialize(&s) == *spec) => {
             let bug_arg = bug.map(|b| format!(" --bug {}", spec::bug_to_str(b))).unwrap_or_default();
             let raft_arg = if spec.raft.is_default() { String::new() } else { format!(" --raft {}", spec.raft.name()) };
-            format!("cargo run --release -- run {} --seed {}{bug_arg}{raft_arg}", spec.scenario, spec.seed)
+            Some(format!("cargo run --release -- run {} --seed {}{bug_arg}{raft_arg}", spec.scenario, spec.seed))
         }
-        _ => "cargo run --release -- run --spec FILE (the spec saved by --save-failures or shrink --out)".to_string(),
+        _ => None,
     }
 }

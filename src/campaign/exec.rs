@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::catalog::replay_command;
+use super::catalog::{self, replay_command};
 use super::report::{describe_mix, RunReport};
 use super::spec::{NemesisEvent, RunSpec};
 use super::workload::{self, Liveness};
@@ -374,7 +374,26 @@ pub fn run(spec: &RunSpec, opts: &RunOptions) -> RunReport {
             )));
         }
     }
+    if !r.passed && !opts.no_files {
+        save_spec(&run.spec, &mut r);
+    }
     r
+}
+
+/// A failed run whose spec no scenario name and seed gives (a guided
+/// mutant, an edited spec): its spec goes next to its history, and its
+/// reproduce command runs that file.
+fn save_spec(spec: &RunSpec, r: &mut RunReport) {
+    if catalog::replay_by_name(spec).is_some() {
+        return;
+    }
+    let Some(dir) = verify::history_dir(true) else { return };
+    let path = dir.join(format!("{}-{}.spec.json", spec.scenario.replace("::", "."), spec.seed));
+    let written = std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&path, spec.to_json_pretty() + "\n"));
+    match written {
+        Ok(()) => r.reproduce = format!("cargo run --release -- run --spec {}", path.display()),
+        Err(e) => eprintln!("could not write the failing run's spec {}: {e}", path.display()),
+    }
 }
 
 /// Runs every spec on `jobs` threads, each as [`run`] does (on a fresh

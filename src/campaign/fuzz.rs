@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use super::baseline::{self, Baseline};
 use super::exec::{run, run_all, RunOptions};
+use super::guided::{self, Guide, GuideOptions};
 use super::regressions::{Regression, RegressionFile};
 use super::report::{self, ClassSummary, RunReport};
 use super::shrink::{self, ShrinkOptions};
@@ -70,12 +71,14 @@ pub struct Campaign {
     /// Run in batches of this many and stop after the first batch with a
     /// failure (None: run everything).
     stop_batch: Option<usize>,
+    /// Guided swarm seeds, run after `specs`, a generation at a time.
+    guided: Option<(Guide, Vec<u64>)>,
 }
 
 impl Campaign {
     /// A campaign of no runs yet, each run as `opts` say, `jobs` at once.
     pub fn new(opts: RunOptions, jobs: usize) -> Campaign {
-        Campaign { specs: Vec::new(), opts, jobs: jobs.max(1), stop_batch: None }
+        Campaign { specs: Vec::new(), opts, jobs: jobs.max(1), stop_batch: None, guided: None }
     }
 
     /// The default campaign's scenarios: the catalogue's default ones and swarm.
@@ -94,6 +97,19 @@ impl Campaign {
                 self.specs.push(catalog::spec_for(name, seed, bug)?.with_raft(raft));
             }
         }
+        Ok(self)
+    }
+
+    /// Adds guided swarm seeds (see [`super::guided`]): each seed's spec is
+    /// planned from what the runs of the seeds `opts.lag` or more before it
+    /// reached: a fresh swarm mix, or a mutant of a spec kept for reaching
+    /// something rare. They run after any other planned runs; a campaign
+    /// that stops at a failing batch plans no more seeds after a failure.
+    pub fn guided(mut self, seeds: &Seeds, raft: RaftKind, bug: Option<Bug>, opts: GuideOptions) -> Result<Campaign, String> {
+        if !(0.0..=1.0).contains(&opts.fresh) {
+            return Err(format!("guided: a fresh share of {}: need 0 to 1", opts.fresh));
+        }
+        self.guided = Some((Guide::new(opts, raft, bug), seeds.list()?));
         Ok(self)
     }
 
@@ -121,9 +137,14 @@ impl Campaign {
         self
     }
 
-    /// The runs planned, in order.
+    /// The runs planned, in order (guided seeds are planned as they run).
     pub fn planned(&self) -> &[RunSpec] {
         &self.specs
+    }
+
+    /// How many runs the campaign will make if it does not stop early.
+    pub fn planned_runs(&self) -> usize {
+        self.specs.len() + self.guided.as_ref().map_or(0, |(_, seeds)| seeds.len())
     }
 
     /// Runs the campaign, calling `progress` with each report as it comes.
@@ -131,15 +152,23 @@ impl Campaign {
         let started = std::time::Instant::now();
         let batch = self.stop_batch.unwrap_or(self.specs.len().max(1));
         let mut reports = Vec::new();
+        let stopped = |reports: &[RunReport]| self.stop_batch.is_some() && reports.iter().any(|r| !r.passed);
         for specs in self.specs.chunks(batch) {
             reports.extend(run_all(specs, self.jobs, &self.opts, progress));
-            if self.stop_batch.is_some() && reports.iter().any(|r| !r.passed) {
+            if stopped(&reports) {
                 break;
             }
         }
+        let mut guided = None;
+        if let Some((guide, seeds)) = self.guided.as_ref().filter(|_| !stopped(&reports)) {
+            let (ran, learned) = guided::run_guided(guide.clone(), seeds, self.jobs, &self.opts, self.stop_batch.is_some(), progress);
+            reports.extend(ran);
+            guided = Some(learned);
+        }
         Outcome {
             reports,
-            planned: self.specs.len(),
+            planned: self.planned_runs(),
+            guided,
             wall_s: started.elapsed().as_secs_f64(),
             jobs: self.jobs,
             check_determinism: self.opts.check_determinism,
@@ -157,6 +186,8 @@ pub struct Outcome {
     pub jobs: usize,
     pub check_determinism: bool,
     time_limit: Option<Duration>,
+    /// What a guided campaign learned (its corpus at the end).
+    pub guided: Option<Guide>,
 }
 
 /// Failed runs the summary lists one by one (the classes cover the rest).
@@ -195,6 +226,9 @@ impl Outcome {
         let twice = if self.check_determinism { ", each run twice (--check-determinism)" } else { "" };
         let per_min = n as f64 * 60.0 / self.wall_s.max(1e-9);
         out += &format!("{n} runs in {:.1} s wall ({per_min:.0} seeds/min), {} jobs{twice}\n", self.wall_s, self.jobs);
+        if let Some(g) = &self.guided {
+            out += &format!("guided: {} runs mutated a kept spec; {} specs kept for something rare, {} in the corpus at the end\n", g.mutated, g.kept, g.corpus_len());
+        }
         out += &format!(
             "liveness: after the final heal every clerk must complete a new op within {} ms of virtual time\n",
             spec::LIVENESS_MS

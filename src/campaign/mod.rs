@@ -10,6 +10,7 @@ pub mod baseline;
 pub mod catalog;
 pub mod exec;
 pub mod fuzz;
+pub mod guided;
 pub mod nemesis;
 pub mod regressions;
 pub mod report;
