@@ -139,15 +139,15 @@ pub fn schedule(spec: &RunSpec) -> Vec<NemesisEvent> {
         // of their own.
         let mut rng = StdRng::seed_from_u64(spec.seed ^ WRITE_STREAM);
         arrivals(&mut rng, rate(Focus::Writes), run_ms, |rng, at| write_crashes(rng, at, n, &mut ev));
-        // Late messages and leaders that come back, as many again, from a
-        // stream of their own.
+        // Late messages, leaders that come back and votes let go a term
+        // late, as many again, from a stream of their own.
         let mut rng = StdRng::seed_from_u64(spec.seed ^ LATE_STREAM);
         arrivals(&mut rng, rate(Focus::Late), run_ms, |rng, at| {
             let hold_pct = rng.gen_range(2..=10) * 10;
-            let action = if rng.gen_bool(0.5) {
-                Action::LateMessages { hold_pct, restart: rng.gen_bool(0.5) }
-            } else {
-                Action::LeaderReturns { hold_pct: if rng.gen_bool(0.3) { 0 } else { hold_pct } }
+            let action = match rng.gen_range(0..3) {
+                0 => Action::LateMessages { hold_pct, restart: rng.gen_bool(0.5) },
+                1 => Action::LeaderReturns { hold_pct: if rng.gen_bool(0.3) { 0 } else { hold_pct } },
+                _ => Action::StaleVotes,
             };
             ev.push(NemesisEvent { at_ms: at, action });
         });
@@ -277,6 +277,7 @@ fn blackout_ms(action: &Action, n: usize) -> Option<u64> {
         // turn: as if no side had a majority, for as long as each may last.
         Action::LateMessages { .. } => Some(LATE_WAIT.as_millis() as u64),
         Action::LeaderReturns { .. } => Some(RETURN_WAIT.as_millis() as u64),
+        Action::StaleVotes => Some(3 * STALE_WAIT.as_millis() as u64),
         _ => None,
     }
 }
@@ -402,7 +403,8 @@ pub fn outage_ms(spec: &RunSpec) -> (u64, u64) {
                 | Action::CrashAtWrite { .. }
                 | Action::SplitVote { .. }
                 | Action::LateMessages { .. }
-                | Action::LeaderReturns { .. } => {}
+                | Action::LeaderReturns { .. }
+                | Action::StaleVotes => {}
             }
         }
         let down: usize = anonymous.iter().map(|(_, k)| k).sum();
@@ -632,6 +634,16 @@ pub async fn apply(cluster: &KvCluster, action: &Action) -> Option<JoinHandle<()
             let cluster = cluster.clone();
             return Some(tokio::spawn(async move {
                 leader_returns(&cluster, &append).await;
+                cluster.connect_all();
+                cluster.release_held();
+            }));
+        }
+        Action::StaleVotes => {
+            let l = cluster.leader()?;
+            let t0 = cluster.term(l)?;
+            let cluster = cluster.clone();
+            return Some(tokio::spawn(async move {
+                stale_votes(&cluster, l, t0).await;
                 cluster.connect_all();
                 cluster.release_held();
             }));

@@ -363,6 +363,16 @@ pub enum Action {
     /// the first server leads again, for at most 5 s; then all heal and the
     /// held messages, from its first term on, are let go at once.
     LeaderReturns { hold_pct: u64 },
+    /// Votes let go a term late: the leader is cut off; the first server to
+    /// campaign hears nothing from then on (every message to it held back),
+    /// so the others grant it their votes and it never learns of them;
+    /// once it campaigns again, in the next term, its own messages are cut
+    /// off, the old leader rejoins, and the votes it was granted in the
+    /// earlier term are let go, while the others elect one of them in its
+    /// term; all heal once another server leads, or 3 s after each wait
+    /// at most. (A candidate that counts a vote granted in an earlier term
+    /// leads that term too: two leaders of a term.)
+    StaleVotes,
 }
 
 /// Whom a [`Action::CrashAtWrite`] watches.
@@ -395,7 +405,8 @@ impl Action {
             | Action::CrashAtWrite { .. }
             | Action::SplitVote { .. }
             | Action::LateMessages { .. }
-            | Action::LeaderReturns { .. } => Vec::new(),
+            | Action::LeaderReturns { .. }
+            | Action::StaleVotes => Vec::new(),
             Action::CutOneWay { links } => links.iter().flat_map(|(x, y)| [*x, *y]).collect(),
             Action::Bridge { bridge, a, b } => std::iter::once(*bridge).chain(a.iter().copied()).chain(b.iter().copied()).collect(),
             Action::Crash { server } | Action::Restart { server } | Action::Pause { server, .. } => vec![*server],
@@ -424,6 +435,7 @@ impl Action {
             Action::SplitVote { .. } => "split_vote",
             Action::LateMessages { .. } => "late_messages",
             Action::LeaderReturns { .. } => "leader_returns",
+            Action::StaleVotes => "stale_votes",
         }
     }
 
@@ -478,6 +490,7 @@ impl Action {
                 | Action::SplitVote { .. }
                 | Action::LateMessages { .. }
                 | Action::LeaderReturns { .. }
+                | Action::StaleVotes
         )
     }
 }

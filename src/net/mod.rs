@@ -11,4 +11,4 @@ mod transport;
 
 pub use fault::{Fate, FaultHook, FrameKind, NoFaults, Release, Releaser};
 pub use frame::{decode, encode, Frame};
-pub use transport::{Handler, RpcError, Transport, RPC_TAG};
+pub use transport::{Handler, Rewrite, RpcError, Transport, RPC_TAG};

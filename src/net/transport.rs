@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
@@ -40,6 +40,10 @@ pub enum RpcError {
 /// returns the reply body (None: send no reply, the caller times out).
 pub type Handler = Arc<dyn Fn(SocketAddr, Vec<u8>) -> BoxFuture<'static, Option<Vec<u8>>> + Send + Sync>;
 
+/// Rewrites the body of a frame arriving at an endpoint (see
+/// [`Transport::rewrite_arrivals`]): its kind, its service, the body.
+pub type Rewrite = Arc<dyn Fn(FrameKind, u16, &mut Vec<u8>) + Send + Sync>;
+
 /// One node's RPC endpoint: it calls others and serves registered services.
 ///
 /// Replies are matched to calls by request id; a reply that arrives after its
@@ -52,6 +56,7 @@ pub struct Transport {
     next_id: AtomicU64,
     pending: Mutex<HashMap<u64, oneshot::Sender<Vec<u8>>>>,
     handlers: Mutex<BTreeMap<u16, Handler>>,
+    rewrite: OnceLock<Rewrite>,
 }
 
 impl Transport {
@@ -66,6 +71,7 @@ impl Transport {
             next_id: AtomicU64::new(1),
             pending: Mutex::new(HashMap::new()),
             handlers: Mutex::new(BTreeMap::new()),
+            rewrite: OnceLock::new(),
         });
         // madsim charges every receive at least 1 ms of virtual time, so one
         // receive loop would cap a node at ~1000 messages per virtual second.
@@ -104,8 +110,19 @@ impl Transport {
         self.handlers.lock().unwrap().insert(service, handler);
     }
 
+    /// For tests that build a deliberately broken Raft around a correct
+    /// one (through `MakeRaft`, on the endpoint it is given): from now on
+    /// every frame that arrives here, and is not lost, has its body passed
+    /// through `rewrite` before it is matched to its call or handed to its
+    /// service, e.g. a reply's term changed so the Raft takes a reply of an
+    /// earlier term for one of its own. Set once; an error if it already
+    /// was.
+    pub fn rewrite_arrivals(&self, rewrite: Rewrite) -> Result<(), String> {
+        self.rewrite.set(rewrite).map_err(|_| format!("{}: arrivals are rewritten already", self.addr))
+    }
+
     fn receive(self: &Arc<Self>, from: SocketAddr, bytes: Vec<u8>) {
-        let frame: Frame = match decode(&bytes, "frame") {
+        let mut frame: Frame = match decode(&bytes, "frame") {
             Ok(f) => f,
             Err(e) => {
                 tracing::warn!(%from, error = %e, "dropping an undecodable frame");
@@ -115,6 +132,9 @@ impl Transport {
         let kind = if frame.reply { FrameKind::Reply } else { FrameKind::Request };
         if !self.hook.on_arrive(from, self.addr, kind, frame.service) {
             return;
+        }
+        if let Some(rewrite) = self.rewrite.get() {
+            rewrite(kind, frame.service, &mut frame.body);
         }
         // A one-way answer goes to the service's handler, like a request.
         if frame.reply && frame.id != ONE_WAY_ANSWER {

@@ -541,6 +541,18 @@ impl KvCluster {
         self.0.log.event(Event::new(0, kinds::HOLD).detail(detail));
     }
 
+    /// Holds back every message to server `i` (from servers and clerks),
+    /// and no other, until [`release_held`](Self::release_held).
+    pub fn hold_messages_to(&self, i: usize) {
+        self.0.net.hold_to(server_addr(i).ip());
+        self.0.log.event(Event::new(0, kinds::HOLD).server(i as u64).detail(format!("every message to server {i} held back")));
+    }
+
+    /// Whether server `i` is up and believes it leads.
+    pub fn leads(&self, i: usize) -> bool {
+        self.0.fleet.get(i).is_some_and(|node| node.raft.state().1)
+    }
+
     /// The share of messages being held back (0 when none are).
     pub fn held_share(&self) -> f64 {
         self.0.net.held_share()

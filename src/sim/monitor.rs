@@ -64,6 +64,9 @@ pub enum Reached {
     /// A leader cut off with an entry of its own, overwritten by the next
     /// leader, led again in a later term (the nemesis `leader_returns`).
     LeaderReturned,
+    /// A candidate's votes were let go a term late while another server
+    /// led its new term (the nemesis `stale_votes`).
+    StaleVotesLetGo,
     /// Near miss: a server became leader while the last entry committed
     /// in an earlier term was in the logs of exactly a bare majority of
     /// the servers (as their Rafts list them, [`Consensus::log_terms`]):
@@ -89,6 +92,7 @@ impl Reached {
         v.push(Reached::RewrittenLeaderCaught);
         v.push(Reached::RestartedInWrittenTerm);
         v.push(Reached::LeaderReturned);
+        v.push(Reached::StaleVotesLetGo);
         v.extend([Reached::BareMajorityAtElection, Reached::RivalsOneVoteApart]);
         v
     }
@@ -108,6 +112,7 @@ impl Reached {
             Reached::RewrittenLeaderCaught => "rewritten_leader_caught",
             Reached::RestartedInWrittenTerm => "restarted_in_written_term",
             Reached::LeaderReturned => "leader_returned",
+            Reached::StaleVotesLetGo => "stale_votes_let_go",
             Reached::BareMajorityAtElection => "bare_majority_at_election",
             Reached::RivalsOneVoteApart => "rivals_one_vote_apart",
         }

@@ -154,6 +154,8 @@ struct State {
     tracer: Option<RunLog>,
     /// While messages are being held: the share held, and what lets them go.
     holding: Option<(f64, Releaser)>,
+    /// Only messages to this host are held (None: messages to any).
+    holding_to: Option<IpAddr>,
     /// Messages held since holding began.
     held_now: u64,
 }
@@ -309,10 +311,18 @@ impl SimNetwork {
     /// (Self::release) lets it go. Holding again replaces the share.
     pub fn hold(&self, share: f64) {
         let mut s = self.state.lock().unwrap();
+        s.holding_to = None;
         match &mut s.holding {
             Some((sh, _)) => *sh = share,
             None => s.holding = Some((share, Releaser::default())),
         }
+    }
+
+    /// Holds back every message to `host`, and no other, from now on,
+    /// until [`release`](Self::release).
+    pub fn hold_to(&self, host: IpAddr) {
+        self.hold(1.0);
+        self.state.lock().unwrap().holding_to = Some(host);
     }
 
     /// The share of messages being held back (0 when none are).
@@ -325,6 +335,7 @@ impl SimNetwork {
     /// were held since [`hold`](Self::hold).
     pub fn release(&self) -> u64 {
         let mut s = self.state.lock().unwrap();
+        s.holding_to = None;
         let Some((_, releaser)) = s.holding.take() else { return 0 };
         releaser.release();
         std::mem::take(&mut s.held_now)
@@ -466,7 +477,7 @@ impl SimNetwork {
             s.stats.replayed += 1;
         }
         if let Some((share, releaser)) = &s.holding {
-            if rng.gen_bool(share.clamp(0.0, 1.0)) {
+            if s.holding_to.is_none_or(|h| h == dst.ip()) && rng.gen_bool(share.clamp(0.0, 1.0)) {
                 let held = Some(releaser.release_of());
                 s.stats.held += 1;
                 s.held_now += 1;

@@ -78,6 +78,38 @@ pub(super) async fn late_messages(cluster: &KvCluster, l: usize, t0: u64, share:
     wait_for(cluster, |c| led_after(c, t1), left()).await;
 }
 
+/// How long each wait of a `stale_votes` lasts at most.
+pub(super) const STALE_WAIT: Duration = Duration::from_secs(3);
+
+/// The steps of `stale_votes`: leader `l` of term `t0` is cut off; the
+/// first server to campaign is held deaf (every message to it held) until
+/// it campaigns again, then its own messages are cut off, `l` rejoins and
+/// the votes it was granted go, until another server leads (counted as
+/// [`Reached::StaleVotesLetGo`] when it does in the deaf one's term).
+pub(super) async fn stale_votes(cluster: &KvCluster, l: usize, t0: u64) {
+    isolate(cluster, l);
+    let first = |c: &KvCluster| (0..c.n()).find(|&i| i != l && c.term(i).is_some_and(|t| t > t0));
+    if !wait_for(cluster, |c| first(c).is_some(), STALE_WAIT).await {
+        return;
+    }
+    let Some(x) = first(cluster) else { return };
+    let Some(t) = cluster.term(x) else { return };
+    cluster.hold_messages_to(x);
+    // Hearing nothing, only its own timeout raises its term: it campaigns again.
+    if !wait_for(cluster, |c| c.term(x).is_none_or(|u| u > t), STALE_WAIT).await {
+        return;
+    }
+    let Some(tx) = cluster.term(x) else { return };
+    let others: Vec<usize> = (0..cluster.n()).filter(|&i| i != x).collect();
+    cluster.connect_all();
+    cluster.cut_links(&others.iter().map(|&o| (x, o)).collect::<Vec<_>>());
+    cluster.release_held();
+    let rival = |c: &KvCluster| others.iter().any(|&o| c.leads(o) && c.term(o).is_some_and(|u| u >= tx));
+    if wait_for(cluster, rival, STALE_WAIT).await && others.iter().any(|&o| cluster.leads(o) && cluster.term(o) == Some(tx)) {
+        cluster.reached(Reached::StaleVotesLetGo);
+    }
+}
+
 /// Whether some server leads in a term after `t`.
 pub(super) fn led_after(cluster: &KvCluster, t: u64) -> bool {
     cluster.leader().and_then(|x| cluster.term(x)).is_some_and(|u| u > t)
