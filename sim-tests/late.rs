@@ -10,6 +10,7 @@ use std::time::Duration;
 use kvraft::campaign::exec::{run, Customize, RunOptions};
 use kvraft::campaign::spec::{Action, NemesisEvent, RunSpec, Workload};
 use kvraft::campaign::swarm::swarm_spec;
+use kvraft::kv::{KvRequest, KvStateMachine, Tamper};
 use kvraft::net::{decode, encode, FrameKind, Rewrite};
 use kvraft::raft::message::Response;
 use kvraft::raft::{Consensus, MakeArgs, RAFT_SERVICE};
@@ -83,6 +84,45 @@ fn replayed_messages_fire_and_both_rafts_pass_them() {
             assert!(r.faults.replayed >= 50, "{} seed {seed}: {:?}", raft.name(), r.faults);
         }
     }
+}
+
+/// A server whose duplicate table takes a request for a repeat only if it
+/// is its clerk's latest: an older one is applied again, as new, and the
+/// table is lost with it.
+struct RepeatsOnlyLatest;
+
+impl Tamper for RepeatsOnlyLatest {
+    fn before_apply(&self, req: &KvRequest, sm: &mut KvStateMachine) {
+        let (_, sessions) = sm.contents();
+        if sessions.iter().any(|(clerk, seq, _)| *clerk == req.client && *seq > req.seq) {
+            sm.forget_sessions();
+        }
+    }
+}
+
+/// Replays catch a server that recognises only a clerk's latest request as
+/// a repeat: a clerk's request arrives again seconds later, after the
+/// clerk moved on, and that server applies it twice (its replica differs
+/// from the others'). Without replays nothing older than a clerk's latest
+/// request ever reaches a server, and the same runs pass.
+#[test]
+fn replays_catch_a_server_that_knows_only_the_latest_repeat() {
+    let broken: Customize = Arc::new(|o: &mut KvOptions| o.tamper_one = Some((0, Arc::new(RepeatsOnlyLatest))));
+    let mut caught = 0;
+    for seed in 1..=10u64 {
+        let mut spec = quiet(seed, RaftKind::Ours, 3, plain_isolations(3500, 3));
+        let r = run(&spec, &RunOptions::limit(LIMIT).customized(broken.clone()));
+        assert!(r.passed, "seed {seed} without replays: {:?}", r.failure);
+        spec.faults.replay_rate = 0.02;
+        let r = run(&spec, &RunOptions::limit(LIMIT).customized(broken.clone()));
+        if let Some(f) = &r.failure {
+            println!("seed {seed}: {f}");
+            assert!(matches!(f.class, FailureClass::Safety(_) | FailureClass::NotLinearizable), "seed {seed}: {f}");
+            caught += 1;
+        }
+    }
+    println!("replays caught it in {caught} of 10 seeds");
+    assert!(caught >= 6, "replays caught it in {caught} of 10 seeds");
 }
 
 /// A leader cut off with an entry of its own, overwritten, leads again,
