@@ -32,6 +32,7 @@ mod support;
 
 mod checker;
 mod disk;
+mod guided;
 mod kv_4a;
 mod kv_more;
 mod late;

@@ -275,15 +275,21 @@ fn retune(rng: &mut StdRng, a: &Action) -> Action {
 
 /// A mutant of `parent` under `seed`: one to four changes to its schedule
 /// (an event moved, copied, dropped or retuned, or one spliced in from
-/// `donor`) or to its fault rates; None if it came out invalid.
+/// `donor`) or to its fault rates; None if it came out invalid or the same.
 pub fn mutate(parent: &RunSpec, donor: Option<&RunSpec>, seed: u64, rng: &mut StdRng) -> Option<RunSpec> {
     let mut s = nemesis::materialize(parent);
     s.seed = seed;
     s.scenario = GUIDED.to_string();
     let Workload::Swarm { run_ms, .. } = s.workload else { return None };
     let mut ev: Vec<NemesisEvent> = s.nemesis.take().unwrap_or_default();
-    let changes = 1 + (0..3).take_while(|_| rng.gen_bool(0.5)).count();
-    for _ in 0..changes {
+    let (ev0, faults0) = (ev.clone(), s.faults.clone());
+    let mut changes = 1 + (0..3).take_while(|_| rng.gen_bool(0.5)).count();
+    // Changes that change nothing (a rate scaled from 0, an event with
+    // nothing to retune) do not count, up to a few tries.
+    let mut tries = 0;
+    while changes > 0 && tries < 16 {
+        tries += 1;
+        let before = (ev.clone(), s.faults.clone());
         let pick = rng.gen_range(0..8);
         if ev.is_empty() && pick < 5 {
             continue;
@@ -307,7 +313,9 @@ pub fn mutate(parent: &RunSpec, donor: Option<&RunSpec>, seed: u64, rng: &mut St
                 ev[i].action = retune(rng, &ev[i].action);
             }
             5 if ev.len() < MAX_EVENTS => {
-                let from = donor.map(|d| nemesis::within_run(d)).unwrap_or_default();
+                let n = s.servers;
+                let from: Vec<NemesisEvent> = donor.map(nemesis::within_run).unwrap_or_default();
+                let from: Vec<NemesisEvent> = from.into_iter().filter(|e| e.action.servers().iter().all(|x| *x < n)).collect();
                 if let Some(e) = from.choose(rng) {
                     let at = rng.gen_range(100..run_ms.max(101));
                     ev.push(NemesisEvent { at_ms: at, action: e.action.clone() });
@@ -327,11 +335,20 @@ pub fn mutate(parent: &RunSpec, donor: Option<&RunSpec>, seed: u64, rng: &mut St
                 }
             }
         }
+        if (&ev, &s.faults) != (&before.0, &before.1) {
+            changes -= 1;
+        }
+    }
+    if (&ev, &s.faults) == (&ev0, &faults0) {
+        return None;
     }
     ev.sort_by_key(|e| e.at_ms);
     s.nemesis = Some(ev);
+    // Valid first (a spliced event may name a server this spec lacks),
+    // then bound as swarm bounds its mixes.
+    s.validate().ok()?;
     s.bound_ms = swarm_bound_ms(&s);
-    s.validate().ok().map(|()| s)
+    Some(s)
 }
 
 /// Runs a guided campaign over `seeds` on `jobs` threads, each run as
