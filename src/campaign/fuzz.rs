@@ -228,6 +228,10 @@ impl Outcome {
         out += &format!("{n} runs in {:.1} s wall ({per_min:.0} seeds/min), {} jobs{twice}\n", self.wall_s, self.jobs);
         if let Some(g) = &self.guided {
             out += &format!("guided: {} runs mutated a kept spec; {} specs kept for something rare, {} in the corpus at the end\n", g.mutated, g.kept, g.corpus_len());
+            let top: Vec<String> = g.kept_for().into_iter().take(8).map(|(f, n)| format!("{f} ({n})")).collect();
+            if !top.is_empty() {
+                out += &format!("  kept for: {}\n", top.join(", "));
+            }
         }
         out += &format!(
             "liveness: after the final heal every clerk must complete a new op within {} ms of virtual time\n",

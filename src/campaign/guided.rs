@@ -208,9 +208,18 @@ impl Guide {
         }
     }
 
-    /// The corpus's specs with what made each one rare, newest last.
-    pub fn corpus(&self) -> Vec<(&RunSpec, &[String])> {
-        self.corpus.iter().map(|k| (&k.spec, k.why.as_slice())).collect()
+    /// What the specs in the corpus were kept for: each rare feature and
+    /// how many of them reached it, the most common first.
+    pub fn kept_for(&self) -> Vec<(String, usize)> {
+        let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+        for k in &self.corpus {
+            for f in &k.why {
+                *counts.entry(f).or_default() += 1;
+            }
+        }
+        let mut v: Vec<(String, usize)> = counts.into_iter().map(|(f, n)| (f.to_string(), n)).collect();
+        v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        v
     }
 }
 
