@@ -93,7 +93,7 @@ pub struct Guide {
     /// Feature -> runs that reached it.
     seen: BTreeMap<String, u64>,
     runs: u64,
-    /// Specs mutated, kept, and dropped from a full corpus.
+    /// Runs that mutated a corpus spec, and specs kept, so far.
     pub mutated: u64,
     pub kept: u64,
 }
