@@ -71,7 +71,8 @@ pub struct Campaign {
     /// Run in batches of this many and stop after the first batch with a
     /// failure (None: run everything).
     stop_batch: Option<usize>,
-    /// Guided swarm seeds, run after `specs`, a generation at a time.
+    /// Guided swarm seeds (and the guide), run after `specs`, each planned
+    /// as the runs before it finish.
     guided: Option<(Guide, Vec<u64>)>,
 }
 
