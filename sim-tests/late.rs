@@ -1,8 +1,10 @@
 //! Late and replayed messages, votes let go a term late, and leaders that
-//! come back (issue 26): the faults fire, both shipped Rafts pass them,
-//! and votes let go late catch a Raft that counts them. (What the others
-//! catch is measured on the catalogue of classic bugs,
-//! `scripts/bug-catalogue.sh`.)
+//! come back (issue 26): the faults fire and both shipped Rafts pass them;
+//! votes let go late catch a Raft that counts them, and replays a server
+//! that knows only a clerk's latest request as a repeat. (What late
+//! messages and returning leaders catch is measured on the catalogue of
+//! classic bugs, `scripts/bug-catalogue.sh`: no broken Raft of their own
+//! yet.)
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
