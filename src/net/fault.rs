@@ -74,7 +74,6 @@ impl Default for Release {
 }
 
 impl Releaser {
-
     /// The release its messages wait for.
     pub fn release_of(&self) -> Release {
         self.0.clone()

@@ -673,6 +673,9 @@ impl Monitor {
         tokio::spawn(async move { m.check_completeness(server, boot, term, raft, expected) });
     }
 
+    /// Whether the new leader's log holds the `expected` committed prefix
+    /// (leader completeness), and whether only a bare majority of logs
+    /// held its last entry (a near miss, counted).
     fn check_completeness(&self, server: usize, boot: u64, term: Term, raft: Arc<dyn Consensus>, expected: Vec<Term>) {
         let Some(got) = raft.log_terms(expected.len() as Index) else {
             self.lock().completeness_skipped += 1;

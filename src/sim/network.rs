@@ -152,10 +152,9 @@ struct State {
     bytes_sent: u64,
     /// Where messages that did not simply arrive are recorded (tracing only).
     tracer: Option<RunLog>,
-    /// While messages are being held: the share held, and what lets them go.
-    holding: Option<(f64, Releaser)>,
-    /// Only messages to this host are held (None: messages to any).
-    holding_to: Option<IpAddr>,
+    /// While messages are being held: the share held, the one host whose
+    /// messages are held (None: any), and what lets them go.
+    holding: Option<(f64, Option<IpAddr>, Releaser)>,
     /// Messages held since holding began.
     held_now: u64,
 }
@@ -310,24 +309,26 @@ impl SimNetwork {
     /// are neither cut nor lost: each is sent only once [`release`]
     /// (Self::release) lets it go. Holding again replaces the share.
     pub fn hold(&self, share: f64) {
+        self.hold_for(share, None);
+    }
+
+    fn hold_for(&self, share: f64, to: Option<IpAddr>) {
         let mut s = self.state.lock().unwrap();
-        s.holding_to = None;
         match &mut s.holding {
-            Some((sh, _)) => *sh = share,
-            None => s.holding = Some((share, Releaser::default())),
+            Some((sh, only, _)) => (*sh, *only) = (share, to),
+            None => s.holding = Some((share, to, Releaser::default())),
         }
     }
 
     /// Holds back every message to `host`, and no other, from now on,
     /// until [`release`](Self::release).
     pub fn hold_to(&self, host: IpAddr) {
-        self.hold(1.0);
-        self.state.lock().unwrap().holding_to = Some(host);
+        self.hold_for(1.0, Some(host));
     }
 
     /// The share of messages being held back (0 when none are).
     pub fn held_share(&self) -> f64 {
-        self.state.lock().unwrap().holding.as_ref().map_or(0.0, |(share, _)| *share)
+        self.state.lock().unwrap().holding.as_ref().map_or(0.0, |(share, _, _)| *share)
     }
 
     /// Stops holding messages and lets every message held go at once (each
@@ -335,8 +336,7 @@ impl SimNetwork {
     /// were held since [`hold`](Self::hold).
     pub fn release(&self) -> u64 {
         let mut s = self.state.lock().unwrap();
-        s.holding_to = None;
-        let Some((_, releaser)) = s.holding.take() else { return 0 };
+        let Some((_, _, releaser)) = s.holding.take() else { return 0 };
         releaser.release();
         std::mem::take(&mut s.held_now)
     }
@@ -476,8 +476,8 @@ impl SimNetwork {
             copies.push(delay + REPLAY_AFTER + Duration::from_micros(rng.gen_range(0..5_000_000)));
             s.stats.replayed += 1;
         }
-        if let Some((share, releaser)) = &s.holding {
-            if s.holding_to.is_none_or(|h| h == dst.ip()) && rng.gen_bool(share.clamp(0.0, 1.0)) {
+        if let Some((share, only, releaser)) = &s.holding {
+            if only.is_none_or(|h| h == dst.ip()) && rng.gen_bool(share.clamp(0.0, 1.0)) {
                 let held = Some(releaser.release_of());
                 s.stats.held += 1;
                 s.held_now += 1;
