@@ -59,6 +59,17 @@ pub trait Consensus: Send + Sync + 'static {
     fn log_terms(&self, _upto: Index) -> Option<Vec<Term>> {
         None
     }
+
+    /// The term of this server's log entry at `index`: `Some(None)` if its
+    /// log has no entry there, None if this Raft cannot tell (as
+    /// [`log_terms`](Self::log_terms)). The harness asks it of every
+    /// server at each index's first apply, to check that the entry is on a
+    /// majority of logs; the default goes through `log_terms`, so a Raft
+    /// that lists its log may answer this in O(1) instead.
+    fn log_term(&self, index: Index) -> Option<Option<Term>> {
+        let terms = self.log_terms(index)?;
+        Some(index.checked_sub(1).and_then(|i| terms.get(i as usize).copied()))
+    }
 }
 
 /// Where a Raft reports what happens to it (see [`RaftEvent`]). It is called

@@ -270,4 +270,9 @@ impl Consensus for RaftNode {
         let last = g.core.last_index().min(upto);
         Some((1..=last).map(|i| g.core.term_at(i).unwrap_or(0)).collect())
     }
+
+    fn log_term(&self, index: Index) -> Option<Option<Term>> {
+        let g = self.inner.lock().unwrap();
+        Some((index >= 1 && index <= g.core.last_index()).then(|| g.core.term_at(index).unwrap_or(0)))
+    }
 }

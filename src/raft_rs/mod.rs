@@ -244,4 +244,10 @@ impl Consensus for RaftRsNode {
         let store = g.raw.store();
         Some((1..=upto.min(store.last())).map(|i| store.entry(i).map_or(0, |e| e.term)).collect())
     }
+
+    fn log_term(&self, index: Index) -> Option<Option<Term>> {
+        let g = self.inner.lock().unwrap();
+        let store = g.raw.store();
+        Some((index >= 1 && index <= store.last()).then(|| store.entry(index).map_or(0, |e| e.term)))
+    }
 }

@@ -580,7 +580,48 @@ impl Monitor {
         } else {
             debug_assert_eq!(i, s.committed.len());
             s.committed.push(Committed { term: m.term, command: m.command.clone(), server, boot, committed_by: applier_term });
+            let rafts: Vec<Option<Arc<dyn Consensus>>> = s.servers.iter().map(|v| v.raft.as_ref().and_then(Weak::upgrade)).collect();
+            drop(s);
+            self.check_on_majority(server, boot, m, rafts);
         }
+    }
+
+    /// The first apply of `m` anywhere (by `server`, boot `boot`): whether
+    /// a majority of `rafts`' logs hold it (a server down, `None`, counted
+    /// as holding it). See [`Property::CommittedOnMajority`].
+    fn check_on_majority(&self, server: usize, boot: u64, m: &ApplyMsg, rafts: Vec<Option<Arc<dyn Consensus>>>) {
+        let n = rafts.len();
+        let mut lacking = Vec::new();
+        for (j, raft) in rafts.iter().enumerate() {
+            let Some(raft) = raft else { continue };
+            match raft.log_term(m.index) {
+                // The Raft cannot list its log: nothing to check.
+                None => return,
+                Some(Some(t)) if t == m.term => {}
+                Some(other) => lacking.push((j, other)),
+            }
+        }
+        if (n - lacking.len()) * 2 > n {
+            return;
+        }
+        let s = self.lock();
+        let has = lacking
+            .iter()
+            .map(|(j, t)| match t {
+                Some(t) => format!("server {j} has an entry of term {t} there"),
+                None => format!("server {j} has no entry there"),
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let what = format!(
+            "server {server} (boot {boot}) applied index {} (term {}, {}), the first apply of that index, while only {} of {n} servers' logs held it ({has}; a server down counts as holding it)",
+            m.index,
+            m.term,
+            (s.show)(&m.command),
+            n - lacking.len(),
+        );
+        let servers: Vec<u64> = std::iter::once(server as u64).chain(lacking.iter().map(|(j, _)| *j as u64)).collect();
+        self.violated(s, Failure::safety(Property::CommittedOnMajority, what).servers(servers).index(m.index).term(m.term));
     }
 
     /// For a Raft that reports no events: polls every server's state every

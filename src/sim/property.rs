@@ -59,6 +59,23 @@ pub enum Property {
     /// election in time (a Raft cannot list what it will hold later).
     /// Skipped, and counted, for a Raft whose `log_terms` answers None.
     LeaderCompleteness,
+    /// *Committed* (section 5.3): "a log entry is committed once the leader
+    /// that created the entry has replicated it on a majority of the
+    /// servers"; an entry of an earlier term is committed with the first
+    /// entry of the leader's term after it (section 5.4.2), which by Log
+    /// Matching puts it on that same majority. Applied means committed
+    /// (Figure 2: apply only up to `commitIndex`), so an entry is on a
+    /// majority of logs when it is first applied anywhere.
+    ///
+    /// Violation: the first apply of an index (by any server, in any boot)
+    /// while fewer than a majority of the servers' logs hold an entry of
+    /// that index and term (`Consensus::log_term`), a server that is down
+    /// or booting counted as holding it (its disk is not read).
+    ///
+    /// Legal: the later applies of the index (servers that were behind);
+    /// entries of a log not yet durable counted (a live server's log as
+    /// its Raft lists it). Skipped for a Raft that cannot list its log.
+    CommittedOnMajority,
     /// The harness's end-of-run check, not a property of the paper (which
     /// promises availability only while a majority is up and can talk, and
     /// no time bound): once every fault is healed and each clerk has done a
@@ -114,10 +131,11 @@ pub enum Property {
 }
 
 impl Property {
-    pub const ALL: [Property; 6] = [
+    pub const ALL: [Property; 7] = [
         Property::StateMachineSafety,
         Property::ElectionSafety,
         Property::LeaderCompleteness,
+        Property::CommittedOnMajority,
         Property::Convergence,
         Property::ExactlyOnce,
         Property::ReportedState,
@@ -128,6 +146,7 @@ impl Property {
             Property::StateMachineSafety => "state machine safety",
             Property::ElectionSafety => "election safety",
             Property::LeaderCompleteness => "leader completeness",
+            Property::CommittedOnMajority => "committed on a majority",
             Property::Convergence => "convergence",
             Property::ExactlyOnce => "exactly once",
             Property::ReportedState => "reported state",
