@@ -182,7 +182,7 @@ for p in "${patches[@]}"; do
         else
             found_list+=("$found")
             rows+=("$name|$s|$found|$class|$wall|$failing")
-            echo "   start $s: seed $(( s + found - 1 )), the ${found}th: $class ($wall s)" >&2
+            echo "   start $s: seed $(( s + found - 1 )) (seed ${found} of the start): $class ($wall s)" >&2
         fi
         if [ -n "${JSON:-}" ]; then
             python3 -c 'import json,sys; a=sys.argv[1:]; print(json.dumps({"bug":a[0],"start":int(a[1]),"seeds":int(a[2]),"first_failure":int(a[3]) if a[3] else None,"class":a[4] or None,"wall_s":float(a[5]),"failing":int(a[6]) if a[6] else None,"rate":a[7]=="1","guided":a[8]=="1"}))' \
