@@ -67,6 +67,10 @@ pub struct CampaignMemory {
 #[derive(Clone, Debug, Serialize)]
 pub struct BenchReport {
     pub null_rtt_ms: f64,
+    /// The floor of the simulator itself: messages per wall second of two
+    /// madsim nodes bouncing an empty datagram back and forth on one
+    /// thread, with none of this crate's transport, faults or checks.
+    pub madsim_floor_msgs_per_s: f64,
     /// The Raft-dependent figures, for each Raft the harness knows.
     pub rafts: Vec<RaftFigures>,
     pub suite_wall_s: Option<f64>,
@@ -92,6 +96,14 @@ pub struct RaftFigures {
     pub under_faults: UnderFaults,
     /// Swarm seeds run per wall minute (200 seeds, 2 jobs).
     pub swarm_seeds_per_min: f64,
+    /// The engine figure of those 200 seeds: messages sent (Raft and KV,
+    /// each counted once whatever the network did with it) per second of
+    /// one thread's wall time, to set against the simulator's own floor
+    /// ([`BenchReport::madsim_floor_msgs_per_s`]).
+    pub swarm_msgs_per_thread_s: f64,
+    /// Virtual seconds simulated per second of one thread's wall time, in
+    /// those 200 seeds.
+    pub swarm_virtual_s_per_thread_s: f64,
     /// What the disk model costs: the figures above are taken with the
     /// default disk (1 ms syncs); these with an instant disk.
     pub instant_disk: DiskCost,
@@ -188,6 +200,40 @@ pub fn null_rtt_ms() -> f64 {
             .await
             .expect("client node")
     })
+}
+
+/// The simulator's floor: two nodes on raw madsim endpoints bounce an
+/// empty datagram `n` times; messages per wall second (the simulation timed
+/// from outside, where the clock is the real one; its set-up is two nodes
+/// and 10 ms of virtual time).
+pub fn madsim_floor_msgs_per_s(n: u64) -> f64 {
+    let wall = Instant::now();
+    simulate(BENCH_SEED, move || async move {
+        let handle = madsim::runtime::Handle::current();
+        let (a, b) = (server_addr(0), server_addr(1));
+        let echo = handle.create_node().name("echo").ip(b.ip()).build();
+        let _echo_task = echo.spawn(async move {
+            let ep = madsim::net::Endpoint::bind(b).await.expect("bind echo");
+            while let Ok((msg, from)) = ep.recv_from_raw(0).await {
+                if ep.send_to_raw(from, 0, msg).await.is_err() {
+                    return;
+                }
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let client = handle.create_node().name("client").ip(a.ip()).build();
+        client
+            .spawn(async move {
+                let ep = madsim::net::Endpoint::bind(a).await.expect("bind client");
+                for _ in 0..n {
+                    ep.send_to_raw(b, 0, Box::new(Vec::<u8>::new())).await.expect("send");
+                    ep.recv_from_raw(0).await.expect("echo");
+                }
+            })
+            .await
+            .expect("client node")
+    });
+    2.0 * n as f64 / wall.elapsed().as_secs_f64()
 }
 
 /// speed_4a's workload: 3 servers, reliable, one clerk, 1000 sequential appends.
@@ -392,6 +438,8 @@ pub fn run(opts: &BenchOptions, progress: &dyn Fn(&str)) -> BenchReport {
     };
     progress("null round trip");
     let null_rtt_ms = null_rtt_ms();
+    progress("the simulator's floor");
+    let madsim_floor_msgs_per_s = median((0..3).map(|_| madsim_floor_msgs_per_s(200_000)).collect());
     let kinds = if opts.rafts.is_empty() { RaftKind::ALL.to_vec() } else { opts.rafts.clone() };
     let rafts: Vec<RaftFigures> = kinds.into_iter().map(|raft| raft_figures(raft, null_rtt_ms, progress)).collect();
     progress("simulation speed");
@@ -415,6 +463,7 @@ pub fn run(opts: &BenchOptions, progress: &dyn Fn(&str)) -> BenchReport {
     };
     BenchReport {
         null_rtt_ms,
+        madsim_floor_msgs_per_s,
         rafts,
         suite_wall_s,
         sim_speedup,
@@ -445,6 +494,7 @@ fn raft_figures(raft: RaftKind, null_rtt_ms: f64, progress: &dyn Fn(&str)) -> Ra
     let plain = persist_partition_unreliable(raft, 0.0);
     let dup = persist_partition_unreliable(raft, 0.3);
     progress(&format!("{r}: swarm seeds per minute (200 seeds)"));
+    let swarm = swarm_speed(raft, 200);
     RaftFigures {
         raft: r.to_string(),
         speed_ms_per_op: speed,
@@ -455,7 +505,9 @@ fn raft_figures(raft: RaftKind, null_rtt_ms: f64, progress: &dyn Fn(&str)) -> Ra
             ms_per_op: plain,
             ms_per_op_with_duplication: dup,
         },
-        swarm_seeds_per_min: swarm_seeds_per_min(raft, 200),
+        swarm_seeds_per_min: swarm.seeds_per_min,
+        swarm_msgs_per_thread_s: swarm.msgs_per_thread_s,
+        swarm_virtual_s_per_thread_s: swarm.virtual_s_per_thread_s,
         instant_disk,
     }
 }
@@ -480,10 +532,29 @@ fn throughput_rows(raft: RaftKind, clerks: &[usize], disk: DiskFaults, progress:
 
 /// Swarm seeds per wall minute: `n` seeds from 1 on 2 jobs.
 pub fn swarm_seeds_per_min(raft: RaftKind, n: u64) -> f64 {
+    swarm_speed(raft, n).seeds_per_min
+}
+
+/// How fast a swarm campaign goes: `n` seeds from 1 on 2 jobs.
+pub struct SwarmSpeed {
+    pub seeds_per_min: f64,
+    /// Messages sent (Raft and KV) per second of one thread's wall time.
+    pub msgs_per_thread_s: f64,
+    /// Virtual seconds per second of one thread's wall time.
+    pub virtual_s_per_thread_s: f64,
+}
+
+/// See [`SwarmSpeed`].
+pub fn swarm_speed(raft: RaftKind, n: u64) -> SwarmSpeed {
+    const JOBS: usize = 2;
     let specs: Vec<_> = (1..=n).map(|s| swarm_spec(s).with_raft(raft)).collect();
     let t = Instant::now();
-    run_all(&specs, 2, &RunOptions::limit(Some(Duration::from_secs(600))), &|_| {});
-    n as f64 * 60.0 / t.elapsed().as_secs_f64()
+    let reports = run_all(&specs, JOBS, &RunOptions::limit(Some(Duration::from_secs(600))), &|_| {});
+    let wall = t.elapsed().as_secs_f64();
+    let thread_s = wall * JOBS as f64;
+    let msgs: u64 = reports.iter().map(|r| r.raft_msgs + r.kv_msgs).sum();
+    let virtual_s: f64 = reports.iter().map(|r| r.virtual_ms as f64 / 1000.0).sum();
+    SwarmSpeed { seeds_per_min: n as f64 * 60.0 / wall, msgs_per_thread_s: msgs as f64 / thread_s, virtual_s_per_thread_s: virtual_s / thread_s }
 }
 
 /// The start seeds of [`first_failure`], far apart.
@@ -539,6 +610,7 @@ pub fn suite_wall_s() -> Option<f64> {
 pub fn render(r: &BenchReport) -> String {
     let mut s = String::new();
     s += &format!("null_rtt_ms            {:.2}\n", r.null_rtt_ms);
+    s += &format!("madsim_floor           {:.0} msgs per wall s (two bare nodes, one thread)\n", r.madsim_floor_msgs_per_s);
     for f in &r.rafts {
         s += &format!("--- {} ---\n", f.raft);
         s += &format!("speed_ms_per_op        {:.2}\n", f.speed_ms_per_op);
@@ -555,6 +627,12 @@ pub fn render(r: &BenchReport) -> String {
             f.under_faults.ms_per_op, f.under_faults.ms_per_op_with_duplication, f.under_faults.workload
         );
         s += &format!("swarm_seeds_per_min    {:.0} (200 seeds, 2 jobs)\n", f.swarm_seeds_per_min);
+        s += &format!(
+            "swarm engine           {:.0} msgs and {:.0} virtual s per thread-second ({:.1}x the simulator's floor per message)\n",
+            f.swarm_msgs_per_thread_s,
+            f.swarm_virtual_s_per_thread_s,
+            r.madsim_floor_msgs_per_s / f.swarm_msgs_per_thread_s
+        );
         let d = &f.instant_disk;
         s += &format!(
             "instant disk           speed {:.2} ms/op, floor ratio {:.3} (above: 1 ms syncs)\n",
