@@ -385,15 +385,11 @@ fn committed_on_a_majority_catches_an_entry_applied_while_on_a_minority() {
     });
     let r = run(&small(7, 3, vec![]), Some(wrap(Hooks { log_terms: Some(log), ..Default::default() })));
     assert_violation(&r, Property::CommittedOnMajority, &["the first apply of that index", "only 1 of 3 servers' logs held it"]);
-    // Server 1 alone lying leaves a majority: legal.
-    let log: LogHook = Arc::new(|me, t| {
-        t.map(|mut v| {
-            if let Some(x) = v.last_mut().filter(|_| me == 1) {
-                *x += 1;
-            }
-            v
-        })
-    });
+    // The same wrapper listing every log as it is passes. (One liar of
+    // three is no legal case: the leader may commit with the liar's ack
+    // before the third server has the entry, and which follower acks first
+    // is the schedule's choice.)
+    let log: LogHook = Arc::new(|_, t| t);
     let r = run(&small(7, 3, vec![]), Some(wrap(Hooks { log_terms: Some(log), ..Default::default() })));
     assert!(r.passed, "{:?}", r.failure);
 }
