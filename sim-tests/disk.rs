@@ -188,7 +188,7 @@ fn a_driver_that_answers_before_its_state_is_durable_is_caught_within_50_seeds()
         spec.bound_ms *= 4.0;
         spec
     };
-    for raft in RaftKind::ALL {
+    for raft in RaftKind::SHIPPED {
         let r = first_failure(50, |s| spec(s, raft), &broken)
             .unwrap_or_else(|| panic!("{}: 50 swarm seeds missed a driver that answers before its state is durable", raft.name()));
         let f = r.failure.as_ref().unwrap();
@@ -221,7 +221,7 @@ fn a_commit_before_the_leaders_copy_is_durable_fails_commit_crashes_and_rewrites
     // catches such a leader in about 80% of its events).
     let broken = on_each_disk(|p| p.tamper(DiskTamper { ack_before_durable: true, ..Default::default() }));
     for scenario in ["commit_crashes", "rewrites"] {
-        for raft in RaftKind::ALL {
+        for raft in RaftKind::SHIPPED {
             let spec = |seed| kvraft::campaign::catalog::spec_for(scenario, seed, None).unwrap().with_raft(raft);
             let r = first_failure(3, spec, &broken)
                 .unwrap_or_else(|| panic!("{}: {scenario} missed a leader that commits on an unsynced copy", raft.name()));
@@ -251,7 +251,7 @@ fn rewrites_walks_a_rewritten_server_into_leading_and_catches_its_first_commit()
     // raft-rs 30 of 60; raft-rs reports the truncation but not the append,
     // so there the nemesis cuts off whoever leads). Over seeds 1-10 at
     // least 12 of 30 must get there on each Raft; by chance none does.
-    for raft in RaftKind::ALL {
+    for raft in RaftKind::SHIPPED {
         let mut caught = 0;
         for seed in 1..=10 {
             let spec = kvraft::campaign::catalog::spec_for("rewrites", seed, None).unwrap().with_raft(raft);
@@ -278,7 +278,7 @@ fn a_recovery_that_ignores_checksums_is_caught() {
     let disk = DiskFaults { sync_us: (500, 2000), lose_unsynced: true, torn_rate: 0.5, corrupt_rate: 1.0 };
     let broken = on_each_disk(|p| p.tamper(DiskTamper { ignore_checksums: true, ..Default::default() }));
     let crashy = |s: u64| {
-        let mut spec = swarm(s, RaftKind::Ours, disk);
+        let mut spec = swarm(s, RaftKind::OURS, disk);
         spec.crash_rate = 0.5;
         spec.nemesis = None;
         spec
@@ -315,7 +315,7 @@ fn a_paused_leader_wakes_up_stale_and_does_no_harm() {
         NemesisEvent { at_ms: 1000, action: Action::PauseLeader { ms: 2500 } },
         NemesisEvent { at_ms: 4200, action: Action::Pause { server: 1, ms: 800 } },
     ];
-    for raft in RaftKind::ALL {
+    for raft in RaftKind::SHIPPED {
         let r = run(&small(3, raft, events.clone()), &RunOptions::limit(LIMIT));
         assert!(r.passed, "{}: {:?}", raft.name(), r.failure);
         assert_eq!(r.faults.pauses, 2);
@@ -327,7 +327,7 @@ fn a_paused_leader_wakes_up_stale_and_does_no_harm() {
 
 #[test]
 fn drifting_clocks_still_elect_and_serve() {
-    for raft in RaftKind::ALL {
+    for raft in RaftKind::SHIPPED {
         for seed in 1..=3 {
             let mut spec = small(seed, raft, vec![NemesisEvent { at_ms: 1500, action: Action::IsolateLeader }, NemesisEvent { at_ms: 3000, action: Action::Heal }]);
             spec.clock_drift = 2.5;
@@ -362,7 +362,7 @@ fn write_crashes(moment: WriteMoment, target: WriteTarget) -> Vec<NemesisEvent> 
 /// both shipped Rafts keep every property through it.
 #[test]
 fn crashes_at_hard_state_writes_fire_and_both_rafts_pass_them() {
-    for raft in RaftKind::ALL {
+    for raft in RaftKind::SHIPPED {
         for (seed, moment, target) in [(1, WriteMoment::After, WriteTarget::Voter), (2, WriteMoment::Before, WriteTarget::Any), (3, WriteMoment::After, WriteTarget::Leader)] {
             let r = run(&small(seed, raft, write_crashes(moment, target)), &RunOptions::limit(LIMIT));
             let what = format!("{} seed {seed} {moment:?} {target:?}", raft.name());
@@ -417,7 +417,7 @@ fn split_votes_catch_a_server_that_forgets_its_vote_at_restart() {
     };
     let mut caught = 0;
     for seed in 1..=20u64 {
-        let r = run(&spec(seed, RaftKind::Ours, events(seed)), &RunOptions::limit(LIMIT).customized(forgets_its_vote()));
+        let r = run(&spec(seed, RaftKind::OURS, events(seed)), &RunOptions::limit(LIMIT).customized(forgets_its_vote()));
         if let Some(f) = &r.failure {
             println!("seed {seed}: {f}");
             assert!(matches!(f.class, FailureClass::Safety(_) | FailureClass::NotLinearizable), "{f}");
@@ -426,12 +426,12 @@ fn split_votes_catch_a_server_that_forgets_its_vote_at_restart() {
         // The fault disabled: the leader crashes as often, with no split.
         let plain: Vec<NemesisEvent> =
             events(seed).iter().map(|e| NemesisEvent { at_ms: e.at_ms, action: Action::CrashLeader { down_ms: 50 } }).collect();
-        let r = run(&spec(seed, RaftKind::Ours, plain), &RunOptions::limit(LIMIT).customized(forgets_its_vote()));
+        let r = run(&spec(seed, RaftKind::OURS, plain), &RunOptions::limit(LIMIT).customized(forgets_its_vote()));
         assert!(r.passed, "seed {seed} without split votes: {:?}", r.failure);
     }
     println!("caught in {caught} of 20 seeds");
     assert!(caught >= 6, "split votes caught a server that forgets its vote in {caught} of 20 seeds");
-    for raft in RaftKind::ALL {
+    for raft in RaftKind::SHIPPED {
         let mut restarted_in_term = 0;
         for seed in 1..=10u64 {
             let r = run(&spec(seed, raft, events(seed)), &RunOptions::limit(LIMIT));

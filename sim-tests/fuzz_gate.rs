@@ -61,12 +61,12 @@ fn fuzz_gate() {
     let corpus = RegressionFile::load(&path).unwrap_or_else(|e| panic!("{e}"));
     let catalog: Vec<String> = Campaign::default_scenarios().into_iter().filter(|n| n != SWARM).collect();
     let swarm = [SWARM.to_string()];
-    let ours = RaftKind::Ours;
+    let ours = RaftKind::OURS;
     let gate = campaign()
         .scenarios(&catalog, &Seeds::range(1, 2), ours, None)
         .and_then(|c| c.scenarios(&swarm, &Seeds::range(1, swarm_seeds), ours, None))
         // The crate's other Raft too: its storage is this crate's disk.
-        .and_then(|c| c.scenarios(&swarm, &Seeds::range(1, RAFT_RS_SWARM), RaftKind::RaftRs, None))
+        .and_then(|c| c.scenarios(&swarm, &Seeds::range(1, RAFT_RS_SWARM), RaftKind::RAFT_RS, None))
         .unwrap_or_else(|e| panic!("{e}"))
         // The corpus: every run the regressions file expects to pass (the
         // entries that expect a failure run deliberately broken servers).
@@ -82,7 +82,7 @@ fn fuzz_gate() {
     // which reports fewer, must not make up for it). Fewer swarm seeds than
     // the default may not reach them all.
     if swarm_seeds >= DEFAULT_SWARM {
-        let ours: Vec<RunReport> = all.iter().filter(|r| r.spec.raft == RaftKind::Ours).cloned().collect();
+        let ours: Vec<RunReport> = all.iter().filter(|r| r.spec.raft == RaftKind::OURS).cloned().collect();
         let never: Vec<String> = report::coverage(&ours).into_iter().filter(|r| r.runs == 0).map(|r| r.kind).collect();
         assert!(never.is_empty(), "the gate's campaign on our Raft never reached: {never:?}");
     }

@@ -22,7 +22,7 @@ const LIMIT: Option<Duration> = Some(Duration::from_secs(600));
 /// seeds from `start` on `jobs` threads, and how many runs were mutants.
 fn guided(start: u64, count: u64, jobs: usize) -> (Vec<(String, u64, u64, bool)>, u64) {
     let opts = RunOptions { time_limit: LIMIT, wall_limit: Some(Duration::from_secs(60)), ..Default::default() };
-    let campaign = Campaign::new(opts, jobs).guided(&Seeds::range(start, count), RaftKind::Ours, None, GuideOptions::default()).unwrap();
+    let campaign = Campaign::new(opts, jobs).guided(&Seeds::range(start, count), RaftKind::OURS, None, GuideOptions::default()).unwrap();
     assert_eq!(campaign.planned_runs(), count as usize);
     let outcome = campaign.run(&|_| {});
     let runs = outcome.reports.iter().map(|r| (r.scenario.clone(), r.seed, r.trace_hash, r.passed)).collect();

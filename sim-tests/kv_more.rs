@@ -99,7 +99,7 @@ async fn broken_local_get_is_caught(raft: RaftKind) {
 fn broken_no_dedup_is_caught() {
     // No duplicate table: retried appends (after lost or duplicated
     // messages) apply twice. The monitor stops the run at the second apply.
-    for (raft, seed) in RaftKind::ALL.into_iter().flat_map(|r| (1..=3).map(move |s| (r, s))) {
+    for (raft, seed) in RaftKind::SHIPPED.into_iter().flat_map(|r| (1..=3).map(move |s| (r, s))) {
         let spec = catalog::find("broken_no_dedup").unwrap().spec(seed).with_raft(raft);
         let r = run(&spec, &RunOptions::limit(Some(Duration::from_secs(600))));
         let f = r.failure.as_ref().expect("a server without a duplicate table must be caught");

@@ -57,7 +57,7 @@ fn plain_isolations(gap_ms: u64, count: u64) -> Vec<NemesisEvent> {
 
 #[test]
 fn late_messages_fire_and_both_rafts_pass_them() {
-    for raft in RaftKind::ALL {
+    for raft in RaftKind::SHIPPED {
         for seed in 1..=4u64 {
             let r = run(&quiet(seed, raft, 3 + 2 * (seed as usize % 2), every(3500, 3, late)), &RunOptions::limit(LIMIT));
             assert!(r.passed, "{} seed {seed}: {:?}", raft.name(), r.failure);
@@ -74,7 +74,7 @@ fn late_messages_fire_and_both_rafts_pass_them() {
 /// and runs without replays replay nothing.
 #[test]
 fn replayed_messages_fire_and_both_rafts_pass_them() {
-    for raft in RaftKind::ALL {
+    for raft in RaftKind::SHIPPED {
         for seed in 1..=4u64 {
             let mut spec = quiet(seed, raft, 5, plain_isolations(3500, 3));
             let r = run(&spec, &RunOptions::limit(LIMIT));
@@ -111,7 +111,7 @@ fn replays_catch_a_server_that_knows_only_the_latest_repeat() {
     let broken: Customize = Arc::new(|o: &mut KvOptions| o.tamper_one = Some((0, Arc::new(RepeatsOnlyLatest))));
     let mut caught = 0;
     for seed in 1..=10u64 {
-        let mut spec = quiet(seed, RaftKind::Ours, 3, plain_isolations(3500, 3));
+        let mut spec = quiet(seed, RaftKind::OURS, 3, plain_isolations(3500, 3));
         let r = run(&spec, &RunOptions::limit(LIMIT).customized(broken.clone()));
         assert!(r.passed, "seed {seed} without replays: {:?}", r.failure);
         spec.faults.replay_rate = 0.02;
@@ -133,7 +133,7 @@ fn replays_catch_a_server_that_knows_only_the_latest_repeat() {
 #[test]
 fn leaders_come_back_and_their_old_messages_with_them() {
     let returns = |hold_pct: u64| every(3500, 3, move |_| Action::LeaderReturns { hold_pct });
-    for raft in RaftKind::ALL {
+    for raft in RaftKind::SHIPPED {
         let mut returned = 0;
         for seed in 1..=4u64 {
             let n = 3 + 2 * (seed as usize % 2);
@@ -223,18 +223,18 @@ fn stale_votes_catch_a_raft_that_counts_votes_of_an_earlier_term() {
     let mut caught = 0;
     for seed in 1..=10u64 {
         let n = 5 + 2 * (seed as usize % 2);
-        let r = run(&quiet(seed, RaftKind::Ours, n, stale()), &RunOptions::limit(LIMIT).customized(shim.clone()));
+        let r = run(&quiet(seed, RaftKind::OURS, n, stale()), &RunOptions::limit(LIMIT).customized(shim.clone()));
         if let Some(f) = &r.failure {
             println!("seed {seed}: {f}");
             assert!(matches!(f.class, FailureClass::Safety(_)), "seed {seed}: {f}");
             caught += 1;
         }
-        let r = run(&quiet(seed, RaftKind::Ours, n, plain()), &RunOptions::limit(LIMIT).customized(shim.clone()));
+        let r = run(&quiet(seed, RaftKind::OURS, n, plain()), &RunOptions::limit(LIMIT).customized(shim.clone()));
         assert!(r.passed, "seed {seed}, the leader only cut off: {:?}", r.failure);
     }
     println!("votes let go late caught it in {caught} of 10 seeds");
     assert!(caught >= 6, "votes let go late caught it in {caught} of 10 seeds");
-    for raft in RaftKind::ALL {
+    for raft in RaftKind::SHIPPED {
         let mut let_go = 0;
         for seed in 1..=4u64 {
             let r = run(&quiet(seed, raft, 5 + 2 * (seed as usize % 2), stale()), &RunOptions::limit(LIMIT));
@@ -244,7 +244,7 @@ fn stale_votes_catch_a_raft_that_counts_votes_of_an_earlier_term() {
         println!("{}: another server led the late votes' term in {let_go} of 12 events", raft.name());
         // raft-rs pre-votes: a candidate that hears nothing never gets
         // past its pre-vote to campaign again, and the step gives up.
-        if raft == RaftKind::Ours {
+        if raft == RaftKind::OURS {
             assert!(let_go >= 6, "{}: {let_go} of 12", raft.name());
         }
     }
@@ -266,7 +266,7 @@ fn late_messages_and_returning_leaders_catch_a_raft_that_takes_appends_of_an_ear
         let mut caught = 0;
         for seed in 1..=20u64 {
             let n = 3 + 2 * (seed as usize % 3);
-            let r = run(&quiet(seed, RaftKind::Ours, n, events.clone()), &RunOptions::limit(LIMIT).customized(broken.clone()));
+            let r = run(&quiet(seed, RaftKind::OURS, n, events.clone()), &RunOptions::limit(LIMIT).customized(broken.clone()));
             if let Some(f) = &r.failure {
                 println!("{name}, seed {seed}: {f}");
                 assert!(matches!(f.class, FailureClass::Safety(_) | FailureClass::Panic(_)), "seed {seed}: {f}");
@@ -278,7 +278,7 @@ fn late_messages_and_returning_leaders_catch_a_raft_that_takes_appends_of_an_ear
     }
     for seed in 1..=20u64 {
         let n = 3 + 2 * (seed as usize % 3);
-        let r = run(&quiet(seed, RaftKind::Ours, n, vec![]), &RunOptions::limit(LIMIT).customized(broken.clone()));
+        let r = run(&quiet(seed, RaftKind::OURS, n, vec![]), &RunOptions::limit(LIMIT).customized(broken.clone()));
         assert!(r.passed, "seed {seed} without either fault: {:?}", r.failure);
     }
 }

@@ -8,11 +8,11 @@ macro_rules! on_each_raft {
     ($($test:ident),* $(,)?) => {
         mod ours {
             use kvraft::sim::rafts::RaftKind;
-            $(#[madsim::test] async fn $test() { super::$test(RaftKind::Ours).await })*
+            $(#[madsim::test] async fn $test() { super::$test(RaftKind::OURS).await })*
         }
         mod raft_rs {
             use kvraft::sim::rafts::RaftKind;
-            $(#[madsim::test] async fn $test() { super::$test(RaftKind::RaftRs).await })*
+            $(#[madsim::test] async fn $test() { super::$test(RaftKind::RAFT_RS).await })*
         }
     };
 }
@@ -20,10 +20,9 @@ macro_rules! on_each_raft {
 /// The name the test harness knows a test by, for a test instantiated by
 /// `on_each_raft!` in `module` (e.g. `kv_4a::ours::basic_4a`).
 fn test_name(module: &str, raft: kvraft::sim::rafts::RaftKind, test: &str) -> String {
-    let variant = match raft {
-        kvraft::sim::rafts::RaftKind::Ours => "ours",
-        kvraft::sim::rafts::RaftKind::RaftRs => "raft_rs",
-    };
+    // The module `on_each_raft!` made for it: the Raft's name as a Rust
+    // identifier.
+    let variant = raft.name().replace('-', "_");
     format!("{module}::{variant}::{test}")
 }
 

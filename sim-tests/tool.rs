@@ -19,6 +19,7 @@ use kvraft::campaign::spec::{Action, Faults, NemesisEvent, PartitionStyle, RunSp
 use kvraft::campaign::swarm::{self, swarm_spec};
 use kvraft::campaign::workload::GenericSpec;
 use kvraft::sim::property::Property;
+use kvraft::sim::rafts::{self, RaftInfo, RaftKind};
 
 const LIMIT: Option<Duration> = Some(Duration::from_secs(600));
 
@@ -84,6 +85,10 @@ fn bad_specs_name_file_and_reason() {
     let s = small_swarm(5, vec![NemesisEvent { at_ms: 10, action: Action::Crash { server: 9 } }]);
     let e = RunSpec::from_json_str(&s.to_json_pretty(), "ev.json").unwrap_err();
     assert!(e.contains("nemesis[0]") && e.contains("server 9"), "{e}");
+    let s = swarm_spec(5).with_raft(RaftKind::RAFT_RS).to_json_pretty();
+    assert!(s.contains("\"raft\": \"raft-rs\""), "{s}");
+    let e = RunSpec::from_json_str(&s.replace("\"raft\": \"raft-rs\"", "\"raft\": \"paxos\""), "raft.json").unwrap_err();
+    assert!(e.contains("raft.json") && e.contains("unknown Raft 'paxos'; known: ours, raft-rs"), "{e}");
     let mut s = spec_for("partitions", 1, None).unwrap();
     s.partition = PartitionStyle::Bridge;
     assert!(s.validate().unwrap_err().contains("generic workload supports none, halves and one_way"));
@@ -775,10 +780,10 @@ fn campaign_library_plans_runs_and_groups_failures() {
     assert!(Seeds::range(u64::MAX, 2).list().unwrap_err().contains("past"));
     let swarm = [swarm::SWARM.to_string()];
     let plan = Campaign::new(RunOptions::limit(LIMIT), 2)
-        .scenarios(&swarm, &Seeds::range(1, 8), RaftKind::Ours, Some(Bug::LocalGet))
+        .scenarios(&swarm, &Seeds::range(1, 8), RaftKind::OURS, Some(Bug::LocalGet))
         .unwrap()
         .specs([spec_for("basic", 1, None).unwrap()]);
-    assert!(plan.clone().scenarios(&["nope".to_string()], &Seeds::range(1, 1), RaftKind::Ours, None).is_err());
+    assert!(plan.clone().scenarios(&["nope".to_string()], &Seeds::range(1, 1), RaftKind::OURS, None).is_err());
     assert_eq!(plan.planned().len(), 9);
     let outcome = plan.run(&|_| {});
     assert_eq!((outcome.reports.len(), outcome.planned), (9, 9));
@@ -794,9 +799,45 @@ fn campaign_library_plans_runs_and_groups_failures() {
     // A gate stops after the first batch with a failure.
     let first = outcome.failed()[0].seed;
     let gate = Campaign::new(RunOptions::limit(LIMIT), 2)
-        .scenarios(&swarm, &Seeds::range(first, 8), RaftKind::Ours, Some(Bug::LocalGet))
+        .scenarios(&swarm, &Seeds::range(first, 8), RaftKind::OURS, Some(Bug::LocalGet))
         .unwrap()
         .stop_at_first_failing_batch(2);
     let stopped = gate.run(&|_| {});
     assert!(!stopped.passed() && stopped.reports.len() == 2 && stopped.planned == 8, "{}", stopped.reports.len());
+}
+
+fn twin() -> kvraft::raft::MakeRaft {
+    kvraft::raft::make()
+}
+
+fn another() -> kvraft::raft::MakeRaft {
+    kvraft::raft_rs::make()
+}
+
+/// A Raft registered from outside is named like the shipped ones: parsed,
+/// in run specs, run; names are unique and words.
+#[test]
+fn rafts_register_by_name() {
+    let info = RaftInfo { name: "ours-twin", about: "this crate's Raft under another name", make: twin, appends_at_election: false };
+    let k = rafts::register(info).unwrap();
+    assert_eq!((k.name(), RaftKind::parse("ours-twin")), ("ours-twin", Ok(k)));
+    assert!(RaftKind::all().contains(&k) && RaftKind::all()[..2] == RaftKind::SHIPPED);
+    assert!(RaftKind::known().contains("ours-twin"));
+    // Registering it again (another test of the binary, say) is harmless;
+    // another Raft under its name, or under a shipped one's, is refused.
+    assert_eq!(rafts::register(info), Ok(k));
+    let e = rafts::register(RaftInfo { make: another, ..info }).unwrap_err();
+    assert!(e.contains("already registered as 'ours-twin'"), "{e}");
+    assert!(rafts::register(RaftInfo { name: "ours", ..info }).is_err());
+    assert!(rafts::register(RaftInfo { name: "two words", ..info }).unwrap_err().contains("nonempty word"));
+    // A spec names it, round-trips, and runs it.
+    let spec = swarm_spec(3).with_raft(k);
+    let json = spec.to_json_pretty();
+    assert!(json.contains("\"raft\": \"ours-twin\""), "{json}");
+    assert_eq!(RunSpec::from_json_str(&json, "twin.json").unwrap(), spec);
+    let r = run(&spec, &RunOptions::limit(Some(Duration::from_secs(600))));
+    assert!(r.passed && r.ops > 0, "{:?}", r.failure);
+    // The same seed on the shipped Raft it wraps runs the same run.
+    let same = run(&swarm_spec(3), &RunOptions::limit(Some(Duration::from_secs(600))));
+    assert_eq!(r.trace_hash, same.trace_hash);
 }

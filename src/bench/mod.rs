@@ -440,7 +440,7 @@ pub fn run(opts: &BenchOptions, progress: &dyn Fn(&str)) -> BenchReport {
     let null_rtt_ms = null_rtt_ms();
     progress("the simulator's floor");
     let madsim_floor_msgs_per_s = median((0..3).map(|_| madsim_floor_msgs_per_s(200_000)).collect());
-    let kinds = if opts.rafts.is_empty() { RaftKind::ALL.to_vec() } else { opts.rafts.clone() };
+    let kinds = if opts.rafts.is_empty() { RaftKind::all().to_vec() } else { opts.rafts.clone() };
     let rafts: Vec<RaftFigures> = kinds.into_iter().map(|raft| raft_figures(raft, null_rtt_ms, progress)).collect();
     progress("simulation speed");
     let sim_speedup = median((0..3).map(|_| sim_speedup()).collect());

@@ -252,7 +252,7 @@ impl Default for FuzzArgs {
             start: 1,
             shard: None,
             bug: None,
-            raft: RaftKind::Ours,
+            raft: RaftKind::OURS,
             check_determinism: false,
             save_failures: None,
             time_limit: DEFAULT_TIME_LIMIT_S,

@@ -100,7 +100,7 @@ impl Generic {
             bug: Bug::None,
             disk: DiskFaults::default(),
             clock_drift: 1.0,
-            raft: RaftKind::Ours,
+            raft: RaftKind::OURS,
             bound_ms: self.bound_ms,
             liveness_ms: LIVENESS_MS,
             inject_nondeterminism: false,
@@ -128,7 +128,7 @@ fn leader_churn() -> RunSpec {
         // Now and then a crash flips a bit of a synced record.
         disk: DiskFaults { corrupt_rate: 0.3, ..DiskFaults::default() },
         clock_drift: 1.0,
-        raft: RaftKind::Ours,
+        raft: RaftKind::OURS,
         bound_ms: 0.0,
         liveness_ms: LIVENESS_MS,
         inject_nondeterminism: false,

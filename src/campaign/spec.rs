@@ -76,7 +76,9 @@ pub struct RunSpec {
     /// still come well inside election timeouts).
     #[serde(default = "one", skip_serializing_if = "is_one")]
     pub clock_drift: f64,
-    /// The Raft the servers run: "ours" (the default) or "raft-rs".
+    /// The Raft the servers run, by its registered name: "ours" (the
+    /// default), "raft-rs", or one a user's crate registered
+    /// ([`crate::sim::rafts::register`]).
     #[serde(default, skip_serializing_if = "RaftKind::is_default")]
     pub raft: RaftKind,
     /// Mean virtual ms per completed op the run must stay under.

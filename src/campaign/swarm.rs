@@ -132,7 +132,7 @@ pub fn swarm_spec(seed: u64) -> RunSpec {
         bug: Bug::None,
         disk,
         clock_drift,
-        raft: RaftKind::Ours,
+        raft: RaftKind::OURS,
         bound_ms: 0.0,
         liveness_ms: LIVENESS_MS,
         inject_nondeterminism: false,

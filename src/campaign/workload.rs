@@ -66,7 +66,7 @@ impl GenericSpec {
             duplicate_rate: 0.0,
             one_way: false,
             bug: Bug::None,
-            raft: RaftKind::Ours,
+            raft: RaftKind::OURS,
             inline_checks: true,
             faults: None,
         }
