@@ -841,3 +841,24 @@ fn rafts_register_by_name() {
     let same = run(&swarm_spec(3), &RunOptions::limit(Some(Duration::from_secs(600))));
     assert_eq!(r.trace_hash, same.trace_hash);
 }
+
+/// A user's binary is `kvraft::cli::main_with(&[its Raft])`: the same
+/// commands, its Raft named by `--raft`, reproduce commands naming it.
+/// Here in-process, through `run_with` (what `main_with` runs).
+#[test]
+fn the_command_line_runs_a_registered_raft() {
+    use kvraft::cli::run_with;
+    use kvraft::sim::context::cli_command_for;
+    use std::process::ExitCode;
+    let twin = RaftInfo { name: "ours-twin", about: "this crate's Raft under another name", make: twin, appends_at_election: false };
+    let code = |args: &[&str]| run_with(&[twin], std::iter::once("sim").chain(args.iter().copied()));
+    assert_eq!(code(&["run", "swarm", "--seed", "3", "--raft", "ours-twin"]), ExitCode::SUCCESS);
+    assert_eq!(code(&["fuzz", "--swarm", "--seeds", "2", "--raft", "ours-twin", "--jobs", "1"]), ExitCode::SUCCESS);
+    // Bad input: exit code 2, the process goes on.
+    assert_eq!(code(&["run", "swarm", "--seed", "3", "--raft", "nope"]), ExitCode::from(2));
+    assert_eq!(run_with(&[RaftInfo { name: "ours", ..twin }], ["sim", "list"]), ExitCode::from(2));
+    // Reproduce commands name the binary they came from.
+    assert_eq!(cli_command_for("/work/target/release/kvraft"), "cargo run --release --");
+    assert_eq!(cli_command_for("/work/target/release/sim"), "cargo run --release --bin sim --");
+    assert_eq!(cli_command_for("/work/target/release/examples/demo"), "cargo run --release --example demo --");
+}

@@ -7,7 +7,8 @@
 //! linearizability checker, which needs nothing else of the crate); [`sim`]
 //! (the simulated world: network, faults, clusters); [`campaign`] (run specs,
 //! their executor, campaigns, shrinking, reports); [`bench`] (the speed
-//! figures).
+//! figures); [`cli`] (the command line, for this crate's `kvraft` and for a
+//! user's own binary).
 
 pub mod net;
 pub mod raft;
@@ -17,3 +18,4 @@ pub mod check;
 pub mod sim;
 pub mod campaign;
 pub mod bench;
+pub mod cli;

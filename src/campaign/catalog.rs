@@ -366,7 +366,7 @@ pub fn spec_for(name: &str, seed: u64, bug: Option<Bug>) -> Result<RunSpec, Stri
 /// The shortest command that replays `spec`: by name and seed when the name
 /// and seed generate exactly this spec, else from a spec file.
 pub fn replay_command(spec: &RunSpec) -> String {
-    replay_by_name(spec).unwrap_or_else(|| "cargo run --release -- run --spec FILE (the spec saved by --save-failures or shrink --out)".to_string())
+    replay_by_name(spec).unwrap_or_else(|| format!("{} run --spec FILE (the spec saved by --save-failures or shrink --out)", crate::sim::context::cli_command()))
 }
 
 /// The command that replays `spec` by scenario name and seed, if that
@@ -378,7 +378,7 @@ pub fn replay_by_name(spec: &RunSpec) -> Option<String> {
         Ok(s) if s == *spec || (s.nemesis.is_none() && nemesis::materialize(&s) == *spec) => {
             let bug_arg = bug.map(|b| format!(" --bug {}", spec::bug_to_str(b))).unwrap_or_default();
             let raft_arg = if spec.raft.is_default() { String::new() } else { format!(" --raft {}", spec.raft.name()) };
-            Some(format!("cargo run --release -- run {} --seed {}{bug_arg}{raft_arg}", spec.scenario, spec.seed))
+            Some(format!("{} run {} --seed {}{bug_arg}{raft_arg}", crate::sim::context::cli_command(), spec.scenario, spec.seed))
         }
         _ => None,
     }

@@ -391,7 +391,7 @@ fn save_spec(spec: &RunSpec, r: &mut RunReport) {
     let path = dir.join(format!("{}-{}.spec.json", spec.scenario.replace("::", "."), spec.seed));
     let written = std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&path, spec.to_json_pretty() + "\n"));
     match written {
-        Ok(()) => r.reproduce = format!("cargo run --release -- run --spec {}", path.display()),
+        Ok(()) => r.reproduce = format!("{} run --spec {}", crate::sim::context::cli_command(), path.display()),
         Err(e) => eprintln!("could not write the failing run's spec {}: {e}", path.display()),
     }
 }

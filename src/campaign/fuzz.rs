@@ -288,7 +288,7 @@ impl std::fmt::Display for Shrunk {
             Shrunk::Written { path, runs, removed } => {
                 let removed = if removed.is_empty() { "nothing removed".to_string() } else { removed.join(", ") };
                 let p = path.display();
-                write!(f, "{p} ({runs} runs; {removed}); replay: cargo run --release -- run --spec {p}")
+                write!(f, "{p} ({runs} runs; {removed}); replay: {} run --spec {p}", crate::sim::context::cli_command())
             }
             Shrunk::Not(why) => f.write_str(why),
         }

@@ -39,6 +39,37 @@ pub fn test_binary_name() -> String {
     }
 }
 
+static CLI_COMMAND: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Records which binary the command line runs as (`argv[0]`), for the
+/// reproduce commands it prints (see [`cli_command`]). Set once.
+pub fn set_cli_command(argv0: &str) {
+    let _ = CLI_COMMAND.set(cli_command_for(argv0));
+}
+
+/// The command that runs the binary at `argv0` again through cargo: this
+/// crate's `kvraft` is the package's default binary; another is named with
+/// `--bin`, or `--example` if it is one.
+pub fn cli_command_for(argv0: &str) -> String {
+    let path = std::path::Path::new(argv0);
+    let stem = path.file_stem().and_then(|f| f.to_str()).unwrap_or("");
+    let example = path.parent().and_then(|d| d.file_name()).is_some_and(|d| d == "examples");
+    match stem {
+        "" | "kvraft" => "cargo run --release --".to_string(),
+        name if example => format!("cargo run --release --example {name} --"),
+        bin => format!("cargo run --release --bin {bin} --"),
+    }
+}
+
+/// The start of a command that runs this process's command line again:
+/// `cargo run --release --` for this crate's `kvraft`, `cargo run
+/// --release --bin NAME --` for a user's binary made with
+/// `kvraft::cli::main_with` (and for anything else, such as a test
+/// binary, the former).
+pub fn cli_command() -> String {
+    CLI_COMMAND.get().cloned().unwrap_or_else(|| "cargo run --release --".to_string())
+}
+
 /// The command that reruns test `name` of this test binary with `seed`.
 pub fn reproduce_command(name: &str, seed: u64) -> String {
     CONTEXT.with(|c| c.borrow().reproduce.clone()).unwrap_or_else(|| {
