@@ -862,3 +862,23 @@ fn the_command_line_runs_a_registered_raft() {
     assert_eq!(cli_command_for("/work/target/release/sim"), "cargo run --release --bin sim --");
     assert_eq!(cli_command_for("/work/target/release/examples/demo"), "cargo run --release --example demo --");
 }
+
+/// A campaign in a test: `Outcome::verdict` is Ok when every run passed,
+/// and otherwise says each failure class, its first seed and the command
+/// that reproduces it (naming the Raft when it is not the default).
+#[test]
+fn a_campaign_in_a_test_fails_with_class_seed_and_reproduce_command() {
+    use kvraft::campaign::fuzz::{Campaign, Seeds};
+    let twin = rafts::register(RaftInfo { name: "ours-twin", about: "this crate's Raft under another name", make: twin, appends_at_election: false }).unwrap();
+    let swarm = vec![swarm::SWARM.to_string()];
+    let opts = || RunOptions::limit(Some(Duration::from_secs(600)));
+    let ok = Campaign::new(opts(), 2).scenarios(&swarm, &Seeds::range(1, 4), twin, None).unwrap().run(&|_| {});
+    assert_eq!(ok.verdict(), Ok(()));
+    let bad = Campaign::new(opts(), 2).scenarios(&swarm, &Seeds::range(1, 4), twin, Some(Bug::NoDedup)).unwrap().run(&|_| {});
+    let e = bad.verdict().unwrap_err();
+    let first = bad.failed()[0];
+    let class = first.failure.as_ref().unwrap().class.to_string();
+    assert!(e.contains(&format!("- {class} (")) && e.contains(&format!("first: swarm seed {}:", first.seed)), "{e}");
+    let reproduce = format!("reproduce: cargo run --release -- run swarm --seed {} --bug no-dedup --raft ours-twin", first.seed);
+    assert!(e.contains(&reproduce), "{e}");
+}

@@ -195,6 +195,39 @@ pub struct Outcome {
 pub const LISTED: usize = 20;
 
 impl Outcome {
+    /// For a test: Ok if every run passed; otherwise, for each failure
+    /// class, how many runs failed that way, the first one's seed and
+    /// failure, and the command that reproduces it.
+    ///
+    /// ```ignore
+    /// #[test]
+    /// fn swarm_passes_on_mine() {
+    ///     let mine = kvraft::sim::rafts::register(MINE).unwrap();
+    ///     let outcome = Campaign::new(RunOptions::limit(None), 2)
+    ///         .scenarios(&["swarm".to_string()], &Seeds::range(1, 200), mine, None)
+    ///         .unwrap()
+    ///         .run(&|_| {});
+    ///     if let Err(e) = outcome.verdict() {
+    ///         panic!("{e}");
+    ///     }
+    /// }
+    /// ```
+    pub fn verdict(&self) -> Result<(), String> {
+        let classes = self.classes();
+        if classes.is_empty() {
+            return Ok(());
+        }
+        let mut out = format!("{} of {} runs failed:", self.failed().len(), self.reports.len());
+        for c in classes {
+            let f = c.first.failure.as_ref().map(|f| f.to_string()).unwrap_or_default();
+            out += &format!(
+                "\n- {} ({} runs); first: {} seed {}: {f}\n  reproduce: {}",
+                c.class, c.count, c.first.scenario, c.first.seed, c.first.reproduce
+            );
+        }
+        Err(out)
+    }
+
     /// The runs that failed.
     pub fn failed(&self) -> Vec<&RunReport> {
         self.reports.iter().filter(|r| !r.passed).collect()
