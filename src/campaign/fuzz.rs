@@ -203,6 +203,8 @@ impl Outcome {
     /// #[test]
     /// fn swarm_passes_on_mine() {
     ///     let mine = kvraft::sim::rafts::register(MINE).unwrap();
+    ///     // Reproduce commands name the binary made with `cli::main_with`.
+    ///     kvraft::sim::context::set_cli_command("sim");
     ///     let outcome = Campaign::new(RunOptions::limit(None), 2)
     ///         .scenarios(&["swarm".to_string()], &Seeds::range(1, 200), mine, None)
     ///         .unwrap()
