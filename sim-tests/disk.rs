@@ -443,11 +443,15 @@ fn split_votes_catch_a_server_that_forgets_its_vote_at_restart() {
     }
 }
 
-/// Six crashes of a follower caught writing log entries, just before they
-/// are durable, each back 20 ms later, on a slow disk (syncs of 20-60 ms).
-fn append_crashes(target: WriteTarget) -> Vec<NemesisEvent> {
-    let action = Action::CrashAtWrite { write: WriteKind::Append, moment: WriteMoment::Before, target, down_ms: 20 };
+/// `action` six times, 900 ms apart from 500 ms on.
+fn six(action: Action) -> Vec<NemesisEvent> {
     (0..6).map(|k| NemesisEvent { at_ms: 500 + 900 * k, action: action.clone() }).collect()
+}
+
+/// Six crashes of a follower caught writing log entries, just before they
+/// are durable, each back 20 ms later.
+fn append_crashes(target: WriteTarget) -> Vec<NemesisEvent> {
+    six(Action::CrashAtWrite { write: WriteKind::Append, moment: WriteMoment::Before, target, down_ms: 20 })
 }
 
 /// Crashes at log writes catch a driver that acknowledges entries before
@@ -483,9 +487,7 @@ fn crashes_at_log_writes_catch_a_driver_that_acknowledges_before_durable() {
             );
             caught += 1;
         }
-        let leader: Vec<NemesisEvent> =
-            (0..6).map(|k| NemesisEvent { at_ms: 500 + 900 * k, action: Action::CrashLeader { down_ms: 20 } }).collect();
-        let r = run(&spec(seed, RaftKind::OURS, leader), &RunOptions::limit(LIMIT).customized(broken.clone()));
+        let r = run(&spec(seed, RaftKind::OURS, six(Action::CrashLeader { down_ms: 20 })), &RunOptions::limit(LIMIT).customized(broken.clone()));
         plain += r.failure.is_some() as u32;
     }
     println!("crashes at log writes caught it in {caught} of 10 seeds, leader crashes at the same moments in {plain}");

@@ -810,6 +810,10 @@ fn twin() -> kvraft::raft::MakeRaft {
     kvraft::raft::make()
 }
 
+/// This crate's Raft registered again under another name, as a user's
+/// crate registers its own.
+const TWIN: RaftInfo = RaftInfo { name: "ours-twin", about: "this crate's Raft under another name", make: twin, appends_at_election: false };
+
 fn another() -> kvraft::raft::MakeRaft {
     kvraft::raft_rs::make()
 }
@@ -818,7 +822,7 @@ fn another() -> kvraft::raft::MakeRaft {
 /// in run specs, run; names are unique and words.
 #[test]
 fn rafts_register_by_name() {
-    let info = RaftInfo { name: "ours-twin", about: "this crate's Raft under another name", make: twin, appends_at_election: false };
+    let info = TWIN;
     let k = rafts::register(info).unwrap();
     assert_eq!((k.name(), RaftKind::parse("ours-twin")), ("ours-twin", Ok(k)));
     assert!(RaftKind::all().contains(&k) && RaftKind::all()[..2] == RaftKind::SHIPPED);
@@ -850,7 +854,7 @@ fn the_command_line_runs_a_registered_raft() {
     use kvraft::cli::run_with;
     use kvraft::sim::context::cli_command_for;
     use std::process::ExitCode;
-    let twin = RaftInfo { name: "ours-twin", about: "this crate's Raft under another name", make: twin, appends_at_election: false };
+    let twin = TWIN;
     let code = |args: &[&str]| run_with(&[twin], std::iter::once("sim").chain(args.iter().copied()));
     assert_eq!(code(&["run", "swarm", "--seed", "3", "--raft", "ours-twin"]), ExitCode::SUCCESS);
     assert_eq!(code(&["fuzz", "--swarm", "--seeds", "2", "--raft", "ours-twin", "--jobs", "1"]), ExitCode::SUCCESS);
@@ -869,7 +873,7 @@ fn the_command_line_runs_a_registered_raft() {
 #[test]
 fn a_campaign_in_a_test_fails_with_class_seed_and_reproduce_command() {
     use kvraft::campaign::fuzz::{Campaign, Seeds};
-    let twin = rafts::register(RaftInfo { name: "ours-twin", about: "this crate's Raft under another name", make: twin, appends_at_election: false }).unwrap();
+    let twin = rafts::register(TWIN).unwrap();
     let swarm = vec![swarm::SWARM.to_string()];
     let opts = || RunOptions::limit(Some(Duration::from_secs(600)));
     let ok = Campaign::new(opts(), 2).scenarios(&swarm, &Seeds::range(1, 4), twin, None).unwrap().run(&|_| {});

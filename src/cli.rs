@@ -96,7 +96,7 @@ struct BenchArgs {
     /// Skip time to first failure of the deliberately broken servers.
     #[arg(long)]
     skip_ttff: bool,
-    /// Measure only this Raft (ours or raft-rs); repeatable. Default: both, side by side.
+    /// Measure only this Raft (ours, raft-rs, or one this binary registered); repeatable. Default: every registered Raft, side by side.
     #[arg(long = "raft", value_parser = RaftKind::parse)]
     rafts: Vec<RaftKind>,
     /// Wall-clock repetitions per checker figure (the median is reported).
@@ -141,7 +141,7 @@ struct Target {
     /// A deliberately broken server: local-get or no-dedup.
     #[arg(long, value_parser = spec::parse_bug)]
     bug: Option<Bug>,
-    /// The Raft the servers run: ours or raft-rs (with a spec file: replaces the file's).
+    /// The Raft the servers run: ours, raft-rs, or one this binary registered (with a spec file: replaces the file's).
     #[arg(long, value_parser = RaftKind::parse)]
     raft: Option<RaftKind>,
     /// Virtual-time limit of a run, in seconds.
@@ -207,7 +207,7 @@ struct FuzzArgs {
     /// A deliberately broken server in every run: local-get or no-dedup.
     #[arg(long, value_parser = spec::parse_bug)]
     bug: Option<Bug>,
-    /// The Raft every run's servers run: ours (default) or raft-rs.
+    /// The Raft every run's servers run: ours (default), raft-rs, or one this binary registered.
     #[arg(long, value_parser = RaftKind::parse, default_value = "ours")]
     raft: RaftKind,
     /// Run each seed twice and fail it if the two traces differ.

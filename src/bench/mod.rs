@@ -445,7 +445,7 @@ pub fn run(opts: &BenchOptions, progress: &dyn Fn(&str)) -> BenchReport {
     let null_rtt_ms = null_rtt_ms();
     progress("the simulator's floor");
     let madsim_floor_msgs_per_s = median((0..3).map(|_| madsim_floor_msgs_per_s(200_000)).collect());
-    let kinds = if opts.rafts.is_empty() { RaftKind::all().to_vec() } else { opts.rafts.clone() };
+    let kinds = if opts.rafts.is_empty() { RaftKind::all() } else { opts.rafts.clone() };
     let rafts: Vec<RaftFigures> = kinds.into_iter().map(|raft| raft_figures(raft, null_rtt_ms, progress)).collect();
     progress("simulation speed");
     let sim_speedup = median((0..3).map(|_| sim_speedup()).collect());
@@ -533,11 +533,6 @@ fn throughput_rows(raft: RaftKind, clerks: &[usize], disk: DiskFaults, progress:
         });
     }
     rows
-}
-
-/// Swarm seeds per wall minute: `n` seeds from 1 on 2 jobs.
-pub fn swarm_seeds_per_min(raft: RaftKind, n: u64) -> f64 {
-    swarm_speed(raft, n).seeds_per_min
 }
 
 /// How fast a swarm campaign goes: `n` seeds from 1 on 2 jobs.
